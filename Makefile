@@ -1,0 +1,36 @@
+# lens_hf: `make demo` runs the whole job on a small built-in default, `make test` runs the test suite.
+PYTHON ?= python3
+PIP := $(PYTHON) -m pip
+DEMO ?= demo_run
+# Small defaults so the demo finishes in a few minutes on a laptop CPU; override e.g. `make demo DEMO_PER_CLASS=2000`.
+DEMO_PER_CLASS ?= 300
+DEMO_EPOCHS ?= 6
+
+.PHONY: install install-test demo test lint bench clean-demo
+
+# torch first, pinned to the CPU build: a bare `torch` requirement would pull a multi-GB CUDA build.
+install:
+	@$(PYTHON) -c "import torch, sys; sys.exit(0 if torch.__version__.startswith('2.13') else 1)" 2>/dev/null || $(PIP) install torch==2.13.0
+	$(PIP) install -e .
+
+install-test:
+	@$(PYTHON) -c "import torch, sys; sys.exit(0 if torch.__version__.startswith('2.13') else 1)" 2>/dev/null || $(PIP) install torch==2.13.0
+	$(PIP) install -e ".[test]"
+
+demo: install
+	lens-hf simulate --preset model_i --per-class $(DEMO_PER_CLASS) --seed 1 --format hf --splits 0.8,0.2,0 --out $(DEMO)/train_data
+	lens-hf train --recipe vit_spt_lsa --dataset $(DEMO)/train_data --output_dir $(DEMO)/model --num_train_epochs $(DEMO_EPOCHS)
+	lens-hf simulate --preset model_i --per-class 100 --seed 2 --format deeplense --out $(DEMO)/test_set
+	lens-hf evaluate --model $(DEMO)/model --data $(DEMO)/test_set --out $(DEMO)/eval
+	lens-hf predict --model $(DEMO)/model $(DEMO)/test_set/cdm --output $(DEMO)/predictions.csv
+	@echo "demo done: see $(DEMO)/eval/metrics.json, $(DEMO)/eval/roc.png, $(DEMO)/predictions.csv"
+
+test: install-test
+	$(PYTHON) -m pytest -q
+
+lint:
+	ruff check lens_hf recipes tests benchmarks
+	ruff format --check lens_hf recipes tests benchmarks
+
+clean-demo:
+	rm -rf $(DEMO)
