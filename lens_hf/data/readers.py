@@ -30,7 +30,12 @@ from lens_hf.labels import ALIASES, LABEL2ID, canonical_label
 from lens_hf.processing.file_io import LensFileError, is_image_file, normalize_image, read_image
 
 # Split folder names (lower case) and the split each stands for.
-SPLIT_FOLDERS: dict[str, str] = {"train": "train", "val": "validation", "validation": "validation", "test": "test"}
+SPLIT_FOLDERS: dict[str, str] = {
+    "train": "train",
+    "val": "validation",
+    "validation": "validation",
+    "test": "test",
+}
 SPLIT_ORDER: tuple[str, ...] = ("train", "validation", "test")
 METADATA_FILE = "metadata.csv"
 
@@ -61,7 +66,7 @@ def _images_under(folder: Path) -> list[Path]:
 
 
 def _has_images(folder: Path) -> bool:
-    for dirpath, dirnames, filenames in os.walk(folder):
+    for _, dirnames, filenames in os.walk(folder):
         dirnames[:] = [d for d in dirnames if _visible(d)]
         if any(_visible(f) and is_image_file(f) for f in filenames):
             return True
@@ -76,13 +81,19 @@ def _children(folder: Path) -> tuple[list[Path], list[Path]]:
     return dirs, files
 
 
+def _is_known_folder(name: str) -> bool:
+    return name.lower() in SPLIT_FOLDERS or canonical_label(name) is not None
+
+
 def _accepted_aliases() -> str:
     return ", ".join(sorted(ALIASES))
 
 
 def _unknown_folders_error(where: Path, names: Sequence[str], expected: str) -> LensHFError:
     listed = ", ".join(repr(n) for n in names)
-    return LensHFError(f"{where}: unknown {expected} folder name(s) {listed}; accepted class folder names: {_accepted_aliases()}")
+    return LensHFError(
+        f"{where}: unknown {expected} folder name(s) {listed}; accepted class folder names: {_accepted_aliases()}"
+    )
 
 
 def _class_records(folder: Path, split: str | None) -> list[Record]:
@@ -128,7 +139,9 @@ def read_metadata_csv(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
         with open(p, newline="", encoding="utf-8") as f:
             reader = csv.DictReader(f)
             if reader.fieldnames is None or "path" not in reader.fieldnames:
-                raise LensHFError(f"{p}: metadata file has no 'path' column (columns: {', '.join(reader.fieldnames or [])})")
+                raise LensHFError(
+                    f"{p}: metadata file has no 'path' column (columns: {', '.join(reader.fieldnames or [])})"
+                )
             table: dict[str, dict[str, Any]] = {}
             for row in reader:
                 rel = (row.pop("path") or "").strip()
@@ -165,7 +178,9 @@ def scan_folder(root: str | os.PathLike) -> list[Record]:
     records: list[Record] = []
     if split_dirs:
         if files:
-            raise LensHFError(f"{root_path}: image files (e.g. {files[0].name}) lie next to the split folders; move them into split/class folders")
+            raise LensHFError(
+                f"{root_path}: image files (e.g. {files[0].name}) lie next to the split folders; move them into split/class folders"
+            )
         unknown = [d.name for d in dirs if d not in split_dirs and _has_images(d)]
         if unknown:
             raise LensHFError(
@@ -176,7 +191,9 @@ def scan_folder(root: str | os.PathLike) -> list[Record]:
         for d in split_dirs:
             split = SPLIT_FOLDERS[d.name.lower()]
             if split in seen:
-                raise LensHFError(f"{root_path}: split folders {seen[split]!r} and {d.name!r} both mean {split!r}")
+                raise LensHFError(
+                    f"{root_path}: split folders {seen[split]!r} and {d.name!r} both mean {split!r}"
+                )
             seen[split] = d.name
             records.extend(_class_records(d, split))
     elif class_dirs:
@@ -187,11 +204,17 @@ def scan_folder(root: str | os.PathLike) -> list[Record]:
                 f"{root_path}: image files (e.g. {files[0].name}) lie directly in the folder without class "
                 f"folders; put them into class sub-folders named after their class (e.g. no_sub/, cdm/, axion/)"
             )
-        unknown = [d.name for d in dirs if _has_images(d)]
+        unknown = [d for d in dirs if _has_images(d)]
         if unknown:
-            raise _unknown_folders_error(root_path, unknown, "class")
+            err = _unknown_folders_error(root_path, [d.name for d in unknown], "class")
+            nested = [d for d in unknown if any(_is_known_folder(c.name) for c in _children(d)[0])]
+            if nested:
+                err = LensHFError(f"{err}; did you mean {nested[0]}?")
+            raise err
     if not records:
-        raise LensHFError(f"{root_path}: no image files found (readable suffixes: .npy, .npz, .fits, .fit, .png, .tif, .tiff)")
+        raise LensHFError(
+            f"{root_path}: no image files found (readable suffixes: .npy, .npz, .fits, .fit, .png, .tif, .tiff)"
+        )
 
     meta_file = root_path / METADATA_FILE
     if meta_file.is_file():
@@ -202,7 +225,13 @@ def scan_folder(root: str | os.PathLike) -> list[Record]:
                 rec.meta.update(row)
 
     split_rank = {name: i for i, name in enumerate(SPLIT_ORDER)}
-    records.sort(key=lambda r: (split_rank.get(r.split, -1), LABEL2ID[r.label], Path(r.path).relative_to(root_path).as_posix()))
+    records.sort(
+        key=lambda r: (
+            split_rank.get(r.split, -1),
+            LABEL2ID[r.label],
+            Path(r.path).relative_to(root_path).as_posix(),
+        )
+    )
     return records
 
 

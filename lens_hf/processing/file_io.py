@@ -98,9 +98,15 @@ def _read_npy_stream(f: io.BufferedIOBase, source: str, nbytes: int, max_pixels:
             shape, fortran, dtype = fmt.read_array_header_1_0(f)
         elif version == (2, 0):
             shape, fortran, dtype = fmt.read_array_header_2_0(f)
+        elif version == (3, 0):
+            # (3, 0): utf-8 header; NumPy has no public reader for it (private name moved in NumPy 2).
+            impl = getattr(np.lib.format, "_read_array_header", None) or np.lib._format_impl._read_array_header
+            shape, fortran, dtype = impl(f, version)
         else:
-            shape, fortran, dtype = fmt._read_array_header(f, version)  # (3, 0): utf-8 header, no public reader
-    except (ValueError, OSError, SyntaxError, EOFError) as err:
+            raise LensFileError(source, f"unsupported .npy format version {version}")
+    except (ValueError, OSError, SyntaxError, EOFError, AttributeError, TypeError) as err:
+        if isinstance(err, LensFileError):
+            raise
         raise LensFileError(source, f"not a valid .npy file ({_short(err)})") from None
     count = math.prod(shape)
     if dtype.hasobject:

@@ -1,0 +1,205 @@
+"""Save a classifier as a self-contained model folder, and load it back as a lensing pipeline.
+
+A folder written by :func:`save_model_folder` holds ``config.json`` (with ``custom_pipelines``),
+``model.safetensors``, ``preprocessor_config.json`` (with ``auto_map``) and the code files of the processor,
+the pipeline and, for lens_hf's own models, the model; so
+
+    pipeline("image-classification", model=folder, trust_remote_code=True)
+
+gives :class:`LensImageClassificationPipeline` in a Python where lens_hf is not installed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from transformers import PreTrainedConfig, PreTrainedModel, pipeline
+
+from .image_processing_lens import LensImageProcessor
+from .pipeline_lens import LensImageClassificationPipeline, register_pipeline
+
+logger = logging.getLogger(__name__)
+
+TASK = "image-classification"
+CODE_FILES: tuple[str, ...] = ("image_processing_lens.py", "pipeline_lens.py", "file_io.py")
+_CORE_FILES: tuple[str, ...] = ("config.json", "preprocessor_config.json", *CODE_FILES)
+_MISSING = object()
+
+
+def _is_lens_hf_class(obj: Any) -> bool:
+    return type(obj).__module__.split(".")[0] == "lens_hf"
+
+
+def _weight_files(folder: Path) -> list[str]:
+    return sorted(
+        p.name
+        for p in folder.iterdir()
+        if p.name.endswith(".safetensors") or p.name == "model.safetensors.index.json"
+    )
+
+
+def _check_folder(folder: Path, model: PreTrainedModel) -> list[str]:
+    """Verify a freshly written folder; returns its file names. Raises RuntimeError naming what is missing."""
+    names = sorted(p.name for p in folder.iterdir())
+    missing = [name for name in _CORE_FILES if name not in names]
+    if not _weight_files(folder):
+        missing.append("model.safetensors")
+    if any(name.endswith((".bin", ".pt", ".pth", ".pkl")) for name in names):
+        raise RuntimeError(f"{folder}: pickle-based weight files were written ({', '.join(names)})")
+    if _is_lens_hf_class(model):
+        code = {Path(file).name for file in _module_files(model) + _module_files(model.config)}
+        missing += sorted(code - set(names))
+    if missing:
+        raise RuntimeError(f"{folder}: incomplete model folder, missing {', '.join(missing)}")
+    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    impl = config.get("custom_pipelines", {}).get(TASK, {}).get("impl")
+    if impl != "pipeline_lens.LensImageClassificationPipeline":
+        raise RuntimeError(
+            f"{folder}: config.json does not name the lensing pipeline (custom_pipelines={config.get('custom_pipelines')})"
+        )
+    processor = json.loads((folder / "preprocessor_config.json").read_text(encoding="utf-8"))
+    if processor.get("auto_map", {}).get("AutoImageProcessor") != "image_processing_lens.LensImageProcessor":
+        raise RuntimeError(f"{folder}: preprocessor_config.json has no auto_map for LensImageProcessor")
+    return names
+
+
+def _module_files(obj: Any) -> list[str]:
+    module = sys.modules[type(obj).__module__]
+    return [module.__file__] if getattr(module, "__file__", None) else []
+
+
+def _write_extra(folder: Path, extra_files: dict[str, bytes]) -> None:
+    for name, data in extra_files.items():
+        rel = Path(name)
+        if rel.is_absolute() or ".." in rel.parts or not rel.parts:
+            raise ValueError(f"extra file name {name!r} must be a relative path inside the model folder")
+        target = folder / rel
+        if target.exists() or rel.name.endswith(".safetensors"):
+            raise ValueError(f"extra file {name!r} would overwrite a file the model folder needs")
+        if not isinstance(data, (bytes, bytearray)):
+            raise TypeError(f"extra file {name!r}: expected bytes, got {type(data).__name__}")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(bytes(data))
+
+
+def _replace_folder(tmp: Path, out: Path) -> None:
+    """Move the complete ``tmp`` folder to ``out``; an existing ``out`` is removed only after the move."""
+    if not out.exists():
+        os.replace(tmp, out)
+        return
+    if not out.is_dir():
+        raise FileExistsError(f"{out} exists and is not a folder")
+    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+    old.rmdir()
+    os.replace(out, old)
+    try:
+        os.replace(tmp, out)
+    except BaseException:
+        os.replace(old, out)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def save_model_folder(
+    model: PreTrainedModel,
+    processor: LensImageProcessor,
+    out_dir: str | os.PathLike,
+    *,
+    extra_files: dict[str, bytes] | None = None,
+) -> Path:
+    """Write ``model`` + ``processor`` (+ ``extra_files``, name -> bytes) as a loadable folder at ``out_dir``.
+
+    Everything is written into a temporary sibling folder, checked, and only then moved to ``out_dir``, which
+    it replaces as a whole if it exists: ``out_dir`` is never left half-written. Weights are safetensors only.
+    Returns the absolute path of the folder.
+    """
+    # By name: a processor loaded through remote code is the same class from another module.
+    if type(processor).__name__ != LensImageProcessor.__name__:
+        raise TypeError(f"processor must be a LensImageProcessor, got {type(processor).__name__}")
+    out = Path(out_dir).expanduser().absolute()
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out} exists and is not a folder")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)  # mkdtemp makes it private; the final folder gets the usual permissions
+    try:
+        if _is_lens_hf_class(model):
+            model.register_for_auto_class("AutoModelForImageClassification")
+            model.config.register_for_auto_class()
+        processor.register_for_auto_class()
+        register_pipeline()
+        pipe = LensImageClassificationPipeline(model=model, image_processor=processor, task=TASK)
+        # pipe.save_pretrained records the pipeline in model.config; keep the caller's config as it was so
+        # later checkpoints (which carry no pipeline code) do not point at it.
+        previous = model.config.__dict__.get("custom_pipelines", _MISSING)
+        try:
+            pipe.save_pretrained(tmp)
+        finally:
+            if previous is _MISSING:
+                model.config.__dict__.pop("custom_pipelines", None)
+            else:
+                model.config.custom_pipelines = previous
+        if extra_files:
+            _write_extra(tmp, extra_files)
+        _check_folder(tmp, model)
+        _replace_folder(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def load_pipeline(
+    model_or_path: str | os.PathLike | PreTrainedModel,
+    processor: LensImageProcessor | None = None,
+    **kwargs: Any,
+) -> LensImageClassificationPipeline:
+    """A :class:`LensImageClassificationPipeline` for a saved folder or an in-memory model.
+
+    ``processor`` defaults to the folder's ``preprocessor_config.json`` (or, for a model object or a folder
+    without a lensing processor, one sized from ``config.image_size`` / ``config.num_channels``). Other keyword
+    arguments go to :func:`transformers.pipeline` (``device``, ``batch_size``, ``trust_remote_code``, ...).
+    """
+    if isinstance(model_or_path, (str, os.PathLike)):
+        folder = Path(model_or_path)
+        if processor is None:
+            processor = _folder_processor(folder)
+        model: Any = str(folder)
+    else:
+        model = model_or_path
+        if processor is None:
+            processor = processor_for_config(model.config)
+    return pipeline(
+        TASK, model=model, image_processor=processor, pipeline_class=LensImageClassificationPipeline, **kwargs
+    )
+
+
+def processor_for_config(config: PreTrainedConfig) -> LensImageProcessor:
+    """Default processor for a model config: its ``image_size`` and ``num_channels``, min-max normalisation."""
+    size = getattr(config, "image_size", 150)
+    return LensImageProcessor(size=size, num_channels=int(getattr(config, "num_channels", 1)))
+
+
+def _folder_processor(folder: Path) -> LensImageProcessor:
+    config_file = folder / "preprocessor_config.json"
+    if config_file.is_file():
+        saved = json.loads(config_file.read_text(encoding="utf-8"))
+        if saved.get("image_processor_type") == LensImageProcessor.__name__:
+            return LensImageProcessor.from_pretrained(folder)
+    config_json = folder / "config.json"
+    if not config_json.is_file():
+        raise FileNotFoundError(f"{folder}: not a model folder (no config.json)")
+    logger.warning("%s has no LensImageProcessor config; using one built from config.json", folder)
+    return processor_for_config(PreTrainedConfig.from_json_file(str(config_json)))
+
+
+__all__ = ["CODE_FILES", "TASK", "load_pipeline", "processor_for_config", "save_model_folder"]
