@@ -1,12 +1,15 @@
 """Save a classifier as a self-contained model folder, and load it back as a lensing pipeline.
 
-A folder written by :func:`save_model_folder` holds ``config.json`` (with ``custom_pipelines``),
-``model.safetensors``, ``preprocessor_config.json`` (with ``auto_map``) and the code files of the processor,
-the pipeline and, for lens_hf's own models, the model; so
+A folder written by :func:`save_model_folder` holds ``config.json``, ``model.safetensors``,
+``preprocessor_config.json`` (with ``auto_map``) and the code files of the processor. For lens_hf's own models
+it also holds the model code and the pipeline (``custom_pipelines`` in config.json), so
 
     pipeline("image-classification", model=folder, trust_remote_code=True)
 
-gives :class:`LensImageClassificationPipeline` in a Python where lens_hf is not installed.
+gives :class:`LensImageClassificationPipeline` (which reads .npy/.fits paths) in a Python where lens_hf is not
+installed, while ``pipeline("image-classification", model=folder)`` works without ``trust_remote_code`` where
+lens_hf is imported. Stock ViT/DeiT/Swin/ResNet folders carry no pipeline entry (see ``save_model_folder``):
+they load anywhere, classify arrays with ``trust_remote_code=True``, and read file paths where lens_hf is imported.
 """
 
 from __future__ import annotations
@@ -48,7 +51,8 @@ def _weight_files(folder: Path) -> list[str]:
 def _check_folder(folder: Path, model: PreTrainedModel) -> list[str]:
     """Verify a freshly written folder; returns its file names. Raises RuntimeError naming what is missing."""
     names = sorted(p.name for p in folder.iterdir())
-    missing = [name for name in _CORE_FILES if name not in names]
+    required = _CORE_FILES if _is_lens_hf_class(model) else ("config.json", "preprocessor_config.json", "image_processing_lens.py", "file_io.py")
+    missing = [name for name in required if name not in names]
     if not _weight_files(folder):
         missing.append("model.safetensors")
     if any(name.endswith((".bin", ".pt", ".pth", ".pkl")) for name in names):
@@ -60,7 +64,7 @@ def _check_folder(folder: Path, model: PreTrainedModel) -> list[str]:
         raise RuntimeError(f"{folder}: incomplete model folder, missing {', '.join(missing)}")
     config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     impl = config.get("custom_pipelines", {}).get(TASK, {}).get("impl")
-    if impl != "pipeline_lens.LensImageClassificationPipeline":
+    if _is_lens_hf_class(model) and impl != "pipeline_lens.LensImageClassificationPipeline":
         raise RuntimeError(
             f"{folder}: config.json does not name the lensing pipeline (custom_pipelines={config.get('custom_pipelines')})"
         )
@@ -136,18 +140,26 @@ def save_model_folder(
             model.register_for_auto_class("AutoModelForImageClassification")
             model.config.register_for_auto_class()
         processor.register_for_auto_class()
-        register_pipeline()
-        pipe = LensImageClassificationPipeline(model=model, image_processor=processor, task=TASK)
-        # pipe.save_pretrained records the pipeline in model.config; keep the caller's config as it was so
-        # later checkpoints (which carry no pipeline code) do not point at it.
-        previous = model.config.__dict__.get("custom_pipelines", _MISSING)
-        try:
-            pipe.save_pretrained(tmp)
-        finally:
-            if previous is _MISSING:
-                model.config.__dict__.pop("custom_pipelines", None)
-            else:
-                model.config.custom_pipelines = previous
+        if _is_lens_hf_class(model):
+            register_pipeline()
+            pipe = LensImageClassificationPipeline(model=model, image_processor=processor, task=TASK)
+            # pipe.save_pretrained records the pipeline in model.config; keep the caller's config as it was so
+            # later checkpoints (which carry no pipeline code) do not point at it.
+            previous = model.config.__dict__.get("custom_pipelines", _MISSING)
+            try:
+                pipe.save_pretrained(tmp)
+            finally:
+                if previous is _MISSING:
+                    model.config.__dict__.pop("custom_pipelines", None)
+                else:
+                    model.config.custom_pipelines = previous
+        else:
+            # Stock transformers configs cannot drop a `custom_pipelines` entry where lens_hf is imported (ours
+            # does), and transformers refuses such a folder without trust_remote_code: so no pipeline entry here.
+            # The processor still travels as remote code; importing lens_hf gives the file-reading pipeline.
+            model.config.__dict__.pop("custom_pipelines", None)
+            model.save_pretrained(tmp)
+            processor.save_pretrained(tmp)
         if extra_files:
             _write_extra(tmp, extra_files)
         _check_folder(tmp, model)
