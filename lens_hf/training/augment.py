@@ -40,23 +40,20 @@ def random_d4(x: torch.Tensor, generator: torch.Generator | None = None) -> torc
     return d4_transform(x, element)
 
 
-def random_crop(x: torch.Tensor, size: int, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Crop a random ``size`` x ``size`` window from ``x`` (..., H, W)."""
-    h, w = x.shape[-2:]
-    if size > h or size > w:
-        raise LensHFError(f"random_crop {size} px is larger than the {h}x{w} px images")
-    top = int(torch.randint(h - size + 1, (1,), generator=generator).item())
-    left = int(torch.randint(w - size + 1, (1,), generator=generator).item())
-    return x[..., top : top + size, left : left + size]
+def _hw(size: int | tuple[int, int]) -> tuple[int, int]:
+    return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
 
 
-def center_crop(x: torch.Tensor, size: int) -> torch.Tensor:
-    """The central ``size`` x ``size`` window of ``x`` (..., H, W)."""
-    h, w = x.shape[-2:]
-    if size > h or size > w:
-        raise LensHFError(f"crop {size} px is larger than the {h}x{w} px images")
-    top, left = (h - size) // 2, (w - size) // 2
-    return x[..., top : top + size, left : left + size]
+def random_crop(
+    x: torch.Tensor, size: int | tuple[int, int], generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Crop a random ``size`` (px, or (height, width)) window from ``x`` (..., H, W)."""
+    (ch, cw), (h, w) = _hw(size), x.shape[-2:]
+    if ch > h or cw > w:
+        raise LensHFError(f"random crop of {ch}x{cw} px is larger than the {h}x{w} px images")
+    top = int(torch.randint(h - ch + 1, (1,), generator=generator).item())
+    left = int(torch.randint(w - cw + 1, (1,), generator=generator).item())
+    return x[..., top : top + ch, left : left + cw]
 
 
 def _as_array(image: Any) -> np.ndarray:
@@ -70,35 +67,22 @@ class LensTransform:
     """``Dataset.with_transform`` callable: rows ``{"image": [...], "label": [...]}`` ->
     ``{"pixel_values": (batch, C, H, W) float32, "labels": (batch,) int64}``.
 
-    The image processor resizes and normalises exactly as at inference time. In training mode
-    (``train=True``) the processor's centre crop is replaced by a random crop of the same size and a random
-    D4 symmetry is applied per image; in evaluation mode the images are left as the processor makes them.
+    The image processor resizes and normalises exactly as at inference time. For training (``train=True``)
+    its centre crop is skipped: :class:`BatchAugment` crops at random instead. Deterministic on purpose:
+    the random part of the augmentation runs in the training step, where a resumed run draws the same
+    random numbers as an uninterrupted one.
     """
 
-    def __init__(self, processor: Any, *, train: bool, augment: str = "d4", image_column: str = "image"):
-        if augment not in AUGMENTATIONS:
-            raise LensHFError(f"unknown augmentation {augment!r} (choose from {', '.join(AUGMENTATIONS)})")
+    def __init__(self, processor: Any, *, train: bool, image_column: str = "image"):
         self.processor = processor
         self.train = train
-        self.augment = augment
         self.image_column = image_column
-        crop = getattr(processor, "crop_size", None) if getattr(processor, "do_center_crop", False) else None
-        self.crop = int(crop["height"]) if isinstance(crop, dict) else (int(crop) if crop else None)
 
     def pixel_values(self, images: Sequence[Any]) -> torch.Tensor:
-        """Images -> (batch, C, H, W) float32 model inputs, augmented in training mode."""
+        """Images -> (batch, C, H, W) float32 model inputs (uncropped in training mode)."""
         arrays = [_as_array(im) for im in images]
-        if not self.train:
-            return self.processor(arrays, return_tensors="pt")["pixel_values"]
-        pixels = self.processor(arrays, return_tensors="pt", do_center_crop=False)["pixel_values"]
-        out = []
-        for x in pixels:  # x: (C, H, W)
-            if self.crop is not None:
-                x = random_crop(x, self.crop)
-            if self.augment == "d4":
-                x = random_d4(x)
-            out.append(x)
-        return torch.stack(out).contiguous()
+        overrides = {"do_center_crop": False} if self.train else {}
+        return self.processor(arrays, return_tensors="pt", **overrides)["pixel_values"]
 
     def __call__(self, batch: dict[str, list[Any]]) -> dict[str, torch.Tensor]:
         if self.image_column not in batch:
@@ -109,6 +93,50 @@ class LensTransform:
         return out
 
 
+class BatchAugment:
+    """Random augmentation of a training batch ``(batch, C, H, W)``, drawn independently per image:
+    a random ``crop`` window (when given) and a uniformly drawn D4 symmetry (``augment="d4"``).
+
+    Runs in the training step (see :class:`~lens_hf.training.trainer.LensTrainer`) on the global torch RNG,
+    which the Trainer saves with every checkpoint and restores on resume.
+    """
+
+    def __init__(self, augment: str = "d4", crop: int | tuple[int, int] | None = None):
+        if augment not in AUGMENTATIONS:
+            raise LensHFError(f"unknown augmentation {augment!r} (choose from {', '.join(AUGMENTATIONS)})")
+        self.augment = augment
+        self.crop = None if crop is None else _hw(crop)
+
+    @classmethod
+    def for_processor(cls, processor: Any, augment: str = "d4") -> BatchAugment | None:
+        """The augmentation matching ``processor``: its centre-crop size becomes a random crop in training.
+        None when there is nothing random to do."""
+        crop = getattr(processor, "crop_size", None) if getattr(processor, "do_center_crop", False) else None
+        size = (
+            (int(crop["height"]), int(crop["width"]))
+            if isinstance(crop, dict)
+            else (_hw(crop) if crop else None)
+        )
+        augmentation = cls(augment, size)
+        return None if augment == "none" and size is None else augmentation
+
+    def __call__(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        x = pixel_values
+        if self.crop is not None:
+            x = torch.stack([random_crop(img, self.crop) for img in x])
+        if self.augment == "d4":
+            if x.shape[-1] != x.shape[-2]:
+                raise LensHFError(f"D4 augmentation needs square images, got {x.shape[-2]}x{x.shape[-1]} px")
+            elements = torch.randint(D4_ORDER, (x.shape[0],))
+            out = torch.empty_like(x)
+            for e in range(D4_ORDER):
+                idx = (elements == e).nonzero().flatten().to(x.device)
+                if idx.numel():
+                    out[idx] = d4_transform(x[idx], e)
+            x = out
+        return x.contiguous()
+
+
 def collate(examples: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
     """Stack transformed rows into a batch: ``pixel_values`` (batch, C, H, W), ``labels`` (batch,)."""
     batch = {"pixel_values": torch.stack([e["pixel_values"] for e in examples])}
@@ -117,6 +145,6 @@ def collate(examples: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
     return batch
 
 
-def make_transforms(processor: Any, augment: str = "d4") -> tuple[Callable, Callable]:
+def make_transforms(processor: Any) -> tuple[Callable, Callable]:
     """(train transform, evaluation transform) for ``Dataset.with_transform``."""
-    return LensTransform(processor, train=True, augment=augment), LensTransform(processor, train=False)
+    return LensTransform(processor, train=True), LensTransform(processor, train=False)

@@ -41,7 +41,9 @@ class StepDecay:
     the checkpoint.
     """
 
-    def __init__(self, steps_per_epoch: int, step_epochs: int = 20, gamma: float = 0.1, warmup_steps: int = 0):
+    def __init__(
+        self, steps_per_epoch: int, step_epochs: int = 20, gamma: float = 0.1, warmup_steps: int = 0
+    ):
         if steps_per_epoch < 1:
             raise LensHFError(f"steps_per_epoch must be at least 1, got {steps_per_epoch}")
         if step_epochs < 1:
@@ -71,4 +73,6 @@ def step_decay_scheduler(
     warmup_steps: int = 0,
 ) -> torch.optim.lr_scheduler.LambdaLR:
     """``LambdaLR`` dividing the learning rate by ``1 / gamma`` every ``step_epochs`` epochs."""
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, StepDecay(steps_per_epoch, step_epochs, gamma, warmup_steps))
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, StepDecay(steps_per_epoch, step_epochs, gamma, warmup_steps)
+    )

@@ -1,0 +1,236 @@
+"""Argument dataclasses for the training recipes and their parser.
+
+Every recipe accepts the fields of :class:`ModelArguments`, :class:`DataArguments` and
+:class:`LensTrainingArguments` (all of ``transformers.TrainingArguments`` plus the step-decay schedule) as
+``--flag value`` options, and ``--config FILE`` (YAML or JSON mapping of the same names). Precedence, lowest
+first: library defaults, the recipe's defaults, the config file, the command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import HfArgumentParser, TrainingArguments
+
+from lens_hf.errors import LensHFError
+
+LR_SCHEDULES: tuple[str, ...] = ("step", "hf")
+
+
+@dataclass
+class ModelArguments:
+    """Which model to train."""
+
+    model_preset: str = field(
+        default="vit-tiny",
+        metadata={
+            "help": "Named architecture built from scratch (see lens_hf.models.factory.list_presets())."
+        },
+    )
+    model_name_or_path: str | None = field(
+        default=None,
+        metadata={"help": "Checkpoint to fine-tune instead of a preset: a local model folder or a Hub id."},
+    )
+    image_size: int | None = field(
+        default=None,
+        metadata={
+            "help": "Model input size in px (square). Default: the dataset's image size (or random_crop)."
+        },
+    )
+    config_overrides: str | None = field(
+        default=None,
+        metadata={
+            "help": 'Preset config fields to replace, as JSON (e.g. \'{"num_hidden_layers": 2, "hidden_size": 96}\'); '
+            "a mapping in a --config file."
+        },
+    )
+    teacher: str | None = field(
+        default=None,
+        metadata={"help": "DeiT only: folder of a trained teacher classifier for hard distillation."},
+    )
+    distillation_alpha: float = field(
+        default=0.5,
+        metadata={
+            "help": "DeiT only: weight of the distillation-token loss, (1-a)*CE(cls, y) + a*CE(dist, teacher)."
+        },
+    )
+
+
+@dataclass
+class DataArguments:
+    """Which images to train on, and how they are augmented."""
+
+    dataset: str | None = field(
+        default=None,
+        metadata={
+            "help": "Data folder lens_hf.data.load_any reads (saved dataset, parquet, or raw image folders). "
+            "Default: simulate a small set on the fly with `preset`."
+        },
+    )
+    preset: str = field(
+        default="model_i", metadata={"help": "Simulation preset used when no dataset is given."}
+    )
+    train_per_class: int = field(default=200, metadata={"help": "Simulated training images per class."})
+    eval_per_class: int = field(default=50, metadata={"help": "Simulated validation images per class."})
+    test_per_class: int = field(default=100, metadata={"help": "Simulated test images per class."})
+    sim_seed: int = field(
+        default=0,
+        metadata={"help": "Seed of the simulated training split; validation and test use seed+1 and seed+2."},
+    )
+    sim_workers: int | None = field(
+        default=None, metadata={"help": "Simulation worker processes (default: all cores)."}
+    )
+    normalization: str = field(
+        default="minmax", metadata={"help": "Per-image normalisation: minmax or none."}
+    )
+    augment: str = field(
+        default="d4", metadata={"help": "Training augmentation: d4 (rotations and flips) or none."}
+    )
+    random_crop: int | None = field(
+        default=None,
+        metadata={"help": "Train on random crops of this size (px) and evaluate on centre crops."},
+    )
+    max_train_samples: int | None = field(
+        default=None, metadata={"help": "Truncate the training split (debugging)."}
+    )
+    max_eval_samples: int | None = field(default=None, metadata={"help": "Truncate the validation split."})
+    max_test_samples: int | None = field(default=None, metadata={"help": "Truncate the test split."})
+
+
+@dataclass
+class LensTrainingArguments(TrainingArguments):
+    """``TrainingArguments`` with lens_hf defaults and an epoch-based step-decay schedule."""
+
+    lr_schedule: str = field(
+        default="step",
+        metadata={
+            "help": "step: divide the learning rate by 1/lr_step_gamma every lr_step_epochs epochs; "
+            "hf: use --lr_scheduler_type (cosine, linear, ...) with --warmup_steps."
+        },
+    )
+    lr_step_epochs: int = field(
+        default=20, metadata={"help": "Epochs between learning-rate decays (step schedule)."}
+    )
+    lr_step_gamma: float = field(
+        default=0.1, metadata={"help": "Learning-rate factor at each decay (step schedule)."}
+    )
+
+    def __post_init__(self) -> None:
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise LensHFError(
+                f"unknown lr_schedule {self.lr_schedule!r} (choose from {', '.join(LR_SCHEDULES)})"
+            )
+        super().__post_init__()
+
+
+# Defaults every recipe starts from; a recipe's own defaults, the config file and the command line override them.
+TRAINING_DEFAULTS: dict[str, Any] = {
+    "per_device_train_batch_size": 32,
+    "per_device_eval_batch_size": 64,
+    "num_train_epochs": 50,
+    "learning_rate": 1e-3,
+    "weight_decay": 0.05,
+    "optim": "adamw_torch",
+    "eval_strategy": "epoch",
+    "save_strategy": "epoch",
+    "logging_strategy": "steps",
+    "logging_steps": 10,
+    "save_total_limit": 2,
+    "load_best_model_at_end": True,
+    "metric_for_best_model": "roc_auc_macro",
+    "greater_is_better": True,
+    "remove_unused_columns": False,
+    "label_names": ["labels"],
+    "disable_tqdm": False,
+    "report_to": "none",
+    "seed": 42,
+}
+
+_DATACLASSES = (ModelArguments, DataArguments, LensTrainingArguments)
+
+
+def _read_config(path: str) -> dict[str, Any]:
+    """YAML or JSON mapping of argument names to values."""
+    p = Path(path)
+    if not p.is_file():
+        raise LensHFError(f"{p}: config file not found")
+    text = p.read_text(encoding="utf-8")
+    try:
+        if p.suffix.lower() == ".json":
+            data = json.loads(text)
+        else:
+            import yaml
+
+            data = yaml.safe_load(text)
+    except Exception as err:  # noqa: BLE001 - any parse error is reported as one line
+        raise LensHFError(
+            f"{p}: not a valid {'JSON' if p.suffix.lower() == '.json' else 'YAML'} file ({err})"
+        ) from None
+    if data is None:
+        return {}
+    if not isinstance(data, Mapping):
+        raise LensHFError(f"{p}: expected a mapping of argument names to values, got {type(data).__name__}")
+    return dict(data)
+
+
+def _cpu_only() -> bool:
+    accelerator = getattr(torch, "accelerator", None)
+    if accelerator is not None and hasattr(accelerator, "is_available"):
+        return not accelerator.is_available()
+    return not torch.cuda.is_available()
+
+
+def _known_names() -> set[str]:
+    return {f.name for dc in _DATACLASSES for f in dataclasses.fields(dc) if f.init}
+
+
+def parse_args(
+    recipe_defaults: Mapping[str, Any] | None = None,
+    argv: Sequence[str] | None = None,
+) -> tuple[ModelArguments, DataArguments, LensTrainingArguments]:
+    """Parse ``argv`` (default ``sys.argv[1:]``) into the three argument dataclasses.
+
+    ``--config FILE`` (YAML/JSON) supplies values for any field; explicit flags override it. Unknown names in
+    the recipe defaults or the config file raise :class:`LensHFError` naming them.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--config", default=None)
+    known, rest = pre.parse_known_args(argv)
+
+    defaults: dict[str, Any] = dict(TRAINING_DEFAULTS)
+    if _cpu_only() and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        # Several processes (torchrun / accelerate launch) on a machine without accelerator: DDP over gloo.
+        defaults["use_cpu"] = True
+    if _cpu_only():
+        defaults["dataloader_pin_memory"] = False
+    defaults.update(recipe_defaults or {})
+    if known.config:
+        defaults.update(_read_config(known.config))
+    unknown = sorted(set(defaults) - _known_names())
+    if unknown:
+        source = known.config or "recipe defaults"
+        raise LensHFError(f"{source}: unknown argument name(s) {', '.join(unknown)}")
+
+    parser = HfArgumentParser(_DATACLASSES)
+    parser.add_argument(
+        "--config", default=None, help="YAML or JSON file of argument values (flags override it)."
+    )
+    parser.set_defaults(**defaults)
+    flags = {a.split("=", 1)[0] for a in rest}
+    if not defaults.get("output_dir") and not flags & {"--output_dir", "--output-dir", "-h", "--help"}:
+        raise LensHFError(
+            "--output_dir is required (folder for checkpoints, the final model and its metrics)"
+        )
+    parsed = parser.parse_args_into_dataclasses(args=rest, look_for_args_file=False)
+    model_args, data_args, training_args = parsed[:3]
+    return model_args, data_args, training_args

@@ -1,0 +1,296 @@
+"""Trainer subclasses: step-decay schedule, shape-based weight decay, lens metrics, DeiT hard distillation.
+
+Both trainers compute the loss themselves (cross-entropy on the logits, mean over the batch), so stock
+classifiers, the SPT+LSA model and DeiT's inference-only ``...WithTeacher`` head are treated alike.
+Checkpoint weights are restored with ``from_pretrained`` (see :func:`restore_weights`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import EvalPrediction, PreTrainedModel, Trainer
+
+from lens_hf.errors import LensHFError
+from lens_hf.metrics import classification_metrics, softmax
+from lens_hf.models.factory import param_groups
+from lens_hf.training.augment import collate
+from lens_hf.training.schedule import step_decay_scheduler, updates_per_epoch
+
+SAFE_WEIGHTS = "model.safetensors"
+
+
+def restore_weights(model: nn.Module, checkpoint_dir: str | os.PathLike) -> None:
+    """Load the weights saved in ``checkpoint_dir`` into ``model`` in place, every tensor strictly.
+
+    Goes through ``from_pretrained`` so that the legacy parameter names transformers 5 writes for stock
+    ViT/DeiT/Swin are mapped back to the in-memory names; a plain ``load_state_dict(strict=False)`` of the
+    file would silently skip those tensors.
+    """
+    if not isinstance(model, PreTrainedModel):
+        raise LensHFError(f"cannot restore weights into a {type(model).__name__} (not a transformers model)")
+    loaded = type(model).from_pretrained(checkpoint_dir)
+    model.load_state_dict(loaded.state_dict(), strict=True)
+
+
+def _scalar(value: float | None) -> float:
+    return float("nan") if value is None else float(value)
+
+
+def _flatten(metrics: dict[str, Any], prefix: str = "") -> dict[str, float]:
+    """Scalar view of :func:`lens_hf.metrics.classification_metrics` for the Trainer's logs (NaN: undefined AUC)."""
+    out = {
+        f"{prefix}accuracy": _scalar(metrics["accuracy"]),
+        f"{prefix}roc_auc_macro": _scalar(metrics["roc_auc_macro"]),
+        f"{prefix}roc_auc_micro": _scalar(metrics["roc_auc_micro"]),
+    }
+    for label, auc in metrics["roc_auc_per_class"].items():
+        out[f"{prefix}roc_auc_{label}"] = _scalar(auc)
+    return out
+
+
+def lens_metrics(logits: np.ndarray, labels: np.ndarray, prefix: str = "") -> dict[str, float]:
+    """Accuracy and one-vs-rest ROC-AUC (per class, macro, micro) of ``logits`` (n, classes), on softmax probs."""
+    return _flatten(classification_metrics(np.asarray(labels), softmax(np.asarray(logits))), prefix)
+
+
+def compute_lens_metrics(eval_pred: EvalPrediction) -> dict[str, float]:
+    """``compute_metrics`` for both trainers.
+
+    Predictions are the logits (n, classes), or for DeiT the tuple ``(averaged, cls, distillation)``:
+    then the main keys describe the averaged head (what the saved model predicts) and ``cls_*`` /
+    ``dist_*`` the two token heads.
+    """
+    preds, labels = eval_pred.predictions, eval_pred.label_ids
+    if isinstance(preds, (tuple, list)):
+        out = lens_metrics(preds[0], labels)
+        if len(preds) == 3:
+            out.update(lens_metrics(preds[1], labels, "cls_"))
+            out.update(lens_metrics(preds[2], labels, "dist_"))
+        return out
+    return lens_metrics(preds, labels)
+
+
+class LensTrainer(Trainer):
+    """``Trainer`` for lensing classifiers.
+
+    - learning rate: with ``args.lr_schedule == "step"`` it is divided by ``1 / args.lr_step_gamma`` every
+      ``args.lr_step_epochs`` epochs, whatever the number of updates per epoch (world size and gradient
+      accumulation included), after ``args.warmup_steps``; ``"hf"`` uses ``args.lr_scheduler_type``;
+    - weight decay only on weights with two or more dimensions (``lens_hf.models.factory.param_groups``);
+    - loss: cross-entropy of ``logits`` against ``labels`` (with ``args.label_smoothing_factor``);
+    - metrics: :func:`compute_lens_metrics` unless ``compute_metrics`` is given;
+    - ``augmentation``: a callable applied to ``pixel_values`` of every training batch
+      (:class:`~lens_hf.training.augment.BatchAugment`).
+    """
+
+    # The loss is a per-batch mean: the Trainer divides it by the accumulation steps.
+    loss_is_scaled_for_ga = False
+
+    def __init__(
+        self, *args: Any, augmentation: Callable[[torch.Tensor], torch.Tensor] | None = None, **kwargs: Any
+    ):
+        kwargs.setdefault("compute_metrics", compute_lens_metrics)
+        kwargs.setdefault("data_collator", collate)
+        super().__init__(*args, **kwargs)
+        self.augmentation = augmentation
+        self.label_names = ["labels"]
+        self._updates_per_epoch: int | None = None
+
+    def training_step(
+        self,
+        model: nn.Module,
+        inputs: dict[str, torch.Tensor],
+        num_items_in_batch: torch.Tensor | int | None = None,
+    ) -> torch.Tensor:
+        # Augmenting here, after the Trainer has restored the checkpoint's RNG state, makes a resumed run
+        # draw the same augmentations as an uninterrupted one (the dataloader prefetches before the restore).
+        if self.augmentation is not None:
+            inputs = {**inputs, "pixel_values": self.augmentation(inputs["pixel_values"])}
+        return super().training_step(model, inputs, num_items_in_batch)
+
+    # ---- schedule and optimizer ----
+
+    def set_initial_training_values(self, args, dataloader):  # noqa: ANN001, ANN201 - Trainer signature
+        values = super().set_initial_training_values(args, dataloader)
+        self._updates_per_epoch = int(values[1])
+        return values
+
+    def updates_per_epoch(self) -> int:
+        """Optimizer updates per epoch of the training set, as the Trainer counts them."""
+        if self._updates_per_epoch is not None:
+            return self._updates_per_epoch
+        if self.train_dataset is None:
+            raise LensHFError("the step-decay schedule needs a training dataset")
+        return updates_per_epoch(
+            len(self.train_dataset),
+            self._train_batch_size,
+            world_size=self.args.world_size,
+            gradient_accumulation_steps=self.args.gradient_accumulation_steps,
+            drop_last=self.args.dataloader_drop_last,
+        )
+
+    def create_optimizer(self, model: nn.Module | None = None) -> torch.optim.Optimizer:
+        if self.optimizer is not None:
+            return self.optimizer
+        opt_model = self.model if model is None else model
+        if self.optimizer_cls_and_kwargs is not None:
+            optimizer_cls, optimizer_kwargs = self.optimizer_cls_and_kwargs
+        else:
+            optimizer_cls, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(self.args, opt_model)
+        if {"params", "model", "optimizer_dict"} & set(optimizer_kwargs) or not isinstance(
+            optimizer_cls, type
+        ):
+            return super().create_optimizer(model)  # optimizers that build their own parameter groups
+        groups = [g for g in param_groups(opt_model, self.args.weight_decay) if g["params"]]
+        self.optimizer = optimizer_cls(groups, **optimizer_kwargs)
+        return self.optimizer
+
+    def create_scheduler(
+        self, num_training_steps: int, optimizer: torch.optim.Optimizer | None = None
+    ) -> torch.optim.lr_scheduler.LRScheduler:
+        if self.lr_scheduler is None and getattr(self.args, "lr_schedule", "hf") == "step":
+            self.lr_scheduler = step_decay_scheduler(
+                optimizer if optimizer is not None else self.optimizer,
+                self.updates_per_epoch(),
+                step_epochs=self.args.lr_step_epochs,
+                gamma=self.args.lr_step_gamma,
+                warmup_steps=self.args.get_warmup_steps(num_training_steps),
+            )
+            self._created_lr_scheduler = True
+            return self.lr_scheduler
+        return super().create_scheduler(num_training_steps, optimizer)
+
+    # ---- loss and evaluation ----
+
+    def compute_loss(
+        self,
+        model: nn.Module,
+        inputs: dict[str, torch.Tensor],
+        return_outputs: bool = False,
+        num_items_in_batch: torch.Tensor | int | None = None,
+    ) -> torch.Tensor | tuple[torch.Tensor, Any]:
+        outputs = model(pixel_values=inputs["pixel_values"])
+        loss = F.cross_entropy(
+            outputs.logits, inputs["labels"], label_smoothing=self.args.label_smoothing_factor
+        )
+        return (loss, outputs) if return_outputs else loss
+
+    def _eval_logits(self, outputs: Any) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        return outputs.logits
+
+    def prediction_step(
+        self,
+        model: nn.Module,
+        inputs: dict[str, torch.Tensor],
+        prediction_loss_only: bool,
+        ignore_keys: list[str] | None = None,
+    ) -> tuple[torch.Tensor | None, Any, torch.Tensor | None]:
+        inputs = self._prepare_inputs(inputs)
+        labels = inputs.get("labels")
+        with torch.no_grad(), self.compute_loss_context_manager():
+            if labels is not None:
+                loss, outputs = self.compute_loss(model, inputs, return_outputs=True)
+                loss = loss.detach().mean()
+            else:
+                loss, outputs = None, model(pixel_values=inputs["pixel_values"])
+        if prediction_loss_only:
+            return loss, None, None
+        logits = self._eval_logits(outputs)
+        logits = tuple(t.detach() for t in logits) if isinstance(logits, tuple) else logits.detach()
+        return loss, logits, labels
+
+    # ---- checkpoints ----
+
+    def restorable(self, checkpoint_dir: str | None) -> bool:
+        """True when ``checkpoint_dir`` holds a plain ``model.safetensors`` that :func:`restore_weights` can load
+        (not under DeepSpeed or FSDP, whose own loaders keep the in-memory parameter names)."""
+        return (
+            checkpoint_dir is not None
+            and os.path.isfile(os.path.join(checkpoint_dir, SAFE_WEIGHTS))
+            and not self.is_deepspeed_enabled
+            and not self.is_fsdp_enabled
+            and isinstance(self.model, PreTrainedModel)
+        )
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model: nn.Module | None = None) -> None:
+        target = self.model if model is None else model
+        if self.restorable(resume_from_checkpoint) and isinstance(target, PreTrainedModel):
+            restore_weights(target, resume_from_checkpoint)
+        else:
+            super()._load_from_checkpoint(resume_from_checkpoint, model)
+
+    def _load_best_model(self) -> None:
+        if self.restorable(self.state.best_model_checkpoint):
+            restore_weights(self.model, self.state.best_model_checkpoint)
+        else:
+            super()._load_best_model()
+
+
+class DistillationTrainer(LensTrainer):
+    """DeiT hard-label distillation.
+
+    The student is a ``DeiTForImageClassificationWithTeacher`` (outputs ``cls_logits``,
+    ``distillation_logits`` and their mean ``logits``; no loss of its own). The loss is
+    ``(1 - alpha) * CE(cls_logits, y) + alpha * CE(distillation_logits, argmax(teacher_logits))``.
+    The teacher is frozen: no gradients, eval mode, run under ``no_grad`` on the student's device. Without a
+    teacher the distillation head learns the true labels.
+
+    Evaluation logs the averaged head under the main keys and the two token heads as ``cls_*`` and ``dist_*``.
+    """
+
+    def __init__(self, *args: Any, teacher: nn.Module | None = None, alpha: float = 0.5, **kwargs: Any):
+        if not 0.0 <= alpha <= 1.0:
+            raise LensHFError(f"distillation_alpha must be in [0, 1], got {alpha}")
+        super().__init__(*args, **kwargs)
+        self.alpha = float(alpha)
+        self.teacher = teacher
+        if teacher is not None:
+            teacher.requires_grad_(False)
+            teacher.eval()
+            teacher.to(self.args.device)
+
+    def teacher_targets(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """argmax of the frozen teacher's logits for ``pixel_values`` (batch, C, H, W) -> (batch,) int64."""
+        teacher = self.teacher
+        assert teacher is not None
+        teacher.eval()
+        param = next(teacher.parameters(), None)
+        if param is not None and param.device != pixel_values.device:
+            teacher.to(pixel_values.device)
+        size = getattr(teacher.config, "image_size", None) if hasattr(teacher, "config") else None
+        if isinstance(size, int) and tuple(pixel_values.shape[-2:]) != (size, size):
+            pixel_values = F.interpolate(
+                pixel_values, size=(size, size), mode="bilinear", align_corners=False
+            )
+        with torch.no_grad():
+            logits = teacher(pixel_values=pixel_values).logits
+        return logits.argmax(dim=-1)
+
+    def compute_loss(
+        self,
+        model: nn.Module,
+        inputs: dict[str, torch.Tensor],
+        return_outputs: bool = False,
+        num_items_in_batch: torch.Tensor | int | None = None,
+    ) -> torch.Tensor | tuple[torch.Tensor, Any]:
+        pixel_values, labels = inputs["pixel_values"], inputs["labels"]
+        outputs = model(pixel_values=pixel_values)
+        if not hasattr(outputs, "distillation_logits"):
+            raise LensHFError(
+                f"distillation needs a DeiTForImageClassificationWithTeacher student, got {type(model).__name__}"
+            )
+        targets = labels if self.teacher is None else self.teacher_targets(pixel_values)
+        smoothing = self.args.label_smoothing_factor
+        loss = (1.0 - self.alpha) * F.cross_entropy(outputs.cls_logits, labels, label_smoothing=smoothing)
+        loss = loss + self.alpha * F.cross_entropy(outputs.distillation_logits, targets)
+        return (loss, outputs) if return_outputs else loss
+
+    def _eval_logits(self, outputs: Any) -> tuple[torch.Tensor, ...]:
+        return outputs.logits, outputs.cls_logits, outputs.distillation_logits

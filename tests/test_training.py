@@ -1,0 +1,508 @@
+"""lens_hf.training: argument parsing, D4 augmentation, step-decay schedule, trainers, checkpoint restoring."""
+
+from __future__ import annotations
+
+import json
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from datasets import ClassLabel, Dataset, Features, Image
+from transformers import (
+    DeiTConfig,
+    DeiTForImageClassificationWithTeacher,
+    ResNetConfig,
+    ResNetForImageClassification,
+    TrainerCallback,
+    ViTConfig,
+    ViTForImageClassification,
+)
+
+from lens_hf.errors import LensHFError
+from lens_hf.labels import LABELS
+from lens_hf.processing.image_processing_lens import LensImageProcessor
+from lens_hf.training import (
+    BatchAugment,
+    DistillationTrainer,
+    LensTrainer,
+    LensTrainingArguments,
+    StepDecay,
+    d4_transform,
+    make_transforms,
+    parse_args,
+    random_d4,
+    restore_weights,
+    step_decay_scheduler,
+    updates_per_epoch,
+)
+
+torch.set_num_threads(1)
+SIZE = 16
+
+
+# ------------------------------------------------------------------------------------------------ fixtures
+def tiny_vit(seed: int = 0) -> ViTForImageClassification:
+    torch.manual_seed(seed)
+    config = ViTConfig(
+        image_size=SIZE,
+        patch_size=8,
+        num_channels=1,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        num_labels=3,
+    )
+    return ViTForImageClassification(config)
+
+
+def tiny_deit(seed: int = 0) -> DeiTForImageClassificationWithTeacher:
+    torch.manual_seed(seed)
+    config = DeiTConfig(
+        image_size=SIZE,
+        patch_size=8,
+        num_channels=1,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        num_labels=3,
+    )
+    return DeiTForImageClassificationWithTeacher(config)
+
+
+def constant_teacher(winner: int) -> ResNetForImageClassification:
+    """A tiny ResNet whose logits are a constant vector with argmax ``winner`` whatever the image."""
+    config = ResNetConfig(num_channels=1, embedding_size=4, hidden_sizes=[4], depths=[1], num_labels=3)
+    teacher = ResNetForImageClassification(config)
+    with torch.no_grad():
+        head = teacher.classifier[-1]
+        head.weight.zero_()
+        head.bias.copy_(torch.tensor([0.0, 0.0, 0.0]))
+        head.bias[winner] = 5.0
+    return teacher
+
+
+def lens_dataset(n_per_class: int, seed: int = 0, size: int = SIZE) -> Dataset:
+    """Float32 images stored as mode-F TIFF by the Image feature; class k has a bright blob at a class-specific spot."""
+    rng = np.random.default_rng(seed)
+    images, labels = [], []
+    for label in range(3):
+        for _ in range(n_per_class):
+            img = rng.normal(0.0, 0.1, (size, size)).astype(np.float32)
+            img[2 + 4 * label : 5 + 4 * label, 4:9] += 2.0
+            images.append(img)
+            labels.append(label)
+    features = Features({"image": Image(), "label": ClassLabel(names=list(LABELS))})
+    return Dataset.from_dict({"image": images, "label": labels}, features=features)
+
+
+def processor(size: int = SIZE, crop: int | None = None) -> LensImageProcessor:
+    return LensImageProcessor(
+        size={"height": size, "width": size},
+        crop_size=None if crop is None else {"height": crop, "width": crop},
+        do_center_crop=crop is not None,
+    )
+
+
+def training_args(tmp_path, **kw) -> LensTrainingArguments:
+    base = dict(
+        output_dir=str(tmp_path),
+        per_device_train_batch_size=4,
+        per_device_eval_batch_size=8,
+        learning_rate=1e-2,
+        weight_decay=0.01,
+        max_steps=3,
+        eval_strategy="no",
+        save_strategy="no",
+        logging_steps=1,
+        report_to="none",
+        use_cpu=True,
+        disable_tqdm=True,
+        remove_unused_columns=False,
+        label_names=["labels"],
+        dataloader_num_workers=0,
+        seed=7,
+    )
+    base.update(kw)
+    return LensTrainingArguments(**base)
+
+
+def datasets_for(size: int = SIZE, n_train: int = 4, n_eval: int = 2):
+    proc = processor(size)
+    train_tf, eval_tf = make_transforms(proc)
+    return (
+        lens_dataset(n_train, seed=1, size=size).with_transform(train_tf),
+        lens_dataset(n_eval, seed=2, size=size).with_transform(eval_tf),
+        proc,
+    )
+
+
+def weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def assert_same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+# ------------------------------------------------------------------------------------------------ args
+def test_parse_args_config_file_then_flags_override(tmp_path):
+    config = tmp_path / "run.yaml"
+    config.write_text(
+        "model_preset: swin-tiny\nlearning_rate: 0.002\ntrain_per_class: 12\naugment: none\n"
+        "lr_schedule: hf\nlr_scheduler_type: cosine\nwarmup_steps: 0.1\n"
+    )
+    model_args, data_args, args = parse_args(
+        {"model_preset": "vit-tiny", "num_train_epochs": 7},
+        ["--config", str(config), "--output_dir", str(tmp_path / "out"), "--learning_rate", "0.005"],
+    )
+    assert model_args.model_preset == "swin-tiny"  # config beats the recipe default
+    assert args.learning_rate == 0.005  # the flag beats the config
+    assert args.num_train_epochs == 7  # recipe default kept
+    assert data_args.train_per_class == 12 and data_args.augment == "none"
+    assert args.lr_schedule == "hf" and args.lr_scheduler_type.value == "cosine" and args.warmup_steps == 0.1
+    assert args.remove_unused_columns is False and args.disable_tqdm is False
+
+
+def test_parse_args_rejects_unknown_config_keys_and_missing_output_dir(tmp_path):
+    config = tmp_path / "bad.json"
+    config.write_text(json.dumps({"learning_rat": 0.1}))
+    with pytest.raises(LensHFError, match="learning_rat"):
+        parse_args({}, ["--config", str(config), "--output_dir", str(tmp_path)])
+    with pytest.raises(LensHFError, match="output_dir"):
+        parse_args({}, [])
+    with pytest.raises(LensHFError, match="lr_schedule"):
+        parse_args({}, ["--output_dir", str(tmp_path), "--lr_schedule", "exp"])
+
+
+# ------------------------------------------------------------------------------------------------ D4
+def test_d4_gives_exactly_the_eight_symmetries():
+    x = torch.arange(25.0).reshape(1, 5, 5)
+    images = [d4_transform(x, e) for e in range(8)]
+    keys = {tuple(im.flatten().tolist()) for im in images}
+    assert len(keys) == 8  # all distinct
+    # The group generated by a quarter turn and a mirror flip has exactly these 8 elements.
+    expected = set()
+    for k in range(4):
+        for flip in (False, True):
+            y = torch.rot90(x, k, dims=(-2, -1))
+            expected.add(tuple((y.flip(-1) if flip else y).flatten().tolist()))
+    assert keys == expected
+    # Closure: any element applied to any element's output stays in the set.
+    for im in images:
+        for e in range(8):
+            assert tuple(d4_transform(im, e).flatten().tolist()) in keys
+    assert torch.equal(d4_transform(x, 0), x)
+    with pytest.raises(ValueError):
+        d4_transform(x, 8)
+
+
+def test_random_d4_draws_every_symmetry():
+    x = torch.arange(16.0).reshape(1, 4, 4)
+    g = torch.Generator().manual_seed(0)
+    seen = {tuple(random_d4(x, g).flatten().tolist()) for _ in range(300)}
+    assert len(seen) == 8
+
+
+def test_transforms_then_batch_augmentation():
+    ds = lens_dataset(2, size=20)
+    proc = processor(20)
+    train_tf, eval_tf = make_transforms(proc)
+    rows = ds[:6]
+    ev = eval_tf(rows)
+    assert ev["pixel_values"].shape == (6, 1, 20, 20) and ev["pixel_values"].dtype == torch.float32
+    assert ev["labels"].tolist() == [0, 0, 1, 1, 2, 2]
+    assert torch.equal(train_tf(rows)["pixel_values"], ev["pixel_values"])  # the transforms are deterministic
+    augment = BatchAugment.for_processor(proc, "d4")
+    torch.manual_seed(3)
+    tr = augment(ev["pixel_values"])
+    for i in range(6):
+        assert any(torch.equal(tr[i], d4_transform(ev["pixel_values"][i], e)) for e in range(8))
+    assert BatchAugment.for_processor(proc, "none") is None
+
+    # Random crop in training, centre crop (the saved processor's) in evaluation.
+    cropped = processor(20, crop=12)
+    train_tf, eval_tf = make_transforms(cropped)
+    full = proc(ds[:6]["image"], return_tensors="pt")["pixel_values"]
+    ev = eval_tf(rows)["pixel_values"]
+    assert ev.shape == (6, 1, 12, 12) and torch.equal(ev, full[..., 4:16, 4:16])
+    assert torch.equal(train_tf(rows)["pixel_values"], full)
+    tr = BatchAugment.for_processor(cropped, "none")(full)
+    assert tr.shape == (6, 1, 12, 12)
+    for i in range(6):
+        windows = [full[i, :, t : t + 12, s : s + 12] for t in range(9) for s in range(9)]
+        assert any(torch.equal(tr[i], w) for w in windows)
+    with pytest.raises(LensHFError):
+        BatchAugment("rot45")
+
+
+# ------------------------------------------------------------------------------------------------ schedule
+@pytest.mark.parametrize("steps_per_epoch", [1, 3, 7])
+def test_step_decay_divides_by_ten_exactly_at_epochs_20_and_40(steps_per_epoch):
+    param = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.AdamW([param], lr=1e-3)
+    sched = step_decay_scheduler(opt, steps_per_epoch)
+    lrs = []
+    for _ in range(45 * steps_per_epoch):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    epoch_lr = {e: {lrs[u] for u in range(e * steps_per_epoch, (e + 1) * steps_per_epoch)} for e in range(45)}
+    assert all(len(v) == 1 for v in epoch_lr.values())  # constant within an epoch
+    lr = {e: next(iter(v)) for e, v in epoch_lr.items()}
+    assert lr[0] == lr[19] == pytest.approx(1e-3, rel=1e-12)
+    assert lr[20] == lr[39] == pytest.approx(1e-4, rel=1e-12)
+    assert lr[40] == lr[44] == pytest.approx(1e-5, rel=1e-12)
+
+
+def test_updates_per_epoch_counts_world_size_accumulation_and_drop_last():
+    assert updates_per_epoch(100, 8) == 13
+    assert updates_per_epoch(100, 8, world_size=2) == 7  # ceil(100 / 16) batches per process
+    assert updates_per_epoch(100, 8, world_size=2, gradient_accumulation_steps=3) == 3
+    assert updates_per_epoch(100, 8, drop_last=True) == 12
+    assert StepDecay(5, 20, 0.1, warmup_steps=4)(0) == pytest.approx(0.25)
+    with pytest.raises(LensHFError):
+        updates_per_epoch(0, 8)
+
+
+class LrRecorder(TrainerCallback):
+    """Records the learning rate each optimizer update actually uses."""
+
+    def __init__(self):
+        self.lrs: list[float] = []
+
+    def on_pre_optimizer_step(self, args, state, control, optimizer=None, **kwargs):
+        self.lrs.append(optimizer.param_groups[0]["lr"])
+
+
+def test_trainer_step_decay_is_epoch_based_with_gradient_accumulation(tmp_path):
+    # 12 images, batch 4 -> 3 batches; accumulation 2 -> 2 updates per epoch; decay every 2 epochs.
+    train_ds, _, proc = datasets_for(n_train=4)
+    recorder = LrRecorder()
+    trainer = LensTrainer(
+        model=tiny_vit(),
+        args=training_args(tmp_path, max_steps=9, gradient_accumulation_steps=2, lr_step_epochs=2),
+        train_dataset=train_ds,
+        processing_class=proc,
+        callbacks=[recorder],
+    )
+    trainer.train()
+    assert trainer.updates_per_epoch() == 2
+    expected = [1e-2 * 0.1 ** ((u // 2) // 2) for u in range(9)]
+    assert recorder.lrs == pytest.approx(expected, rel=1e-9)
+
+
+def test_hf_schedule_still_selectable(tmp_path):
+    train_ds, _, proc = datasets_for(n_train=4)
+    recorder = LrRecorder()
+    args = training_args(tmp_path, max_steps=6, lr_schedule="hf", lr_scheduler_type="linear", warmup_steps=2)
+    LensTrainer(
+        model=tiny_vit(), args=args, train_dataset=train_ds, processing_class=proc, callbacks=[recorder]
+    ).train()
+    assert recorder.lrs[0] == 0.0 and recorder.lrs[2] == pytest.approx(1e-2)
+    assert recorder.lrs[3] > recorder.lrs[4] > recorder.lrs[5] > 0
+
+
+# ------------------------------------------------------------------------------------------------ optimizer / metrics
+def test_weight_decay_only_on_matrices(tmp_path):
+    train_ds, _, proc = datasets_for()
+    trainer = LensTrainer(
+        model=tiny_vit(), args=training_args(tmp_path), train_dataset=train_ds, processing_class=proc
+    )
+    opt = trainer.create_optimizer()
+    assert isinstance(opt, torch.optim.AdamW) and opt.defaults["lr"] == 1e-2
+    names = {id(p): n for n, p in trainer.model.named_parameters()}
+    decayed = {names[id(p)] for g in opt.param_groups if g["weight_decay"] == 0.01 for p in g["params"]}
+    plain = {names[id(p)] for g in opt.param_groups if g["weight_decay"] == 0.0 for p in g["params"]}
+    matrices = {n for n, p in trainer.model.named_parameters() if p.ndim >= 2}
+    assert decayed == matrices - {"vit.embeddings.cls_token", "vit.embeddings.position_embeddings"}
+    assert plain == set(names.values()) - decayed  # every parameter exactly once
+    assert any(n.endswith("layernorm.weight") or "norm" in n for n in plain)
+
+
+def test_evaluate_reports_lens_metrics(tmp_path):
+    train_ds, eval_ds, proc = datasets_for()
+    trainer = LensTrainer(
+        model=tiny_vit(),
+        args=training_args(tmp_path),
+        train_dataset=train_ds,
+        eval_dataset=eval_ds,
+        processing_class=proc,
+    )
+    metrics = trainer.evaluate()
+    for key in (
+        "eval_loss",
+        "eval_accuracy",
+        "eval_roc_auc_macro",
+        "eval_roc_auc_micro",
+        "eval_roc_auc_vortex",
+    ):
+        assert key in metrics
+    # The loss is the mean cross-entropy of the model's logits.
+    batch = trainer.data_collator([eval_ds[i] for i in range(len(eval_ds))])
+    with torch.no_grad():
+        logits = trainer.model(pixel_values=batch["pixel_values"]).logits
+    assert metrics["eval_loss"] == pytest.approx(F.cross_entropy(logits, batch["labels"]).item(), rel=1e-5)
+
+
+# ------------------------------------------------------------------------------------------------ distillation
+def test_distillation_loss_uses_teacher_argmax(tmp_path):
+    train_ds, _, proc = datasets_for()
+    student, teacher, alpha = tiny_deit(), constant_teacher(winner=2), 0.3
+    trainer = DistillationTrainer(
+        model=student,
+        args=training_args(tmp_path),
+        train_dataset=train_ds,
+        processing_class=proc,
+        teacher=teacher,
+        alpha=alpha,
+    )
+    batch = trainer.data_collator([train_ds[i] for i in range(4)])  # class 0 images: labels 0, teacher says 2
+    assert batch["labels"].tolist() == [0, 0, 0, 0]
+    loss, out = trainer.compute_loss(student, batch, return_outputs=True)
+    y = batch["labels"]
+    t = torch.full_like(y, 2)
+    expected = (1 - alpha) * F.cross_entropy(out.cls_logits, y) + alpha * F.cross_entropy(
+        out.distillation_logits, t
+    )
+    with_labels = (1 - alpha) * F.cross_entropy(out.cls_logits, y) + alpha * F.cross_entropy(
+        out.distillation_logits, y
+    )
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
+    assert abs(loss.item() - with_labels.item()) > 1e-4
+
+
+def test_teacher_is_frozen_and_unchanged_by_training(tmp_path):
+    train_ds, _, proc = datasets_for()
+    student, teacher = tiny_deit(), constant_teacher(winner=1)
+    with torch.no_grad():
+        for p in teacher.parameters():
+            p.add_(0.01 * torch.randn_like(p))  # not a trivial teacher: every weight matters
+    teacher_before, student_before = weights(teacher), weights(student)
+    trainer = DistillationTrainer(
+        model=student,
+        args=training_args(tmp_path, max_steps=2),
+        train_dataset=train_ds,
+        processing_class=proc,
+        teacher=teacher,
+    )
+    trainer.train()
+    assert all(not p.requires_grad and p.grad is None for p in teacher.parameters())
+    assert not teacher.training
+    assert_same_weights(weights(teacher), teacher_before)
+    assert any(not torch.equal(student_before[k], v) for k, v in weights(student).items())
+
+
+def test_distillation_evaluation_reports_both_heads_and_average(tmp_path):
+    train_ds, eval_ds, proc = datasets_for()
+    trainer = DistillationTrainer(
+        model=tiny_deit(),
+        args=training_args(tmp_path),
+        train_dataset=train_ds,
+        eval_dataset=eval_ds,
+        processing_class=proc,
+        teacher=constant_teacher(0),
+    )
+    metrics = trainer.evaluate()
+    for key in (
+        "eval_roc_auc_macro",
+        "eval_cls_roc_auc_macro",
+        "eval_dist_roc_auc_macro",
+        "eval_dist_accuracy",
+    ):
+        assert key in metrics
+    pred = trainer.predict(eval_ds)
+    avg, cls, dist = pred.predictions
+    np.testing.assert_allclose(avg, (cls + dist) / 2, rtol=1e-5, atol=1e-6)
+
+
+# ------------------------------------------------------------------------------------------------ checkpoints
+class StopAt(TrainerCallback):
+    """Stops training after ``step`` updates, as an interruption would (the checkpoint of that step is saved)."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == self.step:
+            control.should_training_stop = True
+
+
+def test_resume_restores_checkpoint_weights_and_matches_uninterrupted_run(tmp_path):
+    def run(out, callbacks=(), resume=None):
+        train_ds, _, proc = datasets_for(n_train=4)  # 12 images, batch 4: 3 updates per epoch
+        args = training_args(out, max_steps=6, save_strategy="steps", save_steps=2, lr_step_epochs=1)
+        trainer = LensTrainer(
+            model=tiny_vit(),
+            args=args,
+            train_dataset=train_ds,
+            processing_class=proc,
+            callbacks=list(callbacks),
+            augmentation=BatchAugment("d4"),
+        )
+        trainer.train(resume_from_checkpoint=resume)
+        return trainer
+
+    full = run(tmp_path / "full")
+    assert full.state.global_step == 6
+    run(tmp_path / "cut", callbacks=[StopAt(2)])  # interrupted in the middle of the first epoch
+    ckpt = tmp_path / "cut" / "checkpoint-2"
+    assert ckpt.is_dir() and not (tmp_path / "cut" / "checkpoint-4").exists()
+
+    # Restoring really loads every tensor (the encoder of stock ViT included).
+    fresh = tiny_vit(seed=123)
+    restore_weights(fresh, ckpt)
+    saved = weights(type(fresh).from_pretrained(ckpt))
+    assert_same_weights(weights(fresh), saved)
+    assert not torch.equal(
+        weights(tiny_vit(seed=123))["vit.layers.0.attention.q_proj.weight"],
+        saved["vit.layers.0.attention.q_proj.weight"],
+    )
+
+    resumed = run(tmp_path / "cut", resume=str(ckpt))
+    assert resumed.state.global_step == 6
+    assert_same_weights(weights(resumed.model), weights(full.model))
+
+
+def test_load_best_model_at_end_restores_the_best_checkpoint(tmp_path):
+    calls = []
+
+    def first_is_best(eval_pred):
+        calls.append(1)
+        return {"score": -float(len(calls))}  # best at the first evaluation (checkpoint-1)
+
+    train_ds, eval_ds, proc = datasets_for()
+    args = training_args(
+        tmp_path,
+        max_steps=3,
+        eval_strategy="steps",
+        eval_steps=1,
+        save_strategy="steps",
+        save_steps=1,
+        load_best_model_at_end=True,
+        metric_for_best_model="score",
+        greater_is_better=True,
+    )
+    trainer = LensTrainer(
+        model=tiny_vit(),
+        args=args,
+        train_dataset=train_ds,
+        eval_dataset=eval_ds,
+        processing_class=proc,
+        compute_metrics=first_is_best,
+    )
+    trainer.train()
+    assert trainer.state.best_model_checkpoint.endswith("checkpoint-1")
+    best = weights(ViTForImageClassification.from_pretrained(tmp_path / "checkpoint-1"))
+    last = weights(ViTForImageClassification.from_pretrained(tmp_path / "checkpoint-3"))
+    assert_same_weights(weights(trainer.model), best)
+    assert not torch.equal(
+        best["vit.layers.0.attention.q_proj.weight"], last["vit.layers.0.attention.q_proj.weight"]
+    )
