@@ -62,6 +62,18 @@ RGB_SOURCES = {
         ViTSPTLSAConfig,
         dict(patch_size=8, hidden_size=24, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32),
     ),
+    "vit_spt_lsa_conv_stem": (
+        ViTSPTLSAForImageClassification,
+        ViTSPTLSAConfig,
+        dict(
+            patch_size=8,
+            hidden_size=24,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=32,
+            conv_stem_channels=[4, 8],
+        ),
+    ),
 }
 
 

@@ -250,3 +250,19 @@ def test_saved_folder_loads_with_remote_code_where_lens_hf_is_absent(tmp_path):
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["class"] == "ViTSPTLSAForImageClassification"
     np.testing.assert_allclose(np.array(report["logits"]), expected, atol=1e-6, rtol=0)
+
+
+def test_conv_stem_tokenises_the_feature_map_with_spt():
+    model = tiny_model(image_size=16, patch_size=4, conv_stem_channels=[6])
+    embed = model.get_input_embeddings()
+    # One stride-2 convolution: tokens still cover 4x4 input pixels = 2x2 feature-map pixels, shifted by 1.
+    assert (embed.token_patch, embed.token_channels, embed.shift) == (2, 6, 1)
+    assert embed.layernorm.normalized_shape == (5 * 6 * 2 * 2,)
+    x = torch.randn(2, 1, 16, 16)
+    with torch.no_grad():
+        tokens = embed(x)
+        stacked = embed.shifted_images(embed.stem(x)).numpy()
+    assert tokens.shape == (2, 16, 24)
+    np.testing.assert_array_equal(stacked, reference_shift(embed.stem(x).detach().numpy(), 1))
+    with pytest.raises(ValueError, match="stride 4"):
+        tiny_config(patch_size=2, conv_stem_channels=[4, 4])

@@ -331,8 +331,8 @@ def _finetuning_class(config: PreTrainedConfig, architecture: str | None) -> typ
 def _input_layer(model: PreTrainedModel, num_channels: int) -> tuple[str, nn.Module]:
     """The layer that reads the pixels: SPT patch embeddings, or the first Conv2d taking `num_channels`."""
     for name, module in model.named_modules():
-        if isinstance(module, ViTSPTLSAPatchEmbeddings):
-            return name, module
+        if isinstance(module, ViTSPTLSAPatchEmbeddings) and module.stem is None:
+            return name, module  # with a conv stem, its first convolution reads the pixels (found next)
         if isinstance(module, nn.Conv2d) and module.in_channels == num_channels:
             return name, module
     raise LensHFError(f"{type(model).__name__}: no input convolution taking {num_channels} channels found")

@@ -52,6 +52,11 @@ class ViTSPTLSAConfig(PreTrainedConfig):
         use_lsa (`bool`, defaults to `True`):
             Locality Self-Attention: a learnable per-head softmax temperature and a mask that stops each token
             attending to itself. When `False`, plain scaled dot-product attention.
+        conv_stem_channels (`list[int]`, *optional*):
+            Channels of an optional convolutional stem (Xiao et al. 2021, "Early Convolutions Help Transformers
+            See Better"): one 3x3 stride-2 convolution + BatchNorm + GELU per entry, run before tokenisation.
+            The tokens then cover `patch_size` input pixels as before, i.e. `patch_size / 2**len(stem)` feature-map
+            pixels, and SPT shifts the feature map by half of that. `None` (default) tokenises the pixels directly.
         pooling (`str`, defaults to `"cls"`):
             Image representation fed to the classifier: the CLS token (`"cls"`) or the mean of the patch tokens
             (`"mean"`).
@@ -81,6 +86,7 @@ class ViTSPTLSAConfig(PreTrainedConfig):
     qkv_bias: bool = True
     use_spt: bool = True
     use_lsa: bool = True
+    conv_stem_channels: list[int] | None = None
     pooling: str = "cls"
 
     def __post_init__(self, **kwargs):
@@ -110,6 +116,16 @@ class ViTSPTLSAConfig(PreTrainedConfig):
                 f"hidden_size {self.hidden_size} is not divisible by num_attention_heads "
                 f"{self.num_attention_heads}"
             )
+        if self.conv_stem_channels:
+            stem = list(self.conv_stem_channels)
+            if any(isinstance(c, bool) or not isinstance(c, int) or c < 1 for c in stem):
+                raise ValueError(f"conv_stem_channels must be positive integers, got {stem!r}")
+            stride = 2 ** len(stem)
+            if self.patch_size % stride:
+                raise ValueError(
+                    f"patch_size {self.patch_size} is not divisible by the conv stem's stride {stride} "
+                    f"({len(stem)} stride-2 convolutions)"
+                )
         if self.pooling not in POOLING_MODES:
             raise ValueError(f"pooling must be one of {POOLING_MODES}, got {self.pooling!r}")
 

@@ -22,6 +22,30 @@ from .configuration_vit_spt_lsa import ViTSPTLSAConfig
 LSA_ATTENTION_IMPLEMENTATIONS = ("eager", "sdpa")
 
 
+class ViTSPTLSAConvStem(nn.Module):
+    """Optional convolutional stem: (batch, C, H, W) -> (batch, stem[-1], H / 2**k, W / 2**k) for k convolutions.
+
+    Each stage is a 3x3 stride-2 convolution, BatchNorm and GELU; convolutions see the smooth arcs and
+    point-like perturbations at full resolution before the image is cut into tokens.
+    """
+
+    def __init__(self, config: ViTSPTLSAConfig):
+        super().__init__()
+        layers: list[nn.Module] = []
+        in_channels = config.num_channels
+        for out_channels in config.conv_stem_channels:
+            layers += [
+                nn.Conv2d(in_channels, out_channels, kernel_size=3, stride=2, padding=1, bias=False),
+                nn.BatchNorm2d(out_channels),
+                nn.GELU(),
+            ]
+            in_channels = out_channels
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        return self.layers(pixel_values)
+
+
 class ViTSPTLSAPatchEmbeddings(nn.Module):
     """Turn `pixel_values` (batch, num_channels, H, W) into patch tokens (batch, num_patches, hidden_size).
 
@@ -38,17 +62,22 @@ class ViTSPTLSAPatchEmbeddings(nn.Module):
         self.num_channels = config.num_channels
         self.num_patches = (config.image_size // config.patch_size) ** 2
         self.use_spt = config.use_spt
-        self.shift = config.patch_size // 2
+        stem = list(config.conv_stem_channels or [])
+        self.stem = ViTSPTLSAConvStem(config) if stem else None
+        # Tokens always cover patch_size input pixels; after a stem that is fewer feature-map pixels.
+        self.token_patch = config.patch_size // 2 ** len(stem)
+        self.token_channels = stem[-1] if stem else config.num_channels
+        self.shift = self.token_patch // 2
         if self.use_spt:
-            patch_dim = 5 * config.num_channels * config.patch_size**2
+            patch_dim = 5 * self.token_channels * self.token_patch**2
             self.layernorm = nn.LayerNorm(patch_dim, eps=config.layer_norm_eps)
             self.projection = nn.Linear(patch_dim, config.hidden_size)
         else:
             self.projection = nn.Conv2d(
-                config.num_channels,
+                self.token_channels,
                 config.hidden_size,
-                kernel_size=config.patch_size,
-                stride=config.patch_size,
+                kernel_size=self.token_patch,
+                stride=self.token_patch,
             )
 
     def shifted_images(self, pixel_values: torch.Tensor) -> torch.Tensor:
@@ -80,11 +109,14 @@ class ViTSPTLSAPatchEmbeddings(nn.Module):
             )
         if height % self.patch_size or width % self.patch_size:
             raise ValueError(f"image size {height}x{width} is not divisible by patch_size {self.patch_size}")
+        if self.stem is not None:
+            pixel_values = self.stem(pixel_values)  # (batch, stem[-1], H / 2**k, W / 2**k)
+            num_channels, height, width = pixel_values.shape[1:]
         if not self.use_spt:
             # (batch, hidden, H/p, W/p) -> (batch, num_patches, hidden)
             return self.projection(pixel_values).flatten(2).transpose(1, 2)
 
-        p = self.patch_size
+        p = self.token_patch
         stacked = self.shifted_images(pixel_values)  # (batch, 5C, H, W)
         stacked = stacked.view(batch_size, 5 * num_channels, height // p, p, width // p, p)
         # (batch, 5C, H/p, p, W/p, p) -> (batch, H/p, W/p, p, p, 5C) -> (batch, num_patches, p*p*5C)
