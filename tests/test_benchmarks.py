@@ -1,0 +1,90 @@
+"""The accuracy benchmark end to end in --quick mode: two models (the distilled DeiT learns from the ResNet
+trained just before it), JSON and markdown results, and --resume keeping finished models."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import pytest
+import torch
+
+from lens_hf.labels import LABELS
+
+torch.set_num_threads(1)
+ROOT = Path(__file__).resolve().parents[1]
+ROW_KEYS = {
+    "model",
+    "preset",
+    "status",
+    "parameters",
+    "gflops_forward_per_image",
+    "gflops_train_per_image",
+    "train_images_per_s",
+    "train_images_seen",
+    "steps",
+    "epochs",
+    "stopped_by",
+    "accuracy",
+    "roc_auc_macro",
+    "roc_auc_micro",
+    "roc_auc_per_class",
+    "confusion_matrix",
+    "num_test_images",
+}
+
+
+def load_bench():
+    spec = importlib.util.spec_from_file_location("bench_accuracy", ROOT / "benchmarks" / "bench_accuracy.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+def test_accuracy_benchmark_quick(tmp_path):
+    bench = load_bench()
+    out, work = tmp_path / "results", tmp_path / "work"
+    args = ["--quick", "--presets", "deit-tiny-distilled,resnet-18", "--minutes-per-model", "0.03"]
+    args += ["--threads", "1", "--sim-workers", "1", "--out", str(out), "--work", str(work)]
+    bench.main(args)
+
+    report = json.loads((out / "accuracy_quick.json").read_text())
+    assert {"date", "command", "machine", "settings", "data", "results"} <= set(report)
+    assert report["command"].startswith("python benchmarks/bench_accuracy.py --quick")
+    assert report["data"]["test"]["images"] == 4 * len(LABELS)
+    assert report["data"]["test"]["per_class"] == {label: 4 for label in LABELS}
+    rows = {r["model"]: r for r in report["results"]}
+    # resnet-18 runs first: it is the teacher of the distilled DeiT
+    assert [r["model"] for r in report["results"]] == ["resnet-18", "deit-tiny-distilled"]
+    assert rows["deit-tiny-distilled"]["teacher"] == rows["resnet-18"]["model_dir"]
+    for row in rows.values():
+        assert ROW_KEYS <= set(row), ROW_KEYS - set(row)
+        assert row["status"] == "ok" and row["stopped_by"] == "budget"
+        assert row["steps"] >= 1 and row["train_images_per_s"] > 0
+        assert row["num_test_images"] == 4 * len(LABELS)
+        assert set(row["roc_auc_per_class"]) == set(LABELS)
+        assert 0.0 <= row["accuracy"] <= 1.0 and 0.0 <= row["roc_auc_macro"] <= 1.0
+        assert row["parameters"] > 0 and row["gflops_train_per_image"] > row["gflops_forward_per_image"] > 0
+        assert row["train_seconds"] < 0.03 * 60 + 30  # stopped near the budget, not by the epoch cap
+    assert "cls_head" in rows["deit-tiny-distilled"] and "dist_head" in rows["deit-tiny-distilled"]
+
+    markdown = (out / "accuracy_quick.md").read_text()
+    assert report["command"] in markdown.splitlines()[2]
+    table = [line for line in markdown.splitlines() if line.startswith("| ")]
+    assert len(table) == 1 + 2  # header + one row per model
+    assert {line.split("|")[1].strip() for line in table[1:]} == {"resnet-18", "deit-tiny-distilled"}
+
+    # --resume keeps both finished models; changed settings are refused
+    bench.main([*args, "--resume"])
+    again = json.loads((out / "accuracy_quick.json").read_text())
+    assert [r["wall_seconds"] for r in again["results"]] == [r["wall_seconds"] for r in report["results"]]
+    with pytest.raises(SystemExit) as exit_info:
+        bench.main([*args, "--minutes-per-model", "0.1", "--resume"])
+    assert exit_info.value.code == 2
