@@ -242,6 +242,12 @@ def test_transforms_then_batch_augmentation():
     with pytest.raises(LensHFError):
         BatchAugment("rot45")
 
+    # Centre crop in training as well (no random translation): both transforms give the same centre window.
+    train_tf, eval_tf = make_transforms(cropped, random_crop=False)
+    assert torch.equal(train_tf(rows)["pixel_values"], ev)
+    assert BatchAugment.for_processor(cropped, "none", random_crop=False) is None
+    assert BatchAugment.for_processor(cropped, "d4", random_crop=False).crop is None
+
 
 # ------------------------------------------------------------------------------------------------ schedule
 @pytest.mark.parametrize("steps_per_epoch", [1, 3, 7])

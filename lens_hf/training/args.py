@@ -99,6 +99,13 @@ class DataArguments:
         default=None,
         metadata={"help": "Train on random crops of this size (px) and evaluate on centre crops."},
     )
+    center_crop: int | None = field(
+        default=None,
+        metadata={
+            "help": "Train and evaluate on the centre crop of this size (px, after --image_size resizing), with no "
+            "random translation (lenses are centred). Exclusive with random_crop."
+        },
+    )
     max_train_samples: int | None = field(
         default=None, metadata={"help": "Truncate the training split (debugging)."}
     )

@@ -73,15 +73,16 @@ class LensTransform:
     random numbers as an uninterrupted one.
     """
 
-    def __init__(self, processor: Any, *, train: bool, image_column: str = "image"):
+    def __init__(self, processor: Any, *, train: bool, image_column: str = "image", random_crop: bool = True):
         self.processor = processor
         self.train = train
         self.image_column = image_column
+        self.random_crop = random_crop
 
     def pixel_values(self, images: Sequence[Any]) -> torch.Tensor:
-        """Images -> (batch, C, H, W) float32 model inputs (uncropped in training mode)."""
+        """Images -> (batch, C, H, W) float32 model inputs (uncropped in training mode with random crops)."""
         arrays = [_as_array(im) for im in images]
-        overrides = {"do_center_crop": False} if self.train else {}
+        overrides = {"do_center_crop": False} if self.train and self.random_crop else {}
         return self.processor(arrays, return_tensors="pt", **overrides)["pixel_values"]
 
     def __call__(self, batch: dict[str, list[Any]]) -> dict[str, torch.Tensor]:
@@ -108,10 +109,11 @@ class BatchAugment:
         self.crop = None if crop is None else _hw(crop)
 
     @classmethod
-    def for_processor(cls, processor: Any, augment: str = "d4") -> BatchAugment | None:
-        """The augmentation matching ``processor``: its centre-crop size becomes a random crop in training.
-        None when there is nothing random to do."""
+    def for_processor(cls, processor: Any, augment: str = "d4", *, random_crop: bool = True) -> BatchAugment | None:
+        """The augmentation matching ``processor``: its centre-crop size becomes a random crop in training
+        (unless ``random_crop=False``). None when there is nothing random to do."""
         crop = getattr(processor, "crop_size", None) if getattr(processor, "do_center_crop", False) else None
+        crop = crop if random_crop else None
         size = (
             (int(crop["height"]), int(crop["width"]))
             if isinstance(crop, dict)
@@ -145,6 +147,7 @@ def collate(examples: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
     return batch
 
 
-def make_transforms(processor: Any) -> tuple[Callable, Callable]:
-    """(train transform, evaluation transform) for ``Dataset.with_transform``."""
-    return LensTransform(processor, train=True), LensTransform(processor, train=False)
+def make_transforms(processor: Any, *, random_crop: bool = True) -> tuple[Callable, Callable]:
+    """(train transform, evaluation transform) for ``Dataset.with_transform``. With ``random_crop=False`` the
+    processor's centre crop is applied in training too."""
+    return LensTransform(processor, train=True, random_crop=random_crop), LensTransform(processor, train=False)

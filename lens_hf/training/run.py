@@ -146,6 +146,7 @@ def load_splits(
             "normalization": data_args.normalization,
             "augment": data_args.augment,
             "random_crop": data_args.random_crop,
+            "center_crop": data_args.center_crop,
         }
     )
     return dd, description
@@ -274,7 +275,14 @@ def check_args(model_args: ModelArguments, data_args: DataArguments) -> None:
         raise LensHFError(f"distillation_alpha must be in [0, 1], got {model_args.distillation_alpha}")
     if model_args.teacher and not Path(model_args.teacher).is_dir():
         raise LensHFError(f"{model_args.teacher}: teacher model folder not found")
-    for name, value in (("image_size", model_args.image_size), ("random_crop", data_args.random_crop)):
+    if data_args.random_crop is not None and data_args.center_crop is not None:
+        raise LensHFError("give --random_crop or --center_crop, not both")
+    sizes = (
+        ("image_size", model_args.image_size),
+        ("random_crop", data_args.random_crop),
+        ("center_crop", data_args.center_crop),
+    )
+    for name, value in sizes:
         if value is not None and value < 8:
             raise LensHFError(f"--{name} must be at least 8 px, got {value}")
     config_overrides(model_args.config_overrides)
@@ -308,20 +316,21 @@ def train(
     dd, data_description = load_splits(data_args, training_args.seed, progress=main)
     data_size = tuple(data_description["image_size"])
     resize = (model_args.image_size, model_args.image_size) if model_args.image_size else data_size
-    if data_args.random_crop is not None and data_args.random_crop > min(resize):
-        raise LensHFError(
-            f"random_crop {data_args.random_crop} px is larger than the {resize[0]}x{resize[1]} px images"
-        )
-    if data_args.random_crop is None and resize[0] != resize[1]:
+    crop = data_args.random_crop or data_args.center_crop
+    crop_name = "random_crop" if data_args.random_crop else "center_crop"
+    if crop is not None and crop > min(resize):
+        raise LensHFError(f"{crop_name} {crop} px is larger than the {resize[0]}x{resize[1]} px images")
+    if crop is None and resize[0] != resize[1]:
         raise LensHFError(f"images of {resize[0]}x{resize[1]} px are not square: give --image_size")
-    input_size = data_args.random_crop or resize[0]
+    input_size = crop or resize[0]
 
     set_seed(training_args.seed)
     model = build_model(model_args, input_size)
     num_channels = int(getattr(model.config, "num_channels", 1) or 1)
-    processor = build_processor(resize, data_args.random_crop, data_args.normalization, num_channels)
-    train_tf, eval_tf = make_transforms(processor)
-    augmentation = BatchAugment.for_processor(processor, data_args.augment)
+    processor = build_processor(resize, crop, data_args.normalization, num_channels)
+    random = data_args.center_crop is None
+    train_tf, eval_tf = make_transforms(processor, random_crop=random)
+    augmentation = BatchAugment.for_processor(processor, data_args.augment, random_crop=random)
     train_ds = dd["train"].with_transform(train_tf)
     eval_ds = dd["validation"].with_transform(eval_tf)
     test_ds = dd["test"].with_transform(eval_tf)
