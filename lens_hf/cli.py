@@ -1,37 +1,73 @@
 """The ``lens-hf`` command: simulate, build-dataset, show, train, evaluate, predict, card, push.
 
-Every sub-command reports bad input as one line on stderr and exits with status 2 (``--debug`` shows the
-traceback); outputs are written under temporary names and renamed when complete.
+Every sub-command reports bad input as one line on stderr (``lens-hf: error: <file>: <problem>``) and exits
+with status 2; an unexpected failure is one line too and exits with status 1; ``--debug`` shows the traceback.
+Outputs are written under temporary names and renamed when complete, so a failed or interrupted command never
+leaves a half-written file or folder. Progress bars are shown when stderr is a terminal.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import io
 import json
 import os
+import shutil
 import sys
+import tempfile
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-EXIT_USER_ERROR = 2
+EXIT_OK = 0
 EXIT_INTERNAL_ERROR = 1
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+# `lens-hf train --recipe NAME` -> the recipe script whose defaults it starts from.
+RECIPES: dict[str, str] = {
+    "vit_spt_lsa": "train_vit_spt_lsa",
+    "vit": "finetune_vit",
+    "deit": "finetune_deit",
+    "swin": "finetune_swin",
+    "cnn_teacher": "train_cnn_teacher",
+}
+PREDICTION_FORMATS: tuple[str, ...] = (".csv", ".json")
 
 
 # ----------------------------------------------------------------------------------------------- commands
 def cmd_simulate(args: argparse.Namespace) -> int:
+    """Simulate a DeepLense archive (resumable) or a DatasetDict."""
     from lens_hf.data.dataset import build_from_simulation, parse_splits, save_dataset
     from lens_hf.data.simulate import write_deeplense
 
     if args.per_class < 1:
-        raise _user_error("--per-class must be at least 1")
+        raise _user_error(f"--per-class must be at least 1, got {args.per_class}")
+    if args.workers is not None and args.workers < 1:
+        raise _user_error(f"--workers must be at least 1, got {args.workers}")
     if args.format == "deeplense":
-        summary = write_deeplense(args.out, args.preset, args.per_class, args.seed, workers=args.workers)
-        print(f"wrote {summary.get('written', 0)} file(s), kept {summary.get('skipped_existing', 0)} existing, in {args.out}")
-        return 0
+        if args.splits:
+            raise _user_error("--splits applies to --format hf only (the DeepLense layout has no splits)")
+        summary = write_deeplense(
+            args.out, args.preset, args.per_class, args.seed, workers=args.workers, progress=_tty()
+        )
+        kept = summary.get("skipped", 0)
+        replaced = summary.get("replaced", 0)
+        print(
+            f"wrote {summary.get('written', 0) + replaced} file(s)"
+            + (f" ({replaced} replacing corrupt ones)" if replaced else "")
+            + f", kept {kept} complete one(s), in {args.out}"
+        )
+        return EXIT_OK
+    _check_output_folder(Path(args.out))
     splits = parse_splits(args.splits) if args.splits else None
-    dd = build_from_simulation(args.preset, args.per_class, args.seed, splits=splits, workers=args.workers)
+    dd = build_from_simulation(
+        args.preset, args.per_class, args.seed, splits=splits, workers=args.workers, progress=_tty()
+    )
     info = {
         "preset": args.preset,
         "per_class": args.per_class,
@@ -42,15 +78,24 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         "command": _command_line(),
     }
     save_dataset(dd, args.out, info=info)
-    print(f"wrote a DatasetDict ({', '.join(f'{k}: {len(v)}' for k, v in dd.items())}) to {args.out}")
-    return 0
+    print(f"wrote a DatasetDict ({_sizes(dd)}) to {args.out}")
+    return EXIT_OK
 
 
 def cmd_build_dataset(args: argparse.Namespace) -> int:
+    """Read an image folder into a DatasetDict (save_to_disk + parquet + card)."""
     from lens_hf.data.dataset import build_from_folder, parse_splits, save_dataset
 
+    _check_output_folder(Path(args.out))
     splits = parse_splits(args.splits) if args.splits else None
-    dd, skipped = build_from_folder(args.src, splits=splits, seed=args.seed, normalize=args.normalization, skip_bad=args.skip_bad)
+    dd, skipped = build_from_folder(
+        args.src,
+        splits=splits,
+        seed=args.seed,
+        normalize=args.normalization,
+        skip_bad=args.skip_bad,
+        progress=_tty(),
+    )
     info = {
         "source": str(args.src),
         "seed": args.seed,
@@ -62,89 +107,179 @@ def cmd_build_dataset(args: argparse.Namespace) -> int:
     save_dataset(dd, args.out, info=info)
     for path, reason in skipped:
         print(f"skipped {path}: {reason}", file=sys.stderr)
-    print(f"wrote a DatasetDict ({', '.join(f'{k}: {len(v)}' for k, v in dd.items())}) to {args.out}" + (f"; skipped {len(skipped)} bad file(s)" if skipped else ""))
-    return 0
+    print(
+        f"wrote a DatasetDict ({_sizes(dd)}) to {args.out}"
+        + (
+            f"; skipped {len(skipped)} bad file(s), listed in {Path(args.out) / 'lens_hf_dataset.json'}"
+            if skipped
+            else ""
+        )
+    )
+    return EXIT_OK
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from lens_hf.data.dataset import load_any
-    from lens_hf.labels import LABELS
-    from lens_hf.plots import plot_examples
-
-    data = load_any(args.data, skip_bad=True)
-    ds = data if not hasattr(data, "keys") else next(iter(data.values()))
-    names = ds.features["label"].names
-    by_label: dict[str, list] = {name: [] for name in LABELS}
+    """Plot the first ``--per-class`` images of each class; only those files are read."""
     import numpy as np
 
-    for row in ds:
-        label = names[row["label"]]
-        if len(by_label[label]) < args.per_class:
-            by_label[label].append(np.asarray(row["image"], dtype=np.float32))
-        if all(len(v) >= args.per_class for v in by_label.values()):
-            break
-    plot_examples({k: v for k, v in by_label.items() if v}, args.out)
-    print(f"wrote {args.out}")
-    return 0
+    from lens_hf.data.dataset import load_any
+    from lens_hf.data.readers import scan_folder
+    from lens_hf.inference import is_saved_dataset
+    from lens_hf.labels import LABELS
+    from lens_hf.plots import plot_examples
+    from lens_hf.processing.file_io import normalize_image, read_image
+
+    if args.per_class < 1:
+        raise _user_error(f"--per-class must be at least 1, got {args.per_class}")
+    out = Path(args.out)
+    if out.suffix.lower() != ".png":
+        raise _user_error(f"{out}: the output must be a .png file")
+    if out.is_dir():
+        raise _user_error(f"{out}: is a folder; give a .png file name")
+    by_label: dict[str, list[np.ndarray]] = {name: [] for name in LABELS}
+    data = Path(args.data)
+    if is_saved_dataset(data):
+        loaded = load_any(data)
+        ds = next(iter(loaded.values())) if hasattr(loaded, "keys") else loaded
+        names = ds.features["label"].names
+        for row in ds:
+            label = names[row["label"]]
+            if label in by_label and len(by_label[label]) < args.per_class:
+                by_label[label].append(np.asarray(row["image"], dtype=np.float32))
+            if all(len(v) >= args.per_class for v in by_label.values()):
+                break
+    else:
+        for rec in scan_folder(data):
+            if len(by_label[rec.label]) < args.per_class:
+                image, _ = read_image(rec.path)
+                by_label[rec.label].append(normalize_image(image, "minmax", rec.path))
+    plot_examples({k: v for k, v in by_label.items() if v}, out)
+    print(f"wrote {out} ({', '.join(f'{k}: {len(v)}' for k, v in by_label.items())})")
+    return EXIT_OK
 
 
 def cmd_train(args: argparse.Namespace, extra: list[str]) -> int:
-    from lens_hf.training.run import main as train_main
+    """Run a training recipe: its defaults, then ``--config FILE``, then the remaining flags."""
+    from lens_hf.training.args import RECIPE_DEFAULTS, parse_args
+    from lens_hf.training.run import train
 
-    return int(train_main(extra, recipe=args.recipe) or 0)
+    script = RECIPES[args.recipe]
+    model_args, data_args, training_args = parse_args(RECIPE_DEFAULTS[script], extra)
+    metrics = train(model_args, data_args, training_args, recipe=script)
+    if metrics:
+        auc = metrics.get("roc_auc_macro")
+        print(
+            f"trained {training_args.output_dir}: test accuracy {metrics.get('accuracy', float('nan')):.4f}, "
+            f"macro ROC-AUC {'n/a' if auc is None else f'{auc:.4f}'}"
+        )
+    return EXIT_OK
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    """Classify files and folders; a table on stdout or a .csv/.json file."""
     from lens_hf.inference import collect_files, load_classifier, predict_files
 
+    output = Path(args.output) if args.output else None
+    if output is not None:
+        if output.suffix.lower() not in PREDICTION_FORMATS:
+            raise _user_error(f"{output}: --output must end in {' or '.join(PREDICTION_FORMATS)}")
+        if output.is_dir():
+            raise _user_error(f"{output}: is a folder; give a .csv or .json file name")
     files = collect_files(args.paths)
     loaded = load_classifier(args.model)
-    preds = predict_files(loaded, files, batch_size=args.batch_size, skip_bad=args.skip_bad)
-    rows = preds.rows()
-    if args.output:
-        _write_predictions(Path(args.output), rows, preds.labels, preds.skipped)
+    preds = predict_files(loaded, files, batch_size=args.batch_size, skip_bad=args.skip_bad, progress=_tty())
+    rows = preds.rows(include_skipped=True)
+    if output is not None:
+        _write_predictions(output, rows, preds.labels)
     else:
         _print_rows(rows, preds.labels)
-    counts = Counter(r["label"] for r in rows)
+    counts = Counter(r["label"] for r in rows if r["error"] is None)
     summary = ", ".join(f"{name}: {counts.get(name, 0)}" for name in preds.labels)
-    print(f"{len(rows)} image(s) classified ({summary})" + (f"; {len(preds.skipped)} skipped" if preds.skipped else ""), file=sys.stderr)
     for path, reason in preds.skipped:
         print(f"skipped {path}: {reason}", file=sys.stderr)
-    if args.output:
-        print(f"wrote {args.output}", file=sys.stderr)
-    return 0
+    print(
+        f"{len(preds.sources)} image(s) classified ({summary})"
+        + (f"; {len(preds.skipped)} skipped" if preds.skipped else "")
+        + (f"; wrote {output}" if output is not None else ""),
+        file=sys.stderr,
+    )
+    return EXIT_OK
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Metrics, ROC and confusion-matrix figures and per-image predictions of a model on labelled data."""
     from lens_hf.inference import evaluate_data, load_classifier
     from lens_hf.metrics import format_table, write_evaluation
 
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise _user_error(f"{out}: exists and is not a folder")
+    if not Path(args.data).exists():
+        raise _user_error(f"{args.data}: no such file or folder")
     loaded = load_classifier(args.model)
-    y_true, preds = evaluate_data(loaded, args.data, split=args.split, batch_size=args.batch_size, skip_bad=args.skip_bad)
-    extra = {"model": str(loaded.path), "data": str(args.data), "split": args.split}
-    if preds.skipped:
-        extra["skipped"] = [{"path": p, "error": r} for p, r in preds.skipped]
-    metrics = write_evaluation(args.out, y_true, preds.probs, labels=loaded.labels, paths=preds.sources, extra=extra)
+    y_true, preds = evaluate_data(
+        loaded,
+        args.data,
+        split=args.split,
+        batch_size=args.batch_size,
+        skip_bad=args.skip_bad,
+        progress=_tty(),
+    )
+    extra: dict[str, Any] = {
+        "model": str(loaded.path),
+        "data": str(args.data),
+        "split": args.split,
+        "skipped": [{"path": p, "error": r} for p, r in preds.skipped],
+    }
+    with _staged_folder(out) as staging:
+        metrics = write_evaluation(
+            staging, y_true, preds.probs, labels=loaded.labels, paths=preds.sources, extra=extra
+        )
     print(format_table(metrics))
-    print(f"wrote metrics.json, roc.png, confusion_matrix.png, predictions.csv to {args.out}")
-    return 0
+    for path, reason in preds.skipped:
+        print(f"skipped {path}: {reason}", file=sys.stderr)
+    print(
+        f"wrote metrics.json, roc.png, confusion_matrix.png, predictions.csv to {out}"
+        + (f"; {len(preds.skipped)} file(s) skipped (listed in metrics.json)" if preds.skipped else ""),
+        file=sys.stderr,
+    )
+    return EXIT_OK
 
 
 def cmd_card(args: argparse.Namespace) -> int:
+    """Write README.md of a local model folder from its config, training record and metrics."""
     from lens_hf.cards import write_model_card
-    from lens_hf.hub import resolve_model_path
 
-    path = write_model_card(resolve_model_path(args.model))
+    model = Path(args.model)
+    if not model.is_dir():
+        raise _user_error(f"{model}: not a local model folder (the card is written into it)")
+    metrics = None
+    if args.metrics:
+        metrics_path = Path(args.metrics)
+        try:
+            metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise _user_error(f"{metrics_path}: no such file") from None
+        except (OSError, UnicodeDecodeError, ValueError) as err:
+            raise _user_error(
+                f"{metrics_path}: not a readable metrics JSON file ({_first_line(err)})"
+            ) from None
+        if not isinstance(metrics, dict):
+            raise _user_error(f"{metrics_path}: expected a JSON object of metrics")
+    path = write_model_card(model, metrics=metrics, repo_id=args.repo_id)
     print(f"wrote {path}")
-    return 0
+    return EXIT_OK
 
 
 def cmd_push(args: argparse.Namespace) -> int:
+    """Upload the files a fresh process needs to the Hub."""
     from lens_hf.hub import push_folder
 
-    url = push_folder(args.model, args.repo_id, private=args.private, repo_type="dataset" if args.dataset else "model")
+    url = push_folder(
+        args.model, args.repo_id, private=args.private, repo_type="dataset" if args.dataset else "model"
+    )
     print(f"pushed {args.model} to {url}")
-    return 0
+    return EXIT_OK
 
 
 # ----------------------------------------------------------------------------------------------- helpers
@@ -154,24 +289,65 @@ def _user_error(message: str) -> Exception:
     return LensHFError(message)
 
 
+def _first_line(err: BaseException) -> str:
+    lines = str(err).strip().splitlines()
+    return lines[0] if lines else type(err).__name__
+
+
+def _tty() -> bool:
+    """Progress bars only on a terminal: in logs and pipes they would bury the messages."""
+    return sys.stderr.isatty()
+
+
+def _sizes(dd: Any) -> str:
+    return ", ".join(f"{k}: {len(v)}" for k, v in dd.items())
+
+
 def _command_line() -> str:
     return " ".join(["lens-hf", *sys.argv[1:]])
 
 
-def _write_predictions(path: Path, rows: list[dict], labels: list[str], skipped: list[tuple[str, str]]) -> None:
+def _check_output_folder(out: Path) -> None:
+    """Fail before any work when ``out`` cannot become an output folder."""
+    from lens_hf.data.dataset import MARKER_FILE
+
+    if out.exists() and not out.is_dir():
+        raise _user_error(f"{out}: exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not (out / MARKER_FILE).is_file():
+        raise _user_error(
+            f"{out}: folder is not empty and is not a lens_hf dataset; choose another output folder"
+        )
+
+
+@contextlib.contextmanager
+def _staged_folder(out: Path) -> Iterator[Path]:
+    """Yield a temporary sibling of ``out`` to write into; on success its files are renamed into ``out``
+    (created if needed), on failure it is removed and ``out`` is left as it was."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        yield tmp
+        out.mkdir(exist_ok=True)
+        for src in sorted(tmp.iterdir()):
+            os.replace(src, out / src.name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _write_predictions(path: Path, rows: list[dict], labels: list[str]) -> None:
+    """``rows`` (with an ``error`` column, empty for classified images) as CSV or JSON, atomically."""
     from lens_hf.utils import atomic_write_text
 
     if path.suffix.lower() == ".json":
-        text = json.dumps({"labels": labels, "predictions": rows, "skipped": [{"path": p, "error": r} for p, r in skipped]}, indent=2)
+        skipped = sum(r["error"] is not None for r in rows)
+        text = json.dumps({"labels": labels, "num_skipped": skipped, "predictions": rows}, indent=2) + "\n"
     else:
         buf = io.StringIO()
         fields = ["path", "label", "score", *[f"p_{name}" for name in labels], "error"]
         writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
         writer.writeheader()
         for row in rows:
-            writer.writerow({**row, "error": ""})
-        for p, reason in skipped:
-            writer.writerow({"path": p, "label": "", "score": "", "error": reason})
+            writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
         text = buf.getvalue()
     atomic_write_text(path, text)
 
@@ -180,7 +356,12 @@ def _print_rows(rows: list[dict], labels: list[str]) -> None:
     header = ["label", "score", *[f"p_{n}" for n in labels], "path"]
     print("\t".join(header))
     for r in rows:
-        print("\t".join([r["label"], f"{r['score']:.4f}", *[f"{r[f'p_{n}']:.4f}" for n in labels], r["path"]]))
+        if r["error"] is not None:
+            print("\t".join(["skipped", *[""] * (1 + len(labels)), r["path"]]))
+            continue
+        print(
+            "\t".join([r["label"], f"{r['score']:.4f}", *[f"{r[f'p_{n}']:.4f}" for n in labels], r["path"]])
+        )
 
 
 # ----------------------------------------------------------------------------------------------- parser
@@ -190,113 +371,229 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lens-hf",
         description="Find dark matter substructure in strong gravitational lenses: simulate DeepLense data, "
-        "build datasets, train vision transformers, evaluate and predict.",
+        "build datasets, train vision transformers, evaluate and predict. Bad input is reported in one line "
+        "(exit status 2); --debug shows the traceback.",
     )
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    p = sub.add_parser("simulate", help="simulate a DeepLense-faithful lensing dataset with lenstronomy",
-                       description="Simulate no_substructure / subhalo / vortex lensing images (per_class each). "
-                       "Re-running an interrupted --format deeplense command completes it.")
-    p.add_argument("--preset", choices=sorted(PRESETS), default="model_i", help="instrument/physics preset (default: model_i)")
+    p = sub.add_parser(
+        "simulate",
+        help="simulate a DeepLense-faithful lensing dataset with lenstronomy",
+        description="Simulate no_substructure / subhalo / vortex lensing images (--per-class of each). "
+        "Re-running an interrupted --format deeplense command completes it: complete files are kept, "
+        "corrupt or partial ones are rewritten, and the result is byte-identical to an uninterrupted run.",
+    )
+    p.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        default="model_i",
+        help="instrument/physics preset (default: model_i)",
+    )
     p.add_argument("--per-class", type=int, required=True, help="images per class")
     p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same pixels)")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--format", choices=["deeplense", "hf"], default="deeplense",
-                   help="deeplense: {axion,cdm,no_sub}/*.npy archive layout; hf: a datasets.DatasetDict (default: deeplense)")
+    p.add_argument(
+        "--format",
+        choices=["deeplense", "hf"],
+        default="deeplense",
+        help="deeplense: {axion,cdm,no_sub}/*.npy archive layout; hf: a datasets.DatasetDict (default: deeplense)",
+    )
     p.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
-    p.add_argument("--splits", default=None, help="hf only: split fractions or per-class counts, e.g. 0.8,0.1,0.1 or 800,100,100")
+    p.add_argument(
+        "--splits",
+        default=None,
+        help="hf only: split fractions or per-class counts, e.g. 0.8,0.1,0.1 or 800,100,100",
+    )
     p.set_defaults(func=cmd_simulate)
 
-    p = sub.add_parser("build-dataset", help="turn a folder of lensing images into a Hugging Face DatasetDict",
-                       description="Read a DeepLense archive (Model I-III), the ML4SCI common test layout, or any folder of "
-                       "class sub-folders (no_sub/cdm/axion, no/sphere/vort, ...) into a DatasetDict saved with "
-                       "save_to_disk plus parquet shards and a dataset card.")
+    p = sub.add_parser(
+        "build-dataset",
+        help="turn a folder of lensing images into a Hugging Face DatasetDict",
+        description="Read a DeepLense archive (Model I-III), the ML4SCI common test layout, or any folder of "
+        "class sub-folders (no_sub/cdm/axion, no/sphere/vort, ...) into a DatasetDict saved with "
+        "save_to_disk plus parquet shards and a dataset card. A bad file stops the build (naming it) unless "
+        "--skip-bad.",
+    )
     p.add_argument("src", help="input folder")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--splits", default=None, help="split fractions or per-class counts when the input has no split folders")
+    p.add_argument(
+        "--splits",
+        default=None,
+        help="split fractions or per-class counts when the input has no split folders",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the random split")
-    p.add_argument("--normalization", choices=["minmax", "none"], default="minmax", help="per-image normalisation (default: minmax)")
-    p.add_argument("--skip-bad", action="store_true", help="skip unreadable files (they are listed) instead of failing")
+    p.add_argument(
+        "--normalization",
+        choices=["minmax", "none"],
+        default="minmax",
+        help="per-image normalisation (default: minmax)",
+    )
+    p.add_argument(
+        "--skip-bad",
+        action="store_true",
+        help="skip unreadable files (listed on stderr and in lens_hf_dataset.json)",
+    )
     p.set_defaults(func=cmd_build_dataset)
 
-    p = sub.add_parser("show", help="plot a grid of example images per class", description="Plot a grid of examples per class.")
+    p = sub.add_parser(
+        "show",
+        help="plot a grid of example images per class",
+        description="Plot the first --per-class images of each class of a dataset or image folder as a PNG.",
+    )
     p.add_argument("data", help="a saved DatasetDict or any folder build-dataset reads")
     p.add_argument("--out", required=True, help="output PNG")
     p.add_argument("--per-class", type=int, default=6, help="examples per class (default: 6)")
     p.set_defaults(func=cmd_show)
 
-    p = sub.add_parser("train", help="train a model (same options as the recipes; see `lens-hf train --help`)",
-                       description="Train with the Hugging Face Trainer. All recipe and TrainingArguments flags are accepted, "
-                       "e.g. --output_dir, --dataset, --model_preset, --num_train_epochs.", add_help=False)
-    p.add_argument("--recipe", default="vit_spt_lsa", choices=["vit_spt_lsa", "vit", "deit", "swin", "cnn_teacher"],
-                   help="which recipe's defaults to start from (default: vit_spt_lsa)")
-    p.set_defaults(func=cmd_train)
+    p = sub.add_parser(
+        "train",
+        help="train a model (the recipes' options; see `lens-hf train --help`)",
+        description="Train with the Hugging Face Trainer, starting from a recipe's defaults. All recipe and "
+        "TrainingArguments flags are accepted, e.g. --output_dir, --dataset, --model_preset, --num_train_epochs, "
+        "--config FILE, --resume_from_checkpoint last.",
+        add_help=False,
+    )
+    p.add_argument(
+        "--recipe",
+        default="vit_spt_lsa",
+        choices=sorted(RECIPES),
+        help="which recipe's defaults to start from (default: vit_spt_lsa)",
+    )
+    p.set_defaults(func=cmd_train, usage=p.format_help)
 
-    p = sub.add_parser("evaluate", help="ROC-AUC, confusion matrix and predictions of a model on labelled data",
-                       description="Evaluate a model on labelled data; writes metrics.json, roc.png, confusion_matrix.png, predictions.csv.")
+    p = sub.add_parser(
+        "evaluate",
+        help="ROC-AUC, confusion matrix and predictions of a model on labelled data",
+        description="Evaluate a model on labelled data; writes metrics.json, roc.png, confusion_matrix.png and "
+        "predictions.csv into --out. A bad file stops the run (naming it) unless --skip-bad.",
+    )
     p.add_argument("--model", default=None, help="model folder or Hub id (default: the shipped checkpoint)")
     p.add_argument("--data", required=True, help="a saved DatasetDict or any folder build-dataset reads")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--split", default="test", help="split of a saved DatasetDict (default: test)")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument(
+        "--split", default="test", help="split of a saved DatasetDict or split folder (default: test)"
+    )
+    p.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default: 64)")
     p.add_argument("--skip-bad", action="store_true", help="skip unreadable files (listed in metrics.json)")
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("predict", help="classify new image files", description="Classify .npy/.npz/.fits/.png/.tif files and folders.")
-    p.add_argument("paths", nargs="+", help="files and folders (searched recursively)")
+    p = sub.add_parser(
+        "predict",
+        help="classify new image files",
+        description="Classify .npy/.npz/.fits/.png/.tif files and folders (searched recursively). A bad file "
+        "stops the run (naming it) unless --skip-bad.",
+    )
+    p.add_argument("paths", nargs="+", help="files and folders")
     p.add_argument("--model", default=None, help="model folder or Hub id (default: the shipped checkpoint)")
-    p.add_argument("--output", default=None, help="write predictions to this .csv or .json (default: print a table)")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--skip-bad", action="store_true", help="skip unreadable files (listed in the output) instead of failing")
+    p.add_argument(
+        "--output", default=None, help="write predictions to this .csv or .json (default: print a table)"
+    )
+    p.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default: 64)")
+    p.add_argument(
+        "--skip-bad",
+        action="store_true",
+        help="skip unreadable files (rows with an error column) instead of failing",
+    )
     p.set_defaults(func=cmd_predict)
 
-    p = sub.add_parser("card", help="write a model's README.md card from its metrics", description="Generate the model card.")
-    p.add_argument("--model", required=True, help="model folder")
+    p = sub.add_parser(
+        "card",
+        help="write a model's README.md card from its metrics",
+        description="Generate README.md (Hub model card with model-index metrics) in a local model folder.",
+    )
+    p.add_argument("--model", required=True, help="local model folder")
+    p.add_argument(
+        "--metrics", default=None, help="metrics.json to report (default: the folder's metrics.json)"
+    )
+    p.add_argument("--repo-id", default=None, help="Hub id used in the card's usage snippets")
     p.set_defaults(func=cmd_card)
 
-    p = sub.add_parser("push", help="upload a model (or dataset) folder to the Hugging Face Hub",
-                       description="Upload the files a fresh process needs (safetensors weights, config, processor, code, card).")
+    p = sub.add_parser(
+        "push",
+        help="upload a model (or dataset) folder to the Hugging Face Hub",
+        description="Upload the files a fresh process needs (safetensors weights, config, processor, code, card).",
+    )
     p.add_argument("--model", required=True, help="model (or dataset, with --dataset) folder")
     p.add_argument("--repo-id", required=True, help="ORG/NAME on the Hub")
-    p.add_argument("--private", action="store_true")
+    p.add_argument("--private", action="store_true", help="create the repo private")
     p.add_argument("--dataset", action="store_true", help="push a dataset folder instead of a model")
     p.set_defaults(func=cmd_push)
     return parser
 
 
+def _split_debug(argv: list[str]) -> tuple[list[str], bool]:
+    """Remove ``--debug`` (lens-hf's own flag) from ``argv``; after ``train`` it belongs to the Trainer."""
+    command = next((i for i, a in enumerate(argv) if not a.startswith("-")), len(argv))
+    scope = command if command < len(argv) and argv[command] == "train" else len(argv)
+    debug = "--debug" in argv[:scope]
+    return [a for i, a in enumerate(argv) if not (i < scope and a == "--debug")], debug
+
+
+@contextlib.contextmanager
+def _quiet_libraries(command: str, debug: bool) -> Iterator[None]:
+    """Library warnings and progress bars would bury the one-line messages: transformers logs only errors and
+    (off a terminal) no library shows progress bars, for the duration of the command. Training keeps its
+    logs; ``--debug`` keeps everything."""
+    if command == "train" or debug:
+        yield
+        return
+    import datasets
+    import transformers
+
+    hf_logging = transformers.utils.logging
+    verbosity = hf_logging.get_verbosity()
+    bars = hf_logging.is_progress_bar_enabled(), datasets.utils.logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    if not sys.stderr.isatty():
+        hf_logging.disable_progress_bar()
+        datasets.disable_progress_bars()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars[0]:
+            hf_logging.enable_progress_bar()
+        if bars[1]:
+            datasets.enable_progress_bars()
+
+
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in argv
-    argv = [a for a in argv if a != "--debug"]
+    """Run ``lens-hf`` with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
+    argv, debug = _split_debug(list(sys.argv[1:] if argv is None else argv))
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
-        from lens_hf.errors import USER_ERRORS
-
         parser = build_parser()
         args, extra = parser.parse_known_args(argv)
         if args.command == "train":
             return cmd_train(args, extra)
         if extra:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
-        return int(args.func(args) or 0)
+        with _quiet_libraries(args.command, debug):
+            return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("lens-hf: interrupted", file=sys.stderr)
-        return 130
-    except SystemExit as exc:  # argparse: usage errors already printed on one line
-        return int(exc.code or 0) if isinstance(exc.code, int) else EXIT_USER_ERROR
+        return EXIT_INTERRUPTED
+    except SystemExit as exc:  # argparse (usage errors already printed) and --help
+        return exc.code if isinstance(exc.code, int) else EXIT_USER_ERROR
+    except BrokenPipeError:  # e.g. `lens-hf predict ... | head`
+        sys.stderr.close()
+        return EXIT_OK
     except Exception as err:
         if debug:
             raise
-        user = isinstance(err, USER_ERRORS) if "USER_ERRORS" in locals() else False
-        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        if user:
-            print(f"lens-hf: error: {message}", file=sys.stderr)
+        from lens_hf.errors import USER_ERRORS
+
+        message = " ".join(line.strip() for line in str(err).strip().splitlines() if line.strip())
+        if isinstance(err, USER_ERRORS) or isinstance(err, (OSError, MemoryError)):
+            if isinstance(err, OSError) and err.filename and str(err.filename) not in message:
+                message = f"{err.filename}: {message}"
+            print(f"lens-hf: error: {message or type(err).__name__}", file=sys.stderr)
             return EXIT_USER_ERROR
-        if isinstance(err, (OSError, MemoryError)):
-            print(f"lens-hf: error: {message}", file=sys.stderr)
-            return EXIT_USER_ERROR
-        print(f"lens-hf: internal error: {type(err).__name__}: {message} (run with --debug for the traceback)", file=sys.stderr)
+        print(
+            f"lens-hf: internal error: {type(err).__name__}: {message} (run with --debug for the traceback)",
+            file=sys.stderr,
+        )
         return EXIT_INTERNAL_ERROR
 
 

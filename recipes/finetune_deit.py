@@ -12,15 +12,9 @@ learn the labels. Evaluation reports the class-token head (``cls_*``), the disti
 and their average (the model's prediction).
 """
 
-from lens_hf.training import run_recipe
+from lens_hf.training import RECIPE_DEFAULTS, run_recipe
 
-DEFAULTS = {
-    "model_preset": "deit-tiny",
-    "learning_rate": 5e-4,
-    "weight_decay": 0.05,
-    "num_train_epochs": 50,
-    "distillation_alpha": 0.5,
-}
+DEFAULTS = RECIPE_DEFAULTS["finetune_deit"]
 
 
 def main() -> None:

@@ -10,14 +10,9 @@ Swin needs its window to fit the last stage's feature map: the preset picks a wo
 size, and a clear error names one when a checkpoint's window does not fit.
 """
 
-from lens_hf.training import run_recipe
+from lens_hf.training import RECIPE_DEFAULTS, run_recipe
 
-DEFAULTS = {
-    "model_preset": "swin-tiny",
-    "learning_rate": 5e-4,
-    "weight_decay": 0.05,
-    "num_train_epochs": 50,
-}
+DEFAULTS = RECIPE_DEFAULTS["finetune_swin"]
 
 
 def main() -> None:

@@ -11,14 +11,9 @@ lens_hf option (``--dataset``, ``--augment``, ``--random_crop``, ``--lr_schedule
 ``--help`` lists them.
 """
 
-from lens_hf.training import run_recipe
+from lens_hf.training import RECIPE_DEFAULTS, run_recipe
 
-DEFAULTS = {
-    "model_preset": "vit-tiny",
-    "learning_rate": 5e-4,
-    "weight_decay": 0.05,
-    "num_train_epochs": 50,
-}
+DEFAULTS = RECIPE_DEFAULTS["finetune_vit"]
 
 
 def main() -> None:

@@ -6,14 +6,9 @@
         --output_dir runs/resnet-pretrained
 """
 
-from lens_hf.training import run_recipe
+from lens_hf.training import RECIPE_DEFAULTS, run_recipe
 
-DEFAULTS = {
-    "model_preset": "resnet-18",
-    "learning_rate": 1e-3,
-    "weight_decay": 1e-4,
-    "num_train_epochs": 50,
-}
+DEFAULTS = RECIPE_DEFAULTS["train_cnn_teacher"]
 
 
 def main() -> None:

@@ -8,14 +8,9 @@ the small-data vision transformer for lensing images.
 The ablations ``vit-spt-tiny`` (SPT only) and ``vit-lsa-tiny`` (LSA only) are selected with ``--model_preset``.
 """
 
-from lens_hf.training import run_recipe
+from lens_hf.training import RECIPE_DEFAULTS, run_recipe
 
-DEFAULTS = {
-    "model_preset": "vit-spt-lsa-tiny",
-    "learning_rate": 5e-4,
-    "weight_decay": 0.05,
-    "num_train_epochs": 50,
-}
+DEFAULTS = RECIPE_DEFAULTS["train_vit_spt_lsa"]
 
 
 def main() -> None:

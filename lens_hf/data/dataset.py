@@ -434,6 +434,18 @@ def _select_split(dd: DatasetDict, split: str | None, source: Path) -> DatasetDi
     return dd[name]
 
 
+def _opened(source: Path, opener: Any, *args: Any, **kwargs: Any) -> Any:
+    """``opener(*args, **kwargs)``; a corrupt or incomplete saved dataset (broken JSON, truncated Arrow or
+    Parquet files, missing shards) becomes one :class:`LensHFError` line naming ``source``."""
+    try:
+        return opener(*args, **kwargs)
+    except LensHFError:
+        raise
+    except (OSError, ValueError, KeyError, TypeError) as err:  # pyarrow's errors subclass these
+        reason = " ".join(str(err).split()) or type(err).__name__
+        raise LensHFError(f"{source}: not a readable dataset ({reason[:300]})") from None
+
+
 def load_any(
     path: str | os.PathLike,
     *,
@@ -459,18 +471,18 @@ def load_any(
             raise LensHFError(f"{p}: expected a dataset folder, an image folder or a .parquet file")
         stem = p.name.split("-", 1)[0].split(".", 1)[0].lower()
         name = SPLIT_FOLDERS.get(stem, "test")
-        dd = load_dataset("parquet", data_files={name: str(p)}, cache_dir=cache)
+        dd = _opened(p, load_dataset, "parquet", data_files={name: str(p)}, cache_dir=cache)
         return _select_split(_check_columns(dd, p), split, p)
     if (p / "dataset_dict.json").is_file():
-        return _select_split(_check_columns(load_from_disk(str(p)), p), split, p)
+        return _select_split(_check_columns(_opened(p, load_from_disk, str(p)), p), split, p)
     if (p / "state.json").is_file() and (p / "dataset_info.json").is_file():
-        ds = load_from_disk(str(p))
+        ds = _opened(p, load_from_disk, str(p))
         return _select_split(_check_columns(DatasetDict({"test": ds}), p), split, p)
     if _parquet_files(p):
         if (p / "README.md").is_file():
-            dd = load_dataset(str(p), cache_dir=cache)
+            dd = _opened(p, load_dataset, str(p), cache_dir=cache)
         else:
-            dd = load_dataset("parquet", data_dir=str(p), cache_dir=cache)
+            dd = _opened(p, load_dataset, "parquet", data_dir=str(p), cache_dir=cache)
         return _select_split(_check_columns(dd, p), split, p)
     records = scan_folder(p)
     groups: dict[str, list[Record]] = {}

@@ -256,7 +256,8 @@ def _read_config(name_or_path: str | Path) -> PreTrainedConfig:
     if local.exists() and not (local / "config.json").is_file():
         raise LensHFError(f"{source}: not a model folder (no config.json)")
     try:
-        return AutoConfig.from_pretrained(source)
+        # Never the folder's own code, and never an interactive "run the custom code? [y/N]" prompt.
+        return AutoConfig.from_pretrained(source, trust_remote_code=False)
     except (OSError, ValueError, KeyError) as err:
         raise LensHFError(f"{source}: cannot load a model config ({_one_line(err)})") from err
 

@@ -104,10 +104,12 @@ def _read_npy_stream(f: io.BufferedIOBase, source: str, nbytes: int, max_pixels:
             shape, fortran, dtype = impl(f, version)
         else:
             raise LensFileError(source, f"unsupported .npy format version {version}")
-    except (ValueError, OSError, SyntaxError, EOFError, AttributeError, TypeError) as err:
-        if isinstance(err, LensFileError):
-            raise
+    except LensFileError:
+        raise
+    except Exception as err:  # untrusted header text: any parse failure (incl. tokenize/recursion errors)
         raise LensFileError(source, f"not a valid .npy file ({_short(err)})") from None
+    if any(n < 0 for n in shape):
+        raise LensFileError(source, f"not a valid .npy file (negative dimension in shape {tuple(shape)})")
     count = math.prod(shape)
     if dtype.hasobject:
         try:
@@ -178,7 +180,8 @@ def _load_fits(path: Path, max_pixels: int) -> tuple[np.ndarray, dict]:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            with fits.open(path, memmap=False) as hdul:
+            # Our own handle: astropy leaves its file open when a broken header makes fits.open raise.
+            with open(path, "rb") as handle, fits.open(handle, memmap=False) as hdul:
                 for hdu in hdul:
                     shape = getattr(hdu, "shape", None) or ()
                     if not hdu.is_image or len(shape) < 2:
@@ -203,10 +206,12 @@ def _load_pil(path: Path, max_pixels: int) -> tuple[np.ndarray, dict]:
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as img:
-            if img.width * img.height > max_pixels:
-                raise LensFileError(path, f"image of {img.width}x{img.height} pixels is too large")
-            return pil_to_array(img), {}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # PIL warns about broken tags of files it then reads or refuses
+            with Image.open(path) as img:
+                if img.width * img.height > max_pixels:
+                    raise LensFileError(path, f"image of {img.width}x{img.height} pixels is too large")
+                return pil_to_array(img), {}
     except LensFileError:
         raise
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
@@ -239,6 +244,8 @@ def read_array(path: str | os.PathLike, *, max_pixels: int = MAX_PIXELS) -> tupl
         raise LensFileError(p, "no such file")
     if p.is_dir():
         raise LensFileError(p, "is a folder, expected a file")
+    if not p.is_file():  # a FIFO or device would block or never end
+        raise LensFileError(p, "not a regular file")
     try:
         if name.endswith((".fits", ".fit", ".fits.gz", ".fit.gz")):
             return _load_fits(p, max_pixels)
@@ -273,10 +280,12 @@ def as_image_2d(array: Any, source: str = "array", *, max_pixels: int = MAX_PIXE
         raise LensFileError(source, f"image of shape {arr.shape} is too small (at least {MIN_SIDE} px a side)")
     if arr.size > max_pixels:
         raise LensFileError(source, f"image of shape {arr.shape} is too large ({arr.size} pixels > {max_pixels})")
-    out = arr.astype(np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):  # out-of-range values become inf and are refused below
+        out = arr.astype(np.float32)
     if not np.isfinite(out).all():
         bad = int((~np.isfinite(out)).sum())
-        raise LensFileError(source, f"image contains {bad} NaN or infinite pixel(s)")
+        beyond = " (values beyond the float32 range)" if arr.dtype.kind == "f" and np.isfinite(arr).all() else ""
+        raise LensFileError(source, f"image contains {bad} NaN or infinite pixel(s){beyond}")
     return out
 
 

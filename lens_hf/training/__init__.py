@@ -2,6 +2,7 @@
 schedule, the lensing Trainer (and DeiT distillation) and the ``train()`` entry point of the recipes."""
 
 from lens_hf.training.args import (
+    RECIPE_DEFAULTS,
     TRAINING_DEFAULTS,
     DataArguments,
     LensTrainingArguments,
@@ -26,6 +27,7 @@ from lens_hf.training.trainer import (
 
 __all__ = [
     "BatchAugment",
+    "RECIPE_DEFAULTS",
     "TRAINING_DEFAULTS",
     "DataArguments",
     "DistillationTrainer",

@@ -139,6 +139,42 @@ class LensTrainingArguments(TrainingArguments):
         super().__post_init__()
 
 
+# Each recipe's own defaults (over TRAINING_DEFAULTS), by recipe script name; `lens-hf train --recipe` uses the same.
+RECIPE_DEFAULTS: dict[str, dict[str, Any]] = {
+    "train_vit_spt_lsa": {
+        "model_preset": "vit-spt-lsa-tiny",
+        "learning_rate": 5e-4,
+        "weight_decay": 0.05,
+        "num_train_epochs": 50,
+    },
+    "finetune_vit": {
+        "model_preset": "vit-tiny",
+        "learning_rate": 5e-4,
+        "weight_decay": 0.05,
+        "num_train_epochs": 50,
+    },
+    "finetune_deit": {
+        "model_preset": "deit-tiny",
+        "learning_rate": 5e-4,
+        "weight_decay": 0.05,
+        "num_train_epochs": 50,
+        "distillation_alpha": 0.5,
+    },
+    "finetune_swin": {
+        "model_preset": "swin-tiny",
+        "learning_rate": 5e-4,
+        "weight_decay": 0.05,
+        "num_train_epochs": 50,
+    },
+    "train_cnn_teacher": {
+        "model_preset": "resnet-18",
+        "learning_rate": 1e-3,
+        "weight_decay": 1e-4,
+        "num_train_epochs": 50,
+    },
+}
+
+
 # Defaults every recipe starts from; a recipe's own defaults, the config file and the command line override them.
 TRAINING_DEFAULTS: dict[str, Any] = {
     "per_device_train_batch_size": 32,

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import platform
+import re
 import shlex
 import shutil
 import sys
@@ -26,7 +27,6 @@ import torch
 import transformers
 from datasets import DatasetDict
 from transformers import DeiTForImageClassificationWithTeacher, set_seed
-from transformers.trainer_utils import get_last_checkpoint
 
 from lens_hf.data.dataset import build_from_simulation, load_any, stratified_split
 from lens_hf.errors import USER_ERRORS, LensHFError
@@ -194,21 +194,61 @@ def build_model(model_args: ModelArguments, image_size: int) -> torch.nn.Module:
     return factory.create_model(model_args.model_preset, image_size=image_size, num_channels=1, **overrides)
 
 
+def checkpoint_is_complete(folder: Path) -> bool:
+    """True when a Trainer checkpoint folder was fully written. The Trainer writes ``trainer_state.json``
+    after the weights, optimizer, scheduler and RNG states (whatever the backend), so it must exist, parse
+    and name the folder's step."""
+    try:
+        state = json.loads((folder / "trainer_state.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(state, dict) and str(state.get("global_step")) == folder.name.rpartition("-")[2]
+
+
 def _resolve_resume(value: str | bool | None, output_dir: str) -> str | None:
-    """``True``/``"last"`` -> latest ``checkpoint-*`` in ``output_dir`` (None when there is none yet)."""
+    """``True``/``"last"`` -> the newest *complete* ``checkpoint-<step>`` in ``output_dir`` (None when there is
+    none yet); a folder path is checked and returned.
+
+    A job killed while saving leaves a newer, half-written checkpoint; it is renamed to
+    ``incomplete-checkpoint-<step>`` (kept for inspection; the Trainer neither resumes from nor rotates it) and
+    training resumes from the newest complete one.
+    """
     if value is None or value is False:
         return None
     text = str(value).strip()
     if text.lower() in _FALSE:
         return None
-    if text.lower() in _TRUE:
-        last = get_last_checkpoint(output_dir) if os.path.isdir(output_dir) else None
-        if last is None:
-            logger.warning("no checkpoint in %s to resume from: training from the start", output_dir)
-        return last
-    if not os.path.isdir(text):
-        raise LensHFError(f"{text}: checkpoint folder to resume from not found")
-    return text
+    if text.lower() not in _TRUE:
+        if not os.path.isdir(text):
+            raise LensHFError(f"{text}: checkpoint folder to resume from not found")
+        if not checkpoint_is_complete(Path(text)):
+            raise LensHFError(
+                f"{text}: incomplete checkpoint (no valid trainer_state.json); cannot resume from it"
+            )
+        return text
+    out = Path(output_dir)
+    found = (
+        [p for p in out.iterdir() if p.is_dir() and re.fullmatch(r"checkpoint-\d+", p.name)]
+        if out.is_dir()
+        else []
+    )
+    for folder in sorted(found, key=lambda p: int(p.name.split("-")[1]), reverse=True):
+        if checkpoint_is_complete(folder):
+            return str(folder)
+        if int(os.environ.get("RANK", "0")) != 0:
+            continue  # every process skips it; only the main one moves it aside
+        aside = folder.with_name(f"incomplete-{folder.name}")
+        n = 1
+        while aside.exists():
+            n += 1
+            aside = folder.with_name(f"incomplete{n}-{folder.name}")
+        os.replace(folder, aside)
+        print(
+            f"{folder} was not completely written (interrupted while saving); moved to {aside.name}",
+            file=sys.stderr,
+        )
+    logger.warning("no checkpoint in %s to resume from: training from the start", output_dir)
+    return None
 
 
 def install_model_folder(model: torch.nn.Module, processor: Any, output_dir: Path) -> Path:

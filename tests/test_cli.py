@@ -1,0 +1,384 @@
+"""The ``lens-hf`` command end to end, in-process: help texts, simulate (DeepLense layout and DatasetDict),
+build-dataset, show, predict, evaluate (AUCs equal scikit-learn's), Hub ids from an offline cache, card."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import MODEL_INPUT_PX, copy_model, tree
+
+from lens_hf.cli import RECIPES, build_parser, main
+from lens_hf.training.args import RECIPE_DEFAULTS
+from lens_hf.labels import DEEPLENSE_FOLDERS, LABELS
+from lens_hf.processing.file_io import read_image
+
+ROOT = Path(__file__).resolve().parents[1]
+PER_CLASS = 3
+
+
+@pytest.fixture(scope="module")
+def sim_dir(tmp_path_factory) -> Path:
+    """``lens-hf simulate --per-class 3`` in the DeepLense Model I layout (read-only for tests)."""
+    out = tmp_path_factory.mktemp("sim") / "model_i"
+    assert (
+        main(
+            [
+                "simulate",
+                "--preset",
+                "model_i",
+                "--per-class",
+                str(PER_CLASS),
+                "--seed",
+                "4",
+                "--workers",
+                "1",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ help
+def test_help_of_every_command(cli):
+    result = cli("--help")
+    assert result.code == 0 and "usage: lens-hf" in result.out and "dark matter substructure" in result.out
+    commands = sorted(build_parser()._subparsers._group_actions[0].choices)
+    assert commands == sorted(
+        ["simulate", "build-dataset", "show", "train", "evaluate", "predict", "card", "push"]
+    )
+    expected = {
+        "simulate": ["--per-class", "--format", "byte-identical"],
+        "build-dataset": ["--skip-bad", "--splits", "DatasetDict"],
+        "show": ["--per-class", "PNG"],
+        "evaluate": ["--model", "--data", "metrics.json", "--skip-bad"],
+        "predict": ["--output", "--skip-bad", ".csv"],
+        "card": ["--metrics", "README.md"],
+        "push": ["--repo-id", "safetensors"],
+        "train": [
+            "--output_dir",
+            "--dataset",
+            "--model_preset",
+            "--resume_from_checkpoint",
+            "--learning_rate",
+        ],
+    }
+    for command, words in expected.items():
+        result = cli(command, "--help")
+        assert result.code == 0, (command, result.err)
+        assert result.out.count("\n") > 5, command
+        for word in words:
+            assert word in result.out, (command, word)
+        assert in_summary(command, cli("--help").out)
+
+
+def in_summary(command: str, text: str) -> bool:
+    return any(line.strip().startswith(command) for line in text.splitlines())
+
+
+def test_usage_errors_exit_2(cli):
+    for args in ((), ("no-such-command",), ("predict",), ("simulate", "--per-class", "x", "--out", "o")):
+        result = cli(*args)
+        assert result.code == 2 and "usage: lens-hf" in result.err and "Traceback" not in result.err, args
+
+
+def test_recipe_defaults_match_the_recipe_scripts():
+    for name, script in RECIPES.items():
+        spec = importlib.util.spec_from_file_location(f"recipe_{script}", ROOT / "recipes" / f"{script}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        assert RECIPE_DEFAULTS[script] == module.DEFAULTS, name
+
+
+# ------------------------------------------------------------------------------------------------ simulate
+def _ring_radius(image: np.ndarray, pixel_scale: float = 0.05) -> float:
+    """Radius (arcsec) of the Einstein ring about the image centre: the flux-weighted mean radius of the
+    brightest 3 % of the (background-subtracted) pixels, i.e. of the arcs."""
+    h, w = image.shape
+    y, x = np.indices(image.shape)
+    r = np.hypot(x - (w - 1) / 2, y - (h - 1) / 2) * pixel_scale
+    flux = image - np.median(image)
+    ring = flux > np.percentile(flux, 97)
+    return float((r[ring] * flux[ring]).sum() / flux[ring].sum())
+
+
+def test_simulate_deeplense_layout(sim_dir):
+    files = {
+        folder: sorted((sim_dir / folder).glob(f"{folder}_sim_*.npy"))
+        for folder in DEEPLENSE_FOLDERS.values()
+    }
+    assert {k: len(v) for k, v in files.items()} == {
+        "no_sub": PER_CLASS,
+        "cdm": PER_CLASS,
+        "axion": PER_CLASS,
+    }
+    assert all(name.stem.split("_sim_")[1].isdigit() for v in files.values() for name in v)
+    with open(sim_dir / "metadata.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 3 * PER_CLASS and {r["label"] for r in rows} == set(LABELS)
+    for path in files["no_sub"] + files["cdm"]:
+        counts = np.load(path, allow_pickle=False)  # plain arrays, as in the Model I archive
+        assert counts.shape == (150, 150) and counts.dtype == np.int64 and counts.min() >= 0
+    for path in files["axion"]:
+        image, meta = read_image(path)  # object array [image, axion_mass]: through the safe loader
+        assert image.shape == (150, 150) and 1e-25 < meta["axion_mass"] < 1e-21
+    from lens_hf.data.presets import einstein_radius, get_preset
+
+    radii = [_ring_radius(np.load(p).astype(np.float64)) for p in files["no_sub"]]
+    assert all(1.0 <= r <= 1.6 for r in radii), radii
+    theta_e = einstein_radius(get_preset("model_i").main_halo_mass)  # 1.28" for the 1e12 Msun lens
+    assert abs(np.mean(radii) - theta_e) < 0.15, (radii, theta_e)
+
+
+def test_simulate_hf_dataset(tmp_path, cli):
+    from datasets import load_from_disk
+
+    out = tmp_path / "hf"
+    result = cli(
+        "simulate",
+        "--per-class",
+        "3",
+        "--format",
+        "hf",
+        "--splits",
+        "1,1,1",
+        "--workers",
+        "1",
+        "--seed",
+        "1",
+        "--out",
+        out,
+    )
+    assert result.code == 0, result.err
+    dd = load_from_disk(str(out))
+    assert {k: len(v) for k, v in dd.items()} == {"train": 3, "validation": 3, "test": 3}
+    assert dd["train"].features["label"].names == list(LABELS)
+    image = np.asarray(dd["test"][0]["image"], dtype=np.float32)
+    assert image.shape == (150, 150) and image.min() == 0.0 and image.max() == 1.0
+    assert (out / "README.md").is_file() and list((out / "data").glob("*.parquet"))
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+# ------------------------------------------------------------------------------------------------ datasets
+def test_build_dataset_from_model_i_layout(sim_dir, tmp_path, cli):
+    from datasets import load_from_disk
+
+    out = tmp_path / "ds"
+    result = cli("build-dataset", sim_dir, "--out", out, "--splits", "1,1,1")
+    assert result.code == 0, result.err
+    dd = load_from_disk(str(out))
+    assert {k: len(v) for k, v in dd.items()} == {"train": 3, "validation": 3, "test": 3}
+    rows = [row for split in dd.values() for row in split]
+    assert sorted(Path(r["path"]).name for r in rows) == sorted(p.name for p in sim_dir.rglob("*.npy"))
+    for row in rows:
+        label = LABELS[row["label"]]
+        assert Path(row["path"]).parent.name == DEEPLENSE_FOLDERS[label]
+        _, meta = read_image(row["path"])
+        assert row["axion_mass"] == (meta["axion_mass"] if label == "vortex" else None)
+        assert row["preset"] == "model_i" and row["seed"] == 4
+    info = json.loads((out / "lens_hf_dataset.json").read_text())
+    assert info["image_size"] == [150, 150] and info["skipped"] == []
+
+
+def _is_png(path: Path) -> bool:
+    from PIL import Image
+
+    with Image.open(path) as img:
+        return img.format == "PNG" and img.width > 100 and img.height > 100
+
+
+def test_show_writes_a_png(sim_dir, tmp_path, cli):
+    result = cli("show", sim_dir, "--out", tmp_path / "grid.png", "--per-class", "2")
+    assert result.code == 0, result.err
+    assert _is_png(tmp_path / "grid.png") and "vortex: 2" in result.out
+    assert cli("build-dataset", sim_dir, "--out", tmp_path / "ds", "--splits", "1,1,1").code == 0
+    result = cli("show", tmp_path / "ds", "--out", tmp_path / "from_dataset.png")
+    assert result.code == 0, result.err
+    assert _is_png(tmp_path / "from_dataset.png")
+
+
+# ------------------------------------------------------------------------------------------------ predict
+def _direct_probs(model_dir: Path, image: np.ndarray) -> np.ndarray:
+    from lens_hf.models.factory import load_model
+    from lens_hf.processing import LensImageProcessor
+
+    model = load_model(model_dir)
+    pixels = LensImageProcessor.from_pretrained(model_dir)(image, return_tensors="pt")["pixel_values"]
+    assert pixels.shape == (1, 1, MODEL_INPUT_PX, MODEL_INPUT_PX)
+    with torch.no_grad():
+        return torch.softmax(model(pixel_values=pixels).logits, -1)[0].numpy()
+
+
+def _check_rows(rows: list[dict], expected_paths: list[str]) -> None:
+    assert [r["path"] for r in rows] == expected_paths
+    for r in rows:
+        probs = np.array([float(r[f"p_{name}"]) for name in LABELS])
+        assert abs(probs.sum() - 1) < 1e-5 and (probs >= 0).all()
+        assert r["label"] == LABELS[int(probs.argmax())] and float(r["score"]) == pytest.approx(probs.max())
+        assert r["error"] in ("", None)
+
+
+def test_predict_files_and_folders(sim_dir, model_dir, tmp_path, cli):
+    single = sorted((sim_dir / "cdm").glob("*.npy"))[0]
+    expected = (
+        [str(single)]
+        + sorted(str(p) for p in (sim_dir / "axion").glob("*.npy"))
+        + sorted(str(p) for p in (sim_dir / "no_sub").glob("*.npy"))
+    )
+    args = ("predict", single, sim_dir / "axion", sim_dir / "no_sub", single, "--model", model_dir)
+    result = cli(*args, "--output", tmp_path / "p.csv", "--batch-size", "2")
+    assert result.code == 0, result.err
+    with open(tmp_path / "p.csv") as f:
+        rows = list(csv.DictReader(f))
+    _check_rows(rows, expected)
+    assert f"{len(expected)} image(s) classified" in result.err
+
+    result = cli(*args, "--output", tmp_path / "p.json")
+    assert result.code == 0, result.err
+    doc = json.loads((tmp_path / "p.json").read_text())
+    assert doc["labels"] == list(LABELS) and doc["num_skipped"] == 0
+    _check_rows(doc["predictions"], expected)
+    direct = _direct_probs(model_dir, read_image(single)[0])
+    assert [doc["predictions"][0][f"p_{n}"] for n in LABELS] == pytest.approx(direct, abs=1e-6)
+    for row_csv, row_json in zip(rows, doc["predictions"]):  # batch size does not change the numbers
+        assert float(row_csv["p_vortex"]) == pytest.approx(row_json["p_vortex"], abs=1e-6)
+
+    result = cli(*args)  # a table on stdout
+    assert result.code == 0, result.err
+    lines = result.out.strip().splitlines()
+    assert lines[0].split("\t") == ["label", "score", *[f"p_{n}" for n in LABELS], "path"]
+    assert [line.split("\t")[-1] for line in lines[1:]] == expected
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+# ------------------------------------------------------------------------------------------------ evaluate
+def _sklearn_metrics(predictions_csv: Path) -> dict:
+    from sklearn.metrics import accuracy_score, roc_auc_score
+
+    with open(predictions_csv) as f:
+        rows = list(csv.DictReader(f))
+    y = np.array([LABELS.index(r["true_label"]) for r in rows])
+    p = np.array([[float(r[f"p_{n}"]) for n in LABELS] for r in rows])
+    onehot = np.eye(len(LABELS))[y]
+    return {
+        "per_class": {n: roc_auc_score(onehot[:, k], p[:, k]) for k, n in enumerate(LABELS)},
+        "macro": roc_auc_score(y, p, multi_class="ovr", average="macro"),
+        "micro": roc_auc_score(onehot.ravel(), p.ravel()),
+        "accuracy": accuracy_score(y, p.argmax(1)),
+        "n": len(rows),
+    }
+
+
+def _check_evaluation(out: Path, n: int) -> dict:
+    for name in ("metrics.json", "roc.png", "confusion_matrix.png", "predictions.csv"):
+        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+    assert _is_png(out / "roc.png") and _is_png(out / "confusion_matrix.png")
+    metrics = json.loads((out / "metrics.json").read_text())
+    ref = _sklearn_metrics(out / "predictions.csv")
+    assert metrics["num_samples"] == ref["n"] == n
+    assert metrics["roc_auc_macro"] == pytest.approx(ref["macro"], abs=1e-9)
+    assert metrics["roc_auc_micro"] == pytest.approx(ref["micro"], abs=1e-9)
+    for name in LABELS:
+        assert metrics["roc_auc_per_class"][name] == pytest.approx(ref["per_class"][name], abs=1e-9)
+    assert metrics["accuracy"] == pytest.approx(ref["accuracy"])
+    assert np.asarray(metrics["confusion_matrix"]).sum() == n
+    return metrics
+
+
+def test_evaluate_raw_folder_and_saved_dataset(sim_dir, model_dir, tmp_path, cli):
+    result = cli("evaluate", "--model", model_dir, "--data", sim_dir, "--out", tmp_path / "eval")
+    assert result.code == 0, result.err
+    metrics = _check_evaluation(tmp_path / "eval", 3 * PER_CLASS)
+    assert metrics["skipped"] == [] and "macro" in result.out
+
+    assert cli("build-dataset", sim_dir, "--out", tmp_path / "ds", "--splits", "1,1,1").code == 0
+    result = cli(
+        "evaluate",
+        "--model",
+        model_dir,
+        "--data",
+        tmp_path / "ds",
+        "--split",
+        "test",
+        "--out",
+        tmp_path / "eval_ds",
+    )
+    assert result.code == 0, result.err
+    _check_evaluation(tmp_path / "eval_ds", 3)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_model_from_offline_hub_cache(offline_hub, sim_dir, model_dir, tmp_path, cli):
+    repo = "lens-hf/tiny-lens"
+    assert cli("predict", sim_dir, "--model", repo, "--output", tmp_path / "hub.csv").code == 0
+    assert cli("predict", sim_dir, "--model", model_dir, "--output", tmp_path / "local.csv").code == 0
+    assert (tmp_path / "hub.csv").read_text() == (tmp_path / "local.csv").read_text()
+    result = cli("evaluate", "--model", repo, "--data", sim_dir, "--out", tmp_path / "eval")
+    assert result.code == 0, result.err
+    metrics = _check_evaluation(tmp_path / "eval", 3 * PER_CLASS)
+    assert "snapshots" in metrics["model"]
+    before = tree(offline_hub)
+    result = cli("card", "--model", repo)  # the cache is not ours to write into
+    assert result.code == 2 and "not a local model folder" in result.err and tree(offline_hub) == before
+
+
+def test_card_parses_with_model_index(sim_dir, model_dir, tmp_path, cli):
+    from huggingface_hub import ModelCard
+
+    model = copy_model(model_dir, tmp_path / "model")
+    assert cli("evaluate", "--model", model, "--data", sim_dir, "--out", tmp_path / "eval").code == 0
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    result = cli(
+        "card", "--model", model, "--metrics", tmp_path / "eval" / "metrics.json", "--repo-id", "org/lens-vit"
+    )
+    assert result.code == 0, result.err
+    card = ModelCard.load(model / "README.md")
+    assert card.data.pipeline_tag == "image-classification"
+    values = {(r.metric_type, r.metric_config): r.metric_value for r in card.data.eval_results}
+    assert values[("roc_auc", "macro")] == pytest.approx(metrics["roc_auc_macro"], abs=1e-6)
+    assert values[("accuracy", None)] == pytest.approx(metrics["accuracy"], abs=1e-6)
+    index = card.data.to_dict()["model-index"]
+    assert index[0]["name"] == "lens-vit" and index[0]["results"]
+    assert "org/lens-vit" in card.text
+    broken = tmp_path / "broken.json"
+    broken.write_text("{")
+    result = cli("card", "--model", model, "--metrics", broken)
+    assert result.code == 2 and len(result.err_lines) == 1 and str(broken) in result.err
+
+
+def test_push_offline_is_one_line(model_dir, cli, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    result = cli("push", "--model", model_dir, "--repo-id", "org/lens-vit")
+    assert result.code == 2 and result.err_lines == [
+        "lens-hf: error: cannot push to 'org/lens-vit': HF_HUB_OFFLINE is set"
+    ]
+
+
+def test_simulate_rerun_keeps_complete_files(sim_dir, tmp_path, cli):
+    copy = tmp_path / "again"
+    shutil.copytree(sim_dir, copy)
+    before = tree(copy)
+    result = cli(
+        "simulate",
+        "--preset",
+        "model_i",
+        "--per-class",
+        str(PER_CLASS),
+        "--seed",
+        "4",
+        "--workers",
+        "1",
+        "--out",
+        copy,
+    )
+    assert result.code == 0 and f"kept {3 * PER_CLASS} complete" in result.out
+    assert tree(copy) == before
