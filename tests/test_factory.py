@@ -94,8 +94,9 @@ def save_rgb_source(family: str, folder, labels=LENS_LABELS, seed: int = 0):
 
 
 @pytest.mark.parametrize("name", list(MODEL_PRESETS))
-def test_every_preset_runs_at_150_and_64_px(name):
-    for size in (150, 64):
+def test_every_preset_runs_at_its_size_and_64_px(name):
+    native = MODEL_PRESETS[name].config.get("image_size", 150)
+    for size in (native, 64):
         model = create_model(name, image_size=size).eval()
         assert model.config.num_channels == 1
         assert model.config.id2label == dict(ID2LABEL)
@@ -113,10 +114,20 @@ def test_preset_table_and_sizing():
         "vit-spt-lsa-tiny",
         "vit-spt-tiny",
         "vit-lsa-tiny",
+        "vit-spt-lsa-stem",
         "deit-tiny",
         "swin-tiny",
         "resnet-18",
     ]
+    stem = create_model("vit-spt-lsa-stem", num_hidden_layers=1)
+    assert (stem.config.image_size, stem.config.patch_size, stem.config.conv_stem_channels) == (
+        128,
+        16,
+        [32, 64, 128],
+    )
+    assert create_model("vit-spt-lsa-stem", image_size=96, num_hidden_layers=1).config.patch_size == 16
+    with pytest.raises(LensHFError, match="stride 8.*image_size=144"):
+        create_model("vit-spt-lsa-stem", image_size=150)
     assert type(create_model("deit-tiny", num_hidden_layers=1)) is DeiTForImageClassificationWithTeacher
     spt = create_model("vit-spt-tiny", num_hidden_layers=1)
     assert (spt.config.use_spt, spt.config.use_lsa) == (True, False)

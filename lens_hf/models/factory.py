@@ -97,6 +97,17 @@ MODEL_PRESETS: dict[str, ModelPreset] = {
     "vit-lsa-tiny": ModelPreset(
         "vit_spt_lsa", {**_VIT_TINY, "use_spt": False, "use_lsa": True}, "ablation: LSA only"
     ),
+    "vit-spt-lsa-stem": ModelPreset(
+        "vit_spt_lsa",
+        {
+            **_VIT_TINY,
+            "image_size": 128,  # the central 128x128 px (6.4") of a Model I image: the ring and its arcs
+            "patch_size": 16,  # 8x8 tokens; each a 2x2 SPT patch of the stem's 16x16 feature map
+            "conv_stem_channels": [32, 64, 128],
+            "pooling": "mean",
+        },
+        "SPT+LSA ViT behind a 3-convolution stem (stride 8); the Model I default (use a 128 px centre crop)",
+    ),
     "deit-tiny": ModelPreset(
         "deit",
         _VIT_TINY,
@@ -154,9 +165,12 @@ def _square_size(value: Any) -> int:
     return int(value)
 
 
-def nearest_divisor(image_size: int, target: int) -> int:
-    """The divisor of `image_size` (>= 2 when possible) closest to `target`; ties go to the larger one."""
-    divisors = [d for d in range(2, image_size + 1) if image_size % d == 0] or [1]
+def nearest_divisor(image_size: int, target: int, multiple_of: int = 1) -> int:
+    """The divisor of `image_size` (>= 2 when possible, a multiple of `multiple_of`) closest to `target`; ties go
+    to the larger one. `target` itself when no divisor qualifies (the config then explains the problem)."""
+    divisors = [d for d in range(2, image_size + 1) if image_size % d == 0 and d % multiple_of == 0]
+    if not divisors:
+        return target if multiple_of > 1 else 1
     return min(divisors, key=lambda d: (abs(d - target), -d))
 
 
@@ -195,7 +209,9 @@ def _sized_kwargs(preset: ModelPreset, image_size: int, overrides: Mapping[str, 
         return {**kwargs, **overrides}
     kwargs["image_size"] = image_size
     if "patch_size" not in overrides and image_size % kwargs["patch_size"] != 0:
-        kwargs["patch_size"] = nearest_divisor(image_size, kwargs["patch_size"])
+        # A conv stem of k stride-2 layers needs patches that are multiples of 2**k.
+        stride = 2 ** len(overrides.get("conv_stem_channels", kwargs.get("conv_stem_channels")) or [])
+        kwargs["patch_size"] = nearest_divisor(image_size, kwargs["patch_size"], multiple_of=stride)
     kwargs.update(overrides)
     if preset.family == "swin" and "window_size" not in overrides:
         largest = swin_max_window(kwargs["image_size"], kwargs["patch_size"], len(kwargs["depths"]))
@@ -206,7 +222,7 @@ def _sized_kwargs(preset: ModelPreset, image_size: int, overrides: Mapping[str, 
 def create_model(
     preset: str,
     *,
-    image_size: int = NATIVE_IMAGE_SIZE,
+    image_size: int | None = None,
     num_channels: int = 1,
     labels: Sequence[str] = LABELS,
     **overrides: Any,
@@ -216,7 +232,7 @@ def create_model(
     Args:
         preset: a name from `MODEL_PRESETS`.
         image_size: input side in px (150 for Model I, 64 for Models II/III); inputs are
-            (batch, num_channels, image_size, image_size).
+            (batch, num_channels, image_size, image_size). Default: the preset's own size.
         num_channels: input channels (1 for lensing images).
         labels: class names in id order; the head has len(labels) outputs.
         **overrides: config fields replacing the preset's (e.g. `num_hidden_layers=2`, `window_size=4`).
@@ -225,6 +241,8 @@ def create_model(
         LensHFError: unknown preset, or sizes the architecture cannot run (one-line reason).
     """
     entry = _get_preset(preset)
+    if image_size is None:
+        image_size = int(entry.config.get("image_size", NATIVE_IMAGE_SIZE))
     if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 8:
         raise LensHFError(f"image_size must be an integer >= 8 px, got {image_size!r}")
     config_class, model_class = FAMILIES[entry.family]

@@ -104,6 +104,22 @@ class ViTSPTLSAConfig(PreTrainedConfig):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.conv_stem_channels:
+            stem = list(self.conv_stem_channels)
+            if any(isinstance(c, bool) or not isinstance(c, int) or c < 1 for c in stem):
+                raise ValueError(f"conv_stem_channels must be positive integers, got {stem!r}")
+            stride = 2 ** len(stem)
+            if self.patch_size % stride:
+                raise ValueError(
+                    f"patch_size {self.patch_size} is not divisible by the conv stem's stride {stride} "
+                    f"({len(stem)} stride-2 convolutions)"
+                )
+            if self.image_size % self.patch_size:
+                fits = self.image_size // self.patch_size * self.patch_size
+                raise ValueError(
+                    f"image_size {self.image_size} is not divisible by patch_size {self.patch_size} (a multiple of the "
+                    f"conv stem's stride {stride}); use e.g. image_size={fits} (a centre crop)"
+                )
         if self.image_size % self.patch_size != 0:
             divisors = [p for p in range(2, self.image_size + 1) if self.image_size % p == 0]
             nearest = min(divisors, key=lambda p: (abs(p - self.patch_size), -p)) if divisors else 1
@@ -116,16 +132,6 @@ class ViTSPTLSAConfig(PreTrainedConfig):
                 f"hidden_size {self.hidden_size} is not divisible by num_attention_heads "
                 f"{self.num_attention_heads}"
             )
-        if self.conv_stem_channels:
-            stem = list(self.conv_stem_channels)
-            if any(isinstance(c, bool) or not isinstance(c, int) or c < 1 for c in stem):
-                raise ValueError(f"conv_stem_channels must be positive integers, got {stem!r}")
-            stride = 2 ** len(stem)
-            if self.patch_size % stride:
-                raise ValueError(
-                    f"patch_size {self.patch_size} is not divisible by the conv stem's stride {stride} "
-                    f"({len(stem)} stride-2 convolutions)"
-                )
         if self.pooling not in POOLING_MODES:
             raise ValueError(f"pooling must be one of {POOLING_MODES}, got {self.pooling!r}")
 
@@ -135,7 +141,9 @@ def _pipeline_registered_locally(custom_pipelines: object) -> bool:
     ``image-classification`` (as importing lens_hf does)."""
     if not isinstance(custom_pipelines, dict) or set(custom_pipelines) != {"image-classification"}:
         return False
-    if not str(custom_pipelines["image-classification"].get("impl", "")).endswith(".LensImageClassificationPipeline"):
+    if not str(custom_pipelines["image-classification"].get("impl", "")).endswith(
+        ".LensImageClassificationPipeline"
+    ):
         return False
     registry = sys.modules.get("transformers.pipelines")
     if registry is None:  # pipelines not imported yet: nothing can have been registered
