@@ -121,7 +121,7 @@ def test_preset_table_and_sizing():
     ]
     stem = create_model("vit-spt-lsa-stem", num_hidden_layers=1)
     assert (stem.config.image_size, stem.config.patch_size, stem.config.conv_stem_channels) == (
-        128,
+        64,
         16,
         [32, 64, 128],
     )

@@ -101,12 +101,14 @@ MODEL_PRESETS: dict[str, ModelPreset] = {
         "vit_spt_lsa",
         {
             **_VIT_TINY,
-            "image_size": 128,  # the central 128x128 px (6.4") of a Model I image: the ring and its arcs
-            "patch_size": 16,  # 8x8 tokens; each a 2x2 SPT patch of the stem's 16x16 feature map
+            # Model I: the central 100 px (5") holding the ring and its arcs, resampled to 64 px
+            # (--image_size 96 --center_crop 64); 4x4 tokens, each a 2x2 SPT patch of the stem's 8x8 map.
+            "image_size": 64,
+            "patch_size": 16,
             "conv_stem_channels": [32, 64, 128],
             "pooling": "mean",
         },
-        "SPT+LSA ViT behind a 3-convolution stem (stride 8); the Model I default (use a 128 px centre crop)",
+        "SPT+LSA ViT behind a 3-convolution stem (stride 8); the shipped Model I model",
     ),
     "deit-tiny": ModelPreset(
         "deit",
