@@ -2,9 +2,9 @@
 PYTHON ?= python3
 PIP := $(PYTHON) -m pip
 DEMO ?= demo_run
-# Small defaults so the demo finishes in a few minutes on a laptop CPU; override e.g. `make demo DEMO_PER_CLASS=2000`.
-DEMO_PER_CLASS ?= 300
-DEMO_EPOCHS ?= 6
+# Small defaults so the demo finishes in a few minutes on a laptop CPU; override e.g. `make demo DEMO_PER_CLASS=5000`.
+DEMO_PER_CLASS ?= 1000
+DEMO_EPOCHS ?= 8
 
 .PHONY: install install-test demo test lint bench clean-demo
 
@@ -18,9 +18,11 @@ install-test:
 	$(PIP) install -e ".[test]"
 
 demo: install
-	lens-hf simulate --preset model_i --per-class $(DEMO_PER_CLASS) --seed 1 --format hf --splits 0.8,0.2,0 --out $(DEMO)/train_data
-	lens-hf train --recipe vit_spt_lsa --dataset $(DEMO)/train_data --output_dir $(DEMO)/model --num_train_epochs $(DEMO_EPOCHS)
-	lens-hf simulate --preset model_i --per-class 100 --seed 2 --format deeplense --out $(DEMO)/test_set
+	lens-hf simulate --preset model_i --per-class $(DEMO_PER_CLASS) --seed 1 --format hf --splits 0.9,0.1,0 --out $(DEMO)/train_data
+	lens-hf train --recipe vit_spt_lsa --model_preset vit-spt-lsa-stem --image_size 96 --center_crop 64 \
+		--dataset $(DEMO)/train_data --output_dir $(DEMO)/model --num_train_epochs $(DEMO_EPOCHS) \
+		--per_device_train_batch_size 64 --learning_rate 1e-3 --warmup_steps 100 --lr_step_epochs 6
+	lens-hf simulate --preset model_i --per-class 300 --seed 2 --format deeplense --out $(DEMO)/test_set
 	lens-hf evaluate --model $(DEMO)/model --data $(DEMO)/test_set --out $(DEMO)/eval
 	lens-hf predict --model $(DEMO)/model $(DEMO)/test_set/cdm --output $(DEMO)/predictions.csv
 	@echo "demo done: see $(DEMO)/eval/metrics.json, $(DEMO)/eval/roc.png, $(DEMO)/predictions.csv"

@@ -397,7 +397,24 @@ def _results_section(metrics: Mapping[str, Any] | None, model_dir: Path) -> str:
     return "\n".join(lines)
 
 
-def _limitations(preset: str | None, dataset: Any, metrics: Mapping[str, Any] | None) -> str:
+def _training_budget(info: Mapping[str, Any]) -> str | None:
+    """'from scratch, 52 min on cpu (1 process)' from a lens_hf training record, or None."""
+    runtime = info.get("train_runtime_s")
+    if not isinstance(runtime, (int, float)) or runtime <= 0:
+        return None
+    start = (
+        "fine-tuned from a checkpoint"
+        if (info.get("model_args") or {}).get("model_name_or_path")
+        else "from scratch"
+    )
+    device = info.get("device") or "an unrecorded device"
+    world = info.get("world_size") or 1
+    return f"{start}, {runtime / 60:.0f} min of training on {device} ({world} process{'es' if world != 1 else ''})"
+
+
+def _limitations(
+    preset: str | None, dataset: Any, metrics: Mapping[str, Any] | None, info: Mapping[str, Any] | None = None
+) -> str:
     if preset:
         origin = (
             f"Trained and evaluated on images simulated by lens_hf (the `{preset}` preset, lenstronomy, after the "
@@ -427,6 +444,12 @@ def _limitations(preset: str | None, dataset: Any, metrics: Mapping[str, Any] | 
                 f" This model: {ours:.4f} ({ours - best:+.4f} against the best, {best_name}) on its own "
                 "simulated test split, so the comparison is indicative, not like for like."
             )
+            budget = _training_budget(info or {})
+            if budget and ours < best:
+                text += (
+                    f" The published models start from ImageNet weights and train for many GPU hours; this one was "
+                    f"trained {budget}."
+                )
         items.append(text)
     return "\n".join(f"- {item}" for item in items)
 
@@ -560,7 +583,7 @@ def render_model_card(
         training_section=_training_section(flat, info),
         results_section=_results_section(metrics, root),
         model_ref=model_ref,
-        limitations=_limitations(str(preset) if preset else None, dataset, metrics),
+        limitations=_limitations(str(preset) if preset else None, dataset, metrics, info),
     )
 
 

@@ -298,3 +298,42 @@ def plot_learning_curves(log_history: Sequence[Mapping[str, Any]], path: str | o
 
 
 __all__ = ["plot_confusion_matrix", "plot_examples", "plot_learning_curves", "plot_roc"]
+
+
+def plot_attention_maps(
+    images: Sequence[Any],
+    maps: Sequence[Any],
+    titles: Sequence[str],
+    path: str | os.PathLike,
+    *,
+    cmap: str = "inferno",
+    title: str | None = None,
+) -> Path:
+    """Images (top row) and the same images with an attention map laid over them (bottom row).
+
+    Args:
+        images: (H, W) model inputs.
+        maps: (h, w) attention maps, one per image (e.g. a token grid); drawn stretched over the image.
+        titles: one caption per column (e.g. true and predicted class).
+        path: PNG to write.
+    """
+    if not (len(images) == len(maps) == len(titles)) or not images:
+        raise ValueError("images, maps and titles must be non-empty and of equal length")
+    cols = len(images)
+    fig = _new_figure(1.9 * cols + 0.4, 4.2)
+    for c, (image, amap, caption) in enumerate(zip(images, maps, titles)):
+        img = _as_2d(image, f"image[{c}]")
+        att = _as_2d(amap, f"map[{c}]")
+        extent = (0, img.shape[1], img.shape[0], 0)
+        top = fig.add_subplot(2, cols, c + 1)
+        top.imshow(img, cmap=cmap, extent=extent)
+        top.set_title(caption, fontsize=8)
+        bottom = fig.add_subplot(2, cols, cols + c + 1)
+        bottom.imshow(img, cmap="gray", extent=extent)
+        bottom.imshow(att, cmap="jet", alpha=0.45, extent=extent, interpolation="bilinear")
+        for ax in (top, bottom):
+            ax.set_xticks([])
+            ax.set_yticks([])
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return _save(fig, path)

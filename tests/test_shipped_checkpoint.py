@@ -1,0 +1,47 @@
+"""The Model I checkpoint shipped in checkpoints/: small, safetensors, loadable by the pipeline, and right."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from transformers import pipeline
+
+import lens_hf  # noqa: F401  (registers the model, processor and pipeline)
+from lens_hf.cli import main
+from lens_hf.data.simulate import write_deeplense
+from lens_hf.inference import DEFAULT_MODEL_DIR
+from lens_hf.labels import LABELS
+
+pytestmark = pytest.mark.skipif(
+    not (DEFAULT_MODEL_DIR / "config.json").is_file(), reason="no shipped checkpoint in this checkout"
+)
+
+
+def test_checkpoint_folder_is_small_and_pickle_free():
+    files = {p.name: p.stat().st_size for p in DEFAULT_MODEL_DIR.iterdir() if p.is_file()}
+    assert "model.safetensors" in files and "README.md" in files and "metrics.json" in files
+    assert not any(name.endswith((".bin", ".pt", ".pth", ".pkl")) for name in files)
+    assert sum(files.values()) <= 10 * 1024 * 1024, files
+    metrics = json.loads((DEFAULT_MODEL_DIR / "metrics.json").read_text())
+    assert metrics["labels"] == list(LABELS)
+
+
+def test_default_model_classifies_fresh_simulations(tmp_path, capsys):
+    """`lens-hf predict` without --model uses the shipped checkpoint; the pipeline loads it by path."""
+    data = tmp_path / "fresh"
+    write_deeplense(data, "model_i", 4, seed=12345, workers=1, progress=False)
+    out = tmp_path / "preds.json"
+    assert main(["predict", str(data), "--output", str(out)]) == 0
+    rows = json.loads(out.read_text())["predictions"]
+    assert len(rows) == 12
+    truth = {"no_sub": "no_substructure", "cdm": "subhalo", "axion": "vortex"}
+    correct = sum(row["label"] == truth[row["path"].split("/")[-2]] for row in rows)
+    assert correct >= 9, rows  # the checkpoint's test accuracy is far above 75 %
+
+    clf = pipeline("image-classification", model=str(DEFAULT_MODEL_DIR))
+    first = rows[0]["path"]
+    scores = {r["label"]: r["score"] for r in clf(first)}
+    assert set(scores) == set(LABELS) and abs(sum(scores.values()) - 1) < 1e-5
+    assert np.isclose(scores[rows[0]["label"]], rows[0]["score"], atol=1e-5)
