@@ -1,4 +1,5 @@
-"""Throughput of every model preset at its native 150x150 px size, with FLOPs and model FLOPs utilisation.
+"""Throughput of every model preset at its own input size (150x150 px, Model I; 64 px for vit-spt-lsa-stem), with
+FLOPs and model FLOPs utilisation.
 
     PYTHONPATH=. python benchmarks/bench_throughput.py [--presets vit-tiny,vit-spt-lsa-tiny] [--device cpu|cuda]
         [--quick] [--threads N]
@@ -100,16 +101,17 @@ def count_flops(
 
 def bench_preset(name: str, device: torch.device, quick: bool) -> dict:
     torch.manual_seed(0)
-    model = create_model(name, image_size=IMAGE_SIZE).to(device)
+    model = create_model(name).to(device)  # the preset's own input size
+    size = int(getattr(model.config, "image_size", IMAGE_SIZE))
     num_labels = model.config.num_labels
     result: dict = {
         "preset": name,
         "class": type(model).__name__,
-        "image_size": IMAGE_SIZE,
+        "image_size": size,
         "parameters": count_parameters(model),
         "attn_implementation": getattr(model.config, "_attn_implementation", None),
     }
-    probe = torch.randn(1, 1, IMAGE_SIZE, IMAGE_SIZE, device=device)
+    probe = torch.randn(1, 1, size, size, device=device)
     forward_flops, train_flops = count_flops(model, probe, torch.zeros(1, dtype=torch.long, device=device))
     result["gflops_forward_per_image"] = forward_flops / 1e9
     result["gflops_train_per_image"] = train_flops / 1e9
@@ -117,7 +119,7 @@ def bench_preset(name: str, device: torch.device, quick: bool) -> dict:
     warmup, min_reps, min_s = (1, 3, 0.0) if quick else (3, 10, 5.0)
     model.eval()
     for batch in (1, 64):
-        x = torch.randn(batch, 1, IMAGE_SIZE, IMAGE_SIZE, device=device)
+        x = torch.randn(batch, 1, size, size, device=device)
 
         def infer(x=x):
             with torch.no_grad():
@@ -129,7 +131,7 @@ def bench_preset(name: str, device: torch.device, quick: bool) -> dict:
 
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.05)
-    x = torch.randn(32, 1, IMAGE_SIZE, IMAGE_SIZE, device=device)
+    x = torch.randn(32, 1, size, size, device=device)
     y = torch.randint(0, num_labels, (32,), device=device)
 
     def step():
@@ -178,15 +180,15 @@ def render_markdown(report: dict) -> str:
         f"- torch {report['machine']['torch']}, {report['machine']['platform']}",
         f"- fp32 matmul peak measured: {report['matmul_gflops_per_s']:.1f} GFLOP/s "
         f"({report['matmul_size']}x{report['matmul_size']})",
-        f"- mode: {'quick (few repetitions, rough)' if report['quick'] else 'full'}; images {IMAGE_SIZE}x{IMAGE_SIZE} px, 1 channel",
+        f"- mode: {'quick (few repetitions, rough)' if report['quick'] else 'full'}; 1-channel images at each preset's size",
         "",
-        "| preset | params | GFLOPs/img fwd | GFLOPs/img train | infer img/s b1 | infer img/s b64 | infer MFU b64 "
+        "| preset | px | params | GFLOPs/img fwd | GFLOPs/img train | infer img/s b1 | infer img/s b64 | infer MFU b64 "
         "| train img/s b32 | train MFU |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in report["results"]:
         lines.append(
-            f"| {r['preset']} | {r['parameters'] / 1e6:.2f}M | {r['gflops_forward_per_image']:.3f} "
+            f"| {r['preset']} | {r['image_size']} | {r['parameters'] / 1e6:.2f}M | {r['gflops_forward_per_image']:.3f} "
             f"| {r['gflops_train_per_image']:.3f} | {r['infer_images_per_s_b1']:.1f} "
             f"| {r['infer_images_per_s_b64']:.1f} | {100 * r['infer_mfu_b64']:.1f}% "
             f"| {r['train_images_per_s_b32']:.1f} | {100 * r['train_mfu_b32']:.1f}% |"
