@@ -6,7 +6,7 @@ Importing lens_hf registers its model (``model_type="vit_spt_lsa"``) with ``Auto
 """
 
 from lens_hf import processing as _processing  # noqa: I001  (registration order: processing, then models)
-from lens_hf import models as _models
+from lens_hf import models as _models  # noqa: F401  (registers the model classes)
 from lens_hf.labels import ID2LABEL, LABEL2ID, LABELS
 from lens_hf.models import (
     ViTSPTLSAConfig,
@@ -17,7 +17,12 @@ from lens_hf.models import (
     load_for_finetuning,
     load_model,
 )
-from lens_hf.processing import LensImageClassificationPipeline, LensImageProcessor, load_pipeline, save_model_folder
+from lens_hf.processing import (
+    LensImageClassificationPipeline,
+    LensImageProcessor,
+    load_pipeline,
+    save_model_folder,
+)
 
 _processing.register_auto_classes()  # the processor for the SPT+LSA config, now that lens_hf.models is loaded
 

@@ -15,9 +15,9 @@ import torch
 from conftest import MODEL_INPUT_PX, copy_model, tree
 
 from lens_hf.cli import RECIPES, build_parser, main
-from lens_hf.training.args import RECIPE_DEFAULTS
 from lens_hf.labels import DEEPLENSE_FOLDERS, LABELS
 from lens_hf.processing.file_io import read_image
+from lens_hf.training.args import RECIPE_DEFAULTS
 
 ROOT = Path(__file__).resolve().parents[1]
 PER_CLASS = 3

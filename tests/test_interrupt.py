@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 from conftest import TINY_VIT, lens_image, tree
 
-from lens_hf.training.run import checkpoint_is_complete
 from lens_hf.labels import DEEPLENSE_FOLDERS, LABELS
 from lens_hf.processing.file_io import read_image
+from lens_hf.training.run import checkpoint_is_complete
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -202,4 +202,7 @@ def test_resume_last_skips_half_written_checkpoints(tmp_path):
     assert (out / "incomplete2-checkpoint-4" / "model.safetensors").read_bytes() == b"weights"
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert resolve_resume("last", str(empty)) is None and resolve_resume("true", str(tmp_path / "missing")) is None
+    assert (
+        resolve_resume("last", str(empty)) is None
+        and resolve_resume("true", str(tmp_path / "missing")) is None
+    )

@@ -51,7 +51,11 @@ def _weight_files(folder: Path) -> list[str]:
 def _check_folder(folder: Path, model: PreTrainedModel) -> list[str]:
     """Verify a freshly written folder; returns its file names. Raises RuntimeError naming what is missing."""
     names = sorted(p.name for p in folder.iterdir())
-    required = _CORE_FILES if _is_lens_hf_class(model) else ("config.json", "preprocessor_config.json", "image_processing_lens.py", "file_io.py")
+    required = (
+        _CORE_FILES
+        if _is_lens_hf_class(model)
+        else ("config.json", "preprocessor_config.json", "image_processing_lens.py", "file_io.py")
+    )
     missing = [name for name in required if name not in names]
     if not _weight_files(folder):
         missing.append("model.safetensors")

@@ -109,7 +109,9 @@ class BatchAugment:
         self.crop = None if crop is None else _hw(crop)
 
     @classmethod
-    def for_processor(cls, processor: Any, augment: str = "d4", *, random_crop: bool = True) -> BatchAugment | None:
+    def for_processor(
+        cls, processor: Any, augment: str = "d4", *, random_crop: bool = True
+    ) -> BatchAugment | None:
         """The augmentation matching ``processor``: its centre-crop size becomes a random crop in training
         (unless ``random_crop=False``). None when there is nothing random to do."""
         crop = getattr(processor, "crop_size", None) if getattr(processor, "do_center_crop", False) else None
@@ -150,4 +152,6 @@ def collate(examples: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
 def make_transforms(processor: Any, *, random_crop: bool = True) -> tuple[Callable, Callable]:
     """(train transform, evaluation transform) for ``Dataset.with_transform``. With ``random_crop=False`` the
     processor's centre crop is applied in training too."""
-    return LensTransform(processor, train=True, random_crop=random_crop), LensTransform(processor, train=False)
+    return LensTransform(processor, train=True, random_crop=random_crop), LensTransform(
+        processor, train=False
+    )
