@@ -35,6 +35,7 @@ from lens_hf.data.readers import SPLIT_FOLDERS, Record, load_images, scan_folder
 from lens_hf.errors import LensHFError
 from lens_hf.labels import LABEL2ID, LABELS
 from lens_hf.processing.file_io import as_image_2d, normalize_image
+from lens_hf.utils import replace_folder
 
 FEATURES = Features(
     {
@@ -377,7 +378,6 @@ def save_dataset(
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
-    trash = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
     try:
         dd.save_to_disk(str(tmp))
         (tmp / "data").mkdir()
@@ -392,18 +392,9 @@ def save_dataset(
         (tmp / "README.md").write_text(render_card(dd, full_info, shards), encoding="utf-8")
         marker = {**full_info, "parquet_files": shards}
         (tmp / MARKER_FILE).write_text(json.dumps(marker, indent=2, default=str) + "\n", encoding="utf-8")
-        if out.exists():
-            os.rename(out, trash)
-            try:
-                os.rename(tmp, out)
-            except OSError:
-                os.rename(trash, out)
-                raise
-        else:
-            os.rename(tmp, out)
+        replace_folder(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-        shutil.rmtree(trash, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------------------------------- load

@@ -25,6 +25,8 @@ from typing import Any
 
 from transformers import PreTrainedConfig, PreTrainedModel, pipeline
 
+from lens_hf.utils import replace_folder  # saving.py does not travel with model folders
+
 from .image_processing_lens import LensImageProcessor
 from .pipeline_lens import LensImageClassificationPipeline, register_pipeline
 
@@ -97,24 +99,6 @@ def _write_extra(folder: Path, extra_files: dict[str, bytes]) -> None:
         target.write_bytes(bytes(data))
 
 
-def _replace_folder(tmp: Path, out: Path) -> None:
-    """Move the complete ``tmp`` folder to ``out``; an existing ``out`` is removed only after the move."""
-    if not out.exists():
-        os.replace(tmp, out)
-        return
-    if not out.is_dir():
-        raise FileExistsError(f"{out} exists and is not a folder")
-    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-    old.rmdir()
-    os.replace(out, old)
-    try:
-        os.replace(tmp, out)
-    except BaseException:
-        os.replace(old, out)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
-
-
 def save_model_folder(
     model: PreTrainedModel,
     processor: LensImageProcessor,
@@ -167,7 +151,7 @@ def save_model_folder(
         if extra_files:
             _write_extra(tmp, extra_files)
         _check_folder(tmp, model)
-        _replace_folder(tmp, out)
+        replace_folder(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
