@@ -87,6 +87,8 @@ class BenchModel:
     recipe: str
     distilled: bool = False
     description: str = ""
+    # Input handling of its own (training arguments), e.g. the stem model's 100 px centre crop at 64 px.
+    inputs: tuple[tuple[str, Any], ...] = ()
 
 
 # Table order is run order, except that resnet-18 is moved before deit-tiny-distilled (its teacher).
@@ -95,6 +97,12 @@ BENCH_MODELS: dict[str, BenchModel] = {
     "vit-spt-lsa-tiny": BenchModel("vit-spt-lsa-tiny", "train_vit_spt_lsa", description="ViT + SPT + LSA"),
     "vit-spt-tiny": BenchModel("vit-spt-tiny", "train_vit_spt_lsa", description="ViT + SPT only"),
     "vit-lsa-tiny": BenchModel("vit-lsa-tiny", "train_vit_spt_lsa", description="ViT + LSA only"),
+    "vit-spt-lsa-stem": BenchModel(
+        "vit-spt-lsa-stem",
+        "train_vit_spt_lsa",
+        description="ViT + SPT + LSA behind a conv stem (the shipped model's architecture)",
+        inputs=(("image_size", 96), ("center_crop", 64)),
+    ),
     "swin-tiny": BenchModel("swin-tiny", "finetune_swin", description="stock Swin"),
     "deit-tiny": BenchModel("deit-tiny", "finetune_deit", description="DeiT from scratch, no teacher"),
     "deit-tiny-distilled": BenchModel(
@@ -417,6 +425,13 @@ def training_defaults(
         save_total_limit=1,
         disable_tqdm=settings["quick"],
     )
+    if (
+        entry.inputs
+        and not settings["quick"]
+        and settings["image_size"] is None
+        and settings["random_crop"] is None
+    ):
+        values.update(dict(entry.inputs))
     if settings["dataloader_workers"] > 0:
         values["dataloader_persistent_workers"] = True  # no worker start-up at every epoch
     if settings["max_epochs"] is not None:
