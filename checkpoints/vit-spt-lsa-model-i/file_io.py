@@ -59,7 +59,9 @@ _ALLOWED_GLOBALS = {
 class _RestrictedUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) not in _ALLOWED_GLOBALS:
-            raise pickle.UnpicklingError(f"refused to unpickle {module}.{name} (only NumPy arrays and numbers are allowed)")
+            raise pickle.UnpicklingError(
+                f"refused to unpickle {module}.{name} (only NumPy arrays and numbers are allowed)"
+            )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # numpy.core -> numpy._core rename warning of NumPy 2
             return super().find_class(module, name)
@@ -76,21 +78,28 @@ def _unpack_object_array(obj: Any, source: str) -> tuple[np.ndarray, dict[str, f
         return obj, {}
     items = list(obj.ravel())
     if len(items) not in (1, 2) or not isinstance(items[0], np.ndarray) or items[0].dtype == object:
-        raise LensFileError(source, "unexpected object array contents (expected [image] or [image, axion_mass])")
+        raise LensFileError(
+            source, "unexpected object array contents (expected [image] or [image, axion_mass])"
+        )
     meta: dict[str, float] = {}
     if len(items) == 2:
         mass = items[1]
         if isinstance(mass, np.ndarray) and mass.size == 1 and mass.dtype.kind in "iuf":
             mass = mass.item()
         if isinstance(mass, bool) or not isinstance(mass, (int, float, np.integer, np.floating)):
-            raise LensFileError(source, f"unexpected object array contents: second item is {type(mass).__name__}, expected a number")
+            raise LensFileError(
+                source,
+                f"unexpected object array contents: second item is {type(mass).__name__}, expected a number",
+            )
         if not math.isfinite(float(mass)):
             raise LensFileError(source, "axion mass is not finite")
         meta["axion_mass"] = float(mass)
     return items[0], meta
 
 
-def _read_npy_stream(f: io.BufferedIOBase, source: str, nbytes: int, max_pixels: int) -> tuple[np.ndarray, dict]:
+def _read_npy_stream(
+    f: io.BufferedIOBase, source: str, nbytes: int, max_pixels: int
+) -> tuple[np.ndarray, dict]:
     fmt = np.lib.format
     try:
         version = fmt.read_magic(f)
@@ -100,7 +109,9 @@ def _read_npy_stream(f: io.BufferedIOBase, source: str, nbytes: int, max_pixels:
             shape, fortran, dtype = fmt.read_array_header_2_0(f)
         elif version == (3, 0):
             # (3, 0): utf-8 header; NumPy has no public reader for it (private name moved in NumPy 2).
-            impl = getattr(np.lib.format, "_read_array_header", None) or np.lib._format_impl._read_array_header
+            impl = (
+                getattr(np.lib.format, "_read_array_header", None) or np.lib._format_impl._read_array_header
+            )
             shape, fortran, dtype = impl(f, version)
         else:
             raise LensFileError(source, f"unsupported .npy format version {version}")
@@ -121,7 +132,9 @@ def _read_npy_stream(f: io.BufferedIOBase, source: str, nbytes: int, max_pixels:
         image, meta = _unpack_object_array(obj, source)
         return image, meta
     if count > max_pixels:
-        raise LensFileError(source, f"array of shape {tuple(shape)} is too large ({count} values > {max_pixels})")
+        raise LensFileError(
+            source, f"array of shape {tuple(shape)} is too large ({count} values > {max_pixels})"
+        )
     if dtype.kind not in "biuf":
         raise LensFileError(source, f"unsupported dtype {dtype} (expected integers or floats)")
     expected = count * dtype.itemsize
@@ -154,13 +167,23 @@ def _load_npz(path: Path, max_pixels: int) -> tuple[np.ndarray, dict]:
             elif len(members) == 1:
                 key = next(iter(members))
             else:
-                raise LensFileError(path, f"the .npz archive holds several arrays ({', '.join(sorted(members))}); name the image 'image'")
+                raise LensFileError(
+                    path,
+                    f"the .npz archive holds several arrays ({', '.join(sorted(members))}); name the image 'image'",
+                )
             info = members[key]
             if info.file_size > 16 * max_pixels + 4096:  # refuse zip bombs before inflating them
                 raise LensFileError(path, f"array '{key}' is too large ({info.file_size} bytes)")
-            image, meta = _read_npy_stream(io.BytesIO(zf.read(info)), f"{path}[{key}]", info.file_size, max_pixels)
+            image, meta = _read_npy_stream(
+                io.BytesIO(zf.read(info)), f"{path}[{key}]", info.file_size, max_pixels
+            )
             if "axion_mass" in members and "axion_mass" not in meta:
-                mass, _ = _read_npy_stream(io.BytesIO(zf.read(members["axion_mass"])), f"{path}[axion_mass]", members["axion_mass"].file_size, 16)
+                mass, _ = _read_npy_stream(
+                    io.BytesIO(zf.read(members["axion_mass"])),
+                    f"{path}[axion_mass]",
+                    members["axion_mass"].file_size,
+                    16,
+                )
                 if mass.size == 1 and mass.dtype.kind in "iuf" and math.isfinite(float(mass.ravel()[0])):
                     meta["axion_mass"] = float(mass.ravel()[0])
             return image, meta
@@ -232,7 +255,9 @@ def pil_to_array(img: Any) -> np.ndarray:
 _READERS = {".npy": _load_npy, ".npz": _load_npz, ".png": _load_pil, ".tif": _load_pil, ".tiff": _load_pil}
 
 
-def read_array(path: str | os.PathLike, *, max_pixels: int = MAX_PIXELS) -> tuple[np.ndarray, dict[str, float]]:
+def read_array(
+    path: str | os.PathLike, *, max_pixels: int = MAX_PIXELS
+) -> tuple[np.ndarray, dict[str, float]]:
     """Read the raw array stored in ``path`` and its metadata (``{"axion_mass": eV}`` for DeepLense axion files).
 
     No code from the file is ever executed. Raises :class:`LensFileError` (one line, naming the file) for
@@ -274,22 +299,33 @@ def as_image_2d(array: Any, source: str = "array", *, max_pixels: int = MAX_PIXE
         arr = arr.reshape(arr.shape[1:] if arr.shape[0] == 1 else arr.shape[:-1])
     if arr.ndim != 2:
         if arr.ndim == 3 and (arr.shape[0] in (3, 4) or arr.shape[-1] in (3, 4)):
-            raise LensFileError(source, f"array of shape {arr.shape} has colour channels; lensing images are single-channel (H, W)")
+            raise LensFileError(
+                source,
+                f"array of shape {arr.shape} has colour channels; lensing images are single-channel (H, W)",
+            )
         raise LensFileError(source, f"expected a 2-D image (H, W), got an array of shape {arr.shape}")
     if min(arr.shape) < MIN_SIDE:
-        raise LensFileError(source, f"image of shape {arr.shape} is too small (at least {MIN_SIDE} px a side)")
+        raise LensFileError(
+            source, f"image of shape {arr.shape} is too small (at least {MIN_SIDE} px a side)"
+        )
     if arr.size > max_pixels:
-        raise LensFileError(source, f"image of shape {arr.shape} is too large ({arr.size} pixels > {max_pixels})")
+        raise LensFileError(
+            source, f"image of shape {arr.shape} is too large ({arr.size} pixels > {max_pixels})"
+        )
     with np.errstate(over="ignore", invalid="ignore"):  # out-of-range values become inf and are refused below
         out = arr.astype(np.float32)
     if not np.isfinite(out).all():
         bad = int((~np.isfinite(out)).sum())
-        beyond = " (values beyond the float32 range)" if arr.dtype.kind == "f" and np.isfinite(arr).all() else ""
+        beyond = (
+            " (values beyond the float32 range)" if arr.dtype.kind == "f" and np.isfinite(arr).all() else ""
+        )
         raise LensFileError(source, f"image contains {bad} NaN or infinite pixel(s){beyond}")
     return out
 
 
-def read_image(path: str | os.PathLike, *, max_pixels: int = MAX_PIXELS) -> tuple[np.ndarray, dict[str, float]]:
+def read_image(
+    path: str | os.PathLike, *, max_pixels: int = MAX_PIXELS
+) -> tuple[np.ndarray, dict[str, float]]:
     """Read one lensing image file -> ``(image, metadata)`` with ``image`` a finite float32 (H, W) array."""
     array, meta = read_array(path, max_pixels=max_pixels)
     return as_image_2d(array, str(path), max_pixels=max_pixels), meta
