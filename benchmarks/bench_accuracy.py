@@ -55,7 +55,6 @@ import transformers  # noqa: E402
 from bench_throughput import count_flops, machine_info  # noqa: E402
 from datasets import Dataset, DatasetDict  # noqa: E402
 from tqdm import tqdm  # noqa: E402
-from transformers import TrainerCallback  # noqa: E402
 
 from lens_hf.data.dataset import (  # noqa: E402
     MARKER_FILE,
@@ -69,6 +68,7 @@ from lens_hf.labels import LABELS  # noqa: E402
 from lens_hf.models import factory  # noqa: E402
 from lens_hf.training.args import parse_args  # noqa: E402
 from lens_hf.training.run import TRAINING_FILE, train  # noqa: E402
+from lens_hf.training.trainer import TimeLimit  # noqa: E402
 from lens_hf.utils import atomic_write_text  # noqa: E402
 
 RESULTS_DIR = ROOT / "benchmarks" / "results"
@@ -174,28 +174,29 @@ RESUME_KEYS = (
 
 
 # ------------------------------------------------------------------------------------------------ budget
-class TimeBudget(TrainerCallback):
-    """Stop ``trainer.train()`` once ``seconds`` of wall clock have passed since it began.
-
-    The check runs after every optimizer step, so a run ends at most one step (plus the evaluation and save
-    the Trainer does at the end of the interrupted epoch) after the budget. Also measures the time spent in
-    training steps alone: the wall time between consecutive step ends, except that an interval holding an
-    evaluation, a checkpoint save or an epoch boundary counts only from its step begin.
+class TimeBudget(TimeLimit):
+    """The library's :class:`~lens_hf.training.trainer.TimeLimit` (stop ``trainer.train()`` after ``seconds``),
+    also measuring the time spent in training steps alone: the wall time between consecutive step ends,
+    except that an interval holding an evaluation, a checkpoint save or an epoch boundary counts only from its
+    step begin. A run ends at most one step (plus the evaluation and save the Trainer does at the end of the
+    interrupted epoch) after the budget.
     """
 
     def __init__(self, seconds: float):
-        if not seconds > 0:
-            raise LensHFError(f"the time budget must be positive, got {seconds} s")
-        self.seconds = float(seconds)
-        self.start = self.last_end = self.step_begin = 0.0
+        super().__init__(seconds)
+        self.last_end = self.step_begin = 0.0
         self.interrupted = False
         self.step_seconds = 0.0
         self.total_seconds = 0.0
         self.steps = 0
-        self.stopped_by_budget = False
+
+    @property
+    def stopped_by_budget(self) -> bool:
+        return self.stopped
 
     def on_train_begin(self, args, state, control, **kwargs):  # noqa: ANN001, ANN201 - Trainer signature
-        self.start = self.last_end = self.step_begin = time.perf_counter()
+        super().on_train_begin(args, state, control, **kwargs)
+        self.last_end = self.step_begin = self.start
         self.interrupted = False
 
     def on_step_begin(self, args, state, control, **kwargs):  # noqa: ANN001, ANN201
@@ -207,10 +208,7 @@ class TimeBudget(TrainerCallback):
         self.last_end = now
         self.interrupted = False
         self.steps += 1
-        if now - self.start >= self.seconds and not control.should_training_stop:
-            control.should_training_stop = True
-            self.stopped_by_budget = True
-        return control
+        return super().on_step_end(args, state, control, **kwargs)
 
     def _pause(self, args, state, control, **kwargs):  # noqa: ANN001, ANN201
         self.interrupted = True

@@ -363,13 +363,34 @@ def _training_section(flat: Mapping[str, Any], info: Mapping[str, Any]) -> str:
     return "\n\n".join(parts)
 
 
+def _evaluation_data(metrics: Mapping[str, Any]) -> str:
+    """' of `folder` (lens_hf simulation `model_i`, seed 999, 1000 images per class)' for metrics written by
+    ``lens-hf evaluate --data folder``; '' when the metrics name no data folder."""
+    data = metrics.get("data")
+    if not isinstance(data, str) or not data:
+        return ""
+    from lens_hf.data.simulate import MANIFEST_NAME
+
+    folder = Path(data)
+    text = f" of `{folder.name}`"
+    try:
+        sim = json.loads((folder / MANIFEST_NAME).read_text(encoding="utf-8"))
+        text += (
+            f" (lens_hf simulation `{sim['preset']}`, seed {int(sim['seed'])}, "
+            f"{int(sim['per_class'])} images per class)"
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return text
+
+
 def _results_section(metrics: Mapping[str, Any] | None, model_dir: Path) -> str:
     if metrics is None:
         return "No evaluation was recorded with this model (no `metrics.json`)."
     split = metrics.get("split", "test")
     lines = [
-        f"One-vs-rest ROC-AUC from softmax probabilities on the `{split}` split "
-        f"({metrics['num_samples']} images).",
+        f"One-vs-rest ROC-AUC from softmax probabilities on the `{split}` split{_evaluation_data(metrics)}: "
+        f"{metrics['num_samples']} images.",
         "",
         "| metric | value |",
         "|---|---|",
@@ -408,6 +429,8 @@ def _training_budget(info: Mapping[str, Any]) -> str | None:
         else "from scratch"
     )
     device = info.get("device") or "an unrecorded device"
+    if info.get("device_name") and info["device_name"] != device:
+        device = f"{device} ({info['device_name']})"
     world = info.get("world_size") or 1
     return f"{start}, {runtime / 60:.0f} min of training on {device} ({world} process{'es' if world != 1 else ''})"
 
@@ -441,8 +464,8 @@ def _limitations(
         if metrics is not None and metrics.get("roc_auc_macro") is not None:
             ours = float(metrics["roc_auc_macro"])
             text += (
-                f" This model: {ours:.4f} ({ours - best:+.4f} against the best, {best_name}) on its own "
-                "simulated test split, so the comparison is indicative, not like for like."
+                f" This model: {ours:.4f} ({ours - best:+.4f} against the best, {best_name}) on a "
+                "lens_hf-simulated test set, so the comparison is indicative, not like for like."
             )
             budget = _training_budget(info or {})
             if budget and ours < best:

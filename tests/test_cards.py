@@ -171,6 +171,34 @@ def test_model_card_reads_the_training_record_of_lens_hf_training(tmp_path) -> N
     assert "Dataset: `/data/model_ii_archive`." in card.text
 
 
+def test_model_card_names_the_evaluation_data_and_the_training_device(tmp_path) -> None:
+    folder = _model_folder(tmp_path / "model")
+    test_set = tmp_path / "model_i_test_seed999"
+    test_set.mkdir()
+    (test_set / "lens_hf_simulation.json").write_text(
+        json.dumps({"preset": "model_i", "seed": 999, "per_class": 1000, "preset_params": {}})
+    )
+    metrics = json.loads((folder / "metrics.json").read_text())
+    metrics["data"] = str(test_set)
+    record = json.loads((folder / "lens_hf_training.json").read_text())
+    record.update(train_runtime_s=300.0, device="cuda:0", device_name="NVIDIA H100 80GB HBM3")
+    (folder / "lens_hf_training.json").write_text(json.dumps(record))
+
+    body = ModelCard(render_model_card(folder, metrics=metrics)).text
+    assert (
+        "on the `test` split of `model_i_test_seed999` (lens_hf simulation `model_i`, seed 999, "
+        "1000 images per class): 90 images." in body
+    )
+    assert "5 min of training on cuda:0 (NVIDIA H100 80GB HBM3) (1 process)" in body
+
+    # A data folder without a simulation record is named alone; metrics without a folder name none.
+    (test_set / "lens_hf_simulation.json").unlink()
+    body = ModelCard(render_model_card(folder, metrics=metrics)).text
+    assert "split of `model_i_test_seed999`: 90 images." in body
+    del metrics["data"]
+    assert "split: 90 images." in ModelCard(render_model_card(folder, metrics=metrics)).text
+
+
 def test_model_card_without_metrics_has_no_results(tmp_path) -> None:
     folder = _model_folder(tmp_path / "model", with_metrics=False)
     card = ModelCard(render_model_card(folder))

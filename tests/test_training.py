@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -314,6 +315,42 @@ def test_hf_schedule_still_selectable(tmp_path):
     ).train()
     assert recorder.lrs[0] == 0.0 and recorder.lrs[2] == pytest.approx(1e-2)
     assert recorder.lrs[3] > recorder.lrs[4] > recorder.lrs[5] > 0
+
+
+class SlowSteps(TrainerCallback):
+    """Makes every optimizer step take at least ``seconds`` of wall clock."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        time.sleep(self.seconds)
+
+
+def test_max_train_minutes_stops_training_and_says_so(tmp_path):
+    train_ds, _, proc = datasets_for(n_train=4)
+    # 0.2 s steps against a 1 s limit: about 5 of the 1000 steps run.
+    args = training_args(tmp_path, max_steps=1000, max_train_minutes=1.0 / 60)
+    trainer = LensTrainer(
+        model=tiny_vit(), args=args, train_dataset=train_ds, processing_class=proc, callbacks=[SlowSteps(0.2)]
+    )
+    started = time.perf_counter()
+    trainer.train()
+    assert trainer.time_limit.stopped
+    assert 3 <= trainer.state.global_step <= 8
+    assert time.perf_counter() - started < 30
+
+    # Without the limit being reached, the run goes to its end and says it was not stopped.
+    args = training_args(tmp_path / "b", max_steps=3, max_train_minutes=10.0)
+    trainer = LensTrainer(model=tiny_vit(), args=args, train_dataset=train_ds, processing_class=proc)
+    trainer.train()
+    assert trainer.state.global_step == 3 and not trainer.time_limit.stopped
+    assert (
+        LensTrainer(model=tiny_vit(), args=training_args(tmp_path / "c"), train_dataset=train_ds).time_limit
+        is None
+    )
+    with pytest.raises(LensHFError, match="max_train_minutes must be positive"):
+        training_args(tmp_path, max_train_minutes=0)
 
 
 # ------------------------------------------------------------------------------------------------ optimizer / metrics

@@ -130,12 +130,21 @@ class LensTrainingArguments(TrainingArguments):
     lr_step_gamma: float = field(
         default=0.1, metadata={"help": "Learning-rate factor at each decay (step schedule)."}
     )
+    max_train_minutes: float | None = field(
+        default=None,
+        metadata={
+            "help": "Stop training after this many minutes of wall clock (counted from the start of this run, "
+            "a resumed one too); the interrupted epoch is still evaluated and the best checkpoint kept."
+        },
+    )
 
     def __post_init__(self) -> None:
         if self.lr_schedule not in LR_SCHEDULES:
             raise LensHFError(
                 f"unknown lr_schedule {self.lr_schedule!r} (choose from {', '.join(LR_SCHEDULES)})"
             )
+        if self.max_train_minutes is not None and not self.max_train_minutes > 0:
+            raise LensHFError(f"max_train_minutes must be positive, got {self.max_train_minutes}")
         super().__post_init__()
 
 

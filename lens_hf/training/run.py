@@ -284,6 +284,19 @@ def _final_model(trainer: LensTrainer, output_dir: Path) -> torch.nn.Module | No
     return model
 
 
+def device_name(device: torch.device) -> str:
+    """What the training ran on, for the record and the model card: the GPU's name, or the CPU's."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return f"{line.split(':', 1)[1].strip()}, {os.cpu_count()} CPUs"
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or device.type
+
+
 def _jsonable(value: Any) -> Any:
     try:
         json.dumps(value)
@@ -449,12 +462,14 @@ def train(
             "teacher": model_args.teacher,
             "world_size": training_args.world_size,
             "device": str(training_args.device),
+            "device_name": device_name(training_args.device),
             "global_step": trainer.state.global_step,
             "epochs": trainer.state.epoch,
             "train_runtime_s": metrics.get("train_runtime"),
             "train_images_per_second": metrics.get("train_samples_per_second"),
             "train_loss": metrics.get("train_loss"),
             "resumed_from": os.path.basename(resume) if resume else None,
+            "stopped_by_time_limit": bool(trainer.time_limit and trainer.time_limit.stopped),
             "best_checkpoint": restored_from,
             "best_metric": trainer.state.best_metric,
             "test_metrics": {k: v for k, v in result.items() if k not in ("cls_head", "dist_head")},

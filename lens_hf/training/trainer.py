@@ -8,6 +8,7 @@ Checkpoint weights are restored with ``from_pretrained`` (see :func:`restore_wei
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -15,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import EvalPrediction, PreTrainedModel, Trainer
+from transformers import EvalPrediction, PreTrainedModel, Trainer, TrainerCallback
 
 from lens_hf.errors import LensHFError
 from lens_hf.metrics import classification_metrics, softmax
@@ -77,6 +78,32 @@ def compute_lens_metrics(eval_pred: EvalPrediction) -> dict[str, float]:
     return lens_metrics(preds, labels)
 
 
+class TimeLimit(TrainerCallback):
+    """Stop ``trainer.train()`` once ``seconds`` of wall clock have passed since it began.
+
+    Checked after every optimizer step, so training ends at most one step after the limit, followed by what
+    the Trainer does at the end of an epoch (evaluation, checkpoint, restoring the best model).
+    ``stopped`` says whether the limit ended the run.
+    """
+
+    def __init__(self, seconds: float):
+        if not seconds > 0:
+            raise LensHFError(f"the time limit must be positive, got {seconds} s")
+        self.seconds = float(seconds)
+        self.start = 0.0
+        self.stopped = False
+
+    def on_train_begin(self, args, state, control, **kwargs):  # noqa: ANN001, ANN201 - Trainer signature
+        self.start = time.perf_counter()
+        self.stopped = False
+
+    def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001, ANN201
+        if time.perf_counter() - self.start >= self.seconds and not control.should_training_stop:
+            control.should_training_stop = True
+            self.stopped = True
+        return control
+
+
 class LensTrainer(Trainer):
     """``Trainer`` for lensing classifiers.
 
@@ -87,7 +114,9 @@ class LensTrainer(Trainer):
     - loss: cross-entropy of ``logits`` against ``labels`` (with ``args.label_smoothing_factor``);
     - metrics: :func:`compute_lens_metrics` unless ``compute_metrics`` is given;
     - ``augmentation``: a callable applied to ``pixel_values`` of every training batch
-      (:class:`~lens_hf.training.augment.BatchAugment`).
+      (:class:`~lens_hf.training.augment.BatchAugment`);
+    - ``args.max_train_minutes``: a :class:`TimeLimit` ends training after that much wall clock
+      (``self.time_limit``, None without it).
     """
 
     # The loss is a per-batch mean: the Trainer divides it by the accumulation steps.
@@ -100,6 +129,10 @@ class LensTrainer(Trainer):
         kwargs.setdefault("data_collator", collate)
         super().__init__(*args, **kwargs)
         self.augmentation = augmentation
+        minutes = getattr(self.args, "max_train_minutes", None)
+        self.time_limit = TimeLimit(minutes * 60.0) if minutes else None
+        if self.time_limit is not None:
+            self.add_callback(self.time_limit)
         self.label_names = ["labels"]
         self._updates_per_epoch: int | None = None
 
