@@ -3,6 +3,7 @@ test set (ROC curves, confusion matrix, learning curves, attention maps) and the
 
     python benchmarks/make_report.py --test-data data/model_i_test   # a Model I folder lens_hf reads
     python benchmarks/make_report.py --simulate-test 1000            # simulate one (seed 999) first
+    python benchmarks/make_report.py --simulate-test 1000 --also cpu-hour=runs/model-i-cpu   # compare models
 
 Every figure is regenerated from the model folder and the data; the benchmark tables are the committed
 ``benchmarks/results/*.md`` files, each headed by the command that produced it.
@@ -22,8 +23,9 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
-DOCS = ROOT / "docs"
-FIGURES = DOCS / "figures"
+# Benchmark tables in the report, in order (benchmarks/results/<name>.md); missing ones are named as missing.
+BENCH_TABLES = ("accuracy", "accuracy_1k", "accuracy_gpu", "throughput", "gpu/throughput", "simulation")
+OPTIONAL_TABLES = {"accuracy_gpu"}  # left out silently when absent
 
 
 def attention_rollout(attentions: tuple[torch.Tensor, ...]) -> torch.Tensor:
@@ -71,7 +73,23 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--test-seed", type=int, default=999)
     parser.add_argument("--work", default=str(ROOT / "benchmarks" / "work"), help="where simulated data goes")
+    parser.add_argument("--docs", default=str(ROOT / "docs"), help="where results.md and figures/ go (docs)")
+    parser.add_argument(
+        "--also",
+        action="append",
+        default=[],
+        metavar="NAME=FOLDER",
+        help="another model folder to evaluate on the same test set, for the comparison table (repeatable)",
+    )
     args = parser.parse_args(argv)
+    docs = Path(args.docs)
+    figures = docs / "figures"
+    others = []
+    for item in args.also:
+        name, sep, folder = item.partition("=")
+        if not sep or not name or not folder:
+            parser.error(f"--also wants NAME=FOLDER, got {item!r}")
+        others.append((name, folder))
 
     test_dir = Path(args.test_data) if args.test_data else None
     if test_dir is None:
@@ -80,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         test_dir = Path(args.work) / f"model_i_test_seed{args.test_seed}"
         write_deeplense(test_dir, "model_i", args.simulate_test, args.test_seed)
 
-    FIGURES.mkdir(parents=True, exist_ok=True)
+    figures.mkdir(parents=True, exist_ok=True)
     records = scan_folder(test_dir)
     by_label: dict[str, list] = {}
     for r in records:
@@ -93,12 +111,12 @@ def main(argv: list[str] | None = None) -> int:
     for image, rec in zip(images, kept):
         examples.setdefault(rec.label, []).append(image)
     plot_examples(
-        examples, FIGURES / "examples.png", title=f"Simulated Model I images (lens_hf, seed {args.test_seed})"
+        examples, figures / "examples.png", title=f"Simulated Model I images (lens_hf, seed {args.test_seed})"
     )
 
     loaded = load_classifier(args.model)
     y_true, preds = evaluate_data(loaded, test_dir)
-    shipped = FIGURES / "shipped"
+    shipped = figures / "shipped"
     metrics = write_evaluation(
         shipped, y_true, preds.probs, labels=loaded.labels, extra={"data": str(test_dir)}
     )
@@ -126,31 +144,115 @@ def main(argv: list[str] | None = None) -> int:
         [p[0].numpy() for p in pixel_values],
         list(maps),
         captions,
-        FIGURES / "attention_maps.png",
+        figures / "attention_maps.png",
         title="Attention rollout of the shipped model (what the pooled tokens draw on)",
     )
 
-    training = {}
-    record = loaded.path / "lens_hf_training.json"
-    if record.is_file():
-        training = json.loads(record.read_text())
-    write_markdown(metrics, training, loaded, test_dir, format_table(metrics))
+    training = _training_record(loaded.path)
+    compared = [("shipped", loaded.path, metrics, training)]
+    for name, folder in others:
+        other = load_classifier(folder)
+        y_other, preds_other = evaluate_data(other, test_dir)
+        other_metrics = write_evaluation(
+            figures / f"also-{name}",
+            y_other,
+            preds_other.probs,
+            labels=other.labels,
+            extra={"data": str(test_dir)},
+        )
+        (figures / f"also-{name}" / "predictions.csv").unlink(missing_ok=True)
+        compared.append((name, other.path, other_metrics, _training_record(other.path)))
+    write_markdown(docs, metrics, training, loaded, test_dir, format_table(metrics), compared)
     print(format_table(metrics))
-    print(f"wrote {DOCS / 'results.md'}")
+    print(f"wrote {docs / 'results.md'}")
     return 0
 
 
-def write_markdown(metrics: dict, training: dict, loaded, test_dir: Path, table: str) -> None:
+def _training_record(folder: Path) -> dict:
+    record = Path(folder) / "lens_hf_training.json"
+    return json.loads(record.read_text()) if record.is_file() else {}
+
+
+def _rel(path: Path) -> str:
+    path = Path(path).resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
+def training_summary(training: dict) -> str:
+    """'4.6 min of training on cuda:0 (NVIDIA H100 80GB HBM3), 15 epochs, 4871 images/s; data: ...'"""
+    if not training:
+        return "no training record in the model folder"
+    parts = []
+    runtime = training.get("train_runtime_s")
+    device = training.get("device", "?")
+    if training.get("device_name"):
+        device = f"{device} ({training['device_name']})"
+    if isinstance(runtime, (int, float)):
+        parts.append(f"{runtime / 60:.1f} min of training on {device}")
+    if training.get("epochs") is not None:
+        parts.append(f"{float(training['epochs']):g} epochs")
+    if training.get("train_images_per_second"):
+        parts.append(f"{float(training['train_images_per_second']):.0f} images/s")
+    splits = (training.get("dataset") or {}).get("splits")
+    if splits:
+        parts.append("images: " + ", ".join(f"{k} {v:,}" for k, v in splits.items()))
+    return ", ".join(parts)
+
+
+def comparison_table(compared: list, labels: list[str]) -> str:
+    head = "| model | folder | parameters | trained | macro | micro | " + " | ".join(labels) + " | accuracy |"
+    rows = [head, "|" + "---|" * (7 + len(labels) - 1)]
+    for name, folder, m, training in compared:
+        params = training.get("num_parameters")
+        per_class = " | ".join(f"{m['roc_auc_per_class'][k]:.4f}" for k in labels)
+        rows.append(
+            f"| {name} | `{_rel(folder)}` | {f'{params / 1e6:.2f}M' if params else '?'} | "
+            f"{training_summary(training)} | {m['roc_auc_macro']:.4f} | {m['roc_auc_micro']:.4f} | "
+            f"{per_class} | {m['accuracy']:.4f} |"
+        )
+    return "\n".join(rows)
+
+
+def missing_section(results: Path) -> str:
+    """What the report cannot show yet, from what is (not) in benchmarks/results."""
+    items = []
+    if not (results / "accuracy_gpu.md").is_file():
+        items.append(
+            "The accuracy benchmark at DeepLense scale (`bench_accuracy.py --profile gpu`: 30,000 images per class, "
+            "20 min per model on a GPU) has not been run; the CPU tables above compare architectures under a small "
+            "budget, not converged accuracy."
+        )
+    for name in ("accuracy", "accuracy_1k"):
+        if not (results / f"{name}.md").is_file():
+            items.append(f"`benchmarks/results/{name}.md` has not been produced yet.")
+    items += [
+        "Every number here is on lens_hf-simulated images. The official DeepLense archives (and real observations) "
+        "were not available to evaluate on; `lens-hf evaluate --data <archive folder>` reads them as they are.",
+        "Only Model I has a shipped checkpoint. Models II (Euclid-like) and III (HST-like) simulate and train with "
+        "the same commands (`--preset model_ii`, `model_iii`) but have no trained model or benchmark yet.",
+        "No ImageNet-pretrained starting point was available, so the published pretrained numbers (CoAtNet 0.9955) "
+        "are compared against models trained from scratch.",
+    ]
+    return "\n".join(f"- {item}" for item in items)
+
+
+def write_markdown(
+    docs: Path, metrics: dict, training: dict, loaded, test_dir: Path, table: str, compared: list
+) -> None:
     from lens_hf.utils import atomic_write_text
 
     per_class = metrics["roc_auc_per_class"]
     rows = "\n".join(f"| {name} | {per_class[name]:.4f} |" for name in metrics["labels"])
+    results = ROOT / "benchmarks" / "results"
     bench = []
-    for name in ("accuracy", "accuracy_1k", "throughput", "simulation"):
-        md = ROOT / "benchmarks" / "results" / f"{name}.md"
+    for name in BENCH_TABLES:
+        md = results / f"{name}.md"
         if md.is_file():
-            bench.append(md.read_text().strip())
-        else:
+            text = md.read_text().strip()
+            if name == "gpu/throughput":
+                text = text.replace("# Model throughput", "# Model throughput on a GPU", 1)
+            bench.append(text)
+        elif name not in OPTIONAL_TABLES:
             bench.append(
                 f"_`benchmarks/results/{name}.md` has not been produced yet (see benchmarks/README.md)._"
             )
@@ -172,9 +274,9 @@ per class, macro- and micro-averaged.
 
 ![examples](figures/examples.png)
 
-## The shipped model: `{loaded.path.relative_to(ROOT) if loaded.path.is_relative_to(ROOT) else loaded.path}`
+## The shipped model: `{_rel(loaded.path)}`
 
-{type(loaded.model).__name__}, {params if params else "?"} parameters, trained with
+{type(loaded.model).__name__}, {params if params else "?"} parameters; {training_summary(training)}. Trained with
 
 ```
 {command}
@@ -207,13 +309,19 @@ Published Model I numbers for comparison (DeepLense, 5,000 test images per class
 ImageNet-pretrained 0.9955, EfficientNet-B2 0.9943, ResNet+ViT-tiny hybrid 0.9818, CvT from scratch 0.9787,
 SwinV2-tiny pretrained 0.9675.
 
+### Models on the same test set
+
+{comparison_table(compared, list(metrics["labels"]))}
+
 ## Benchmarks
 
 """
         + "\n\n".join(bench)
+        + "\n\n## What is still missing\n\n"
+        + missing_section(results)
         + "\n"
     )
-    atomic_write_text(DOCS / "results.md", text)
+    atomic_write_text(docs / "results.md", text)
 
 
 if __name__ == "__main__":

@@ -88,3 +88,33 @@ def test_accuracy_benchmark_quick(tmp_path):
     with pytest.raises(SystemExit) as exit_info:
         bench.main([*args, "--minutes-per-model", "0.1", "--resume"])
     assert exit_info.value.code == 2
+
+
+def test_make_report_writes_the_report_and_compares_models(tmp_path):
+    spec = importlib.util.spec_from_file_location("make_report", ROOT / "benchmarks" / "make_report.py")
+    report = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(report)
+    docs, work = tmp_path / "docs", tmp_path / "work"
+    shipped = ROOT / "checkpoints" / "vit-spt-lsa-model-i"
+    args = ["--simulate-test", "2", "--test-seed", "5", "--work", str(work), "--docs", str(docs)]
+    assert report.main([*args, "--also", f"again={shipped}"]) == 0
+
+    text = (docs / "results.md").read_text()
+    for figure in ("examples.png", "attention_maps.png", "shipped/roc.png", "shipped/confusion_matrix.png"):
+        assert (docs / "figures" / figure).stat().st_size > 1000
+        assert f"figures/{figure}" in text
+    metrics = json.loads((docs / "figures" / "shipped" / "metrics.json").read_text())
+    again = json.loads((docs / "figures" / "also-again" / "metrics.json").read_text())
+    assert metrics["num_samples"] == again["num_samples"] == 6
+    assert again["roc_auc_macro"] == pytest.approx(metrics["roc_auc_macro"])
+    rows = [line for line in text.splitlines() if line.startswith(("| shipped |", "| again |"))]
+    assert len(rows) == 2 and f"{metrics['roc_auc_macro']:.4f}" in rows[1]
+    assert "min of training on" in rows[0]
+    assert "## What is still missing" in text and "official DeepLense archives" in text
+    # Every committed benchmark table is in the report.
+    for md in sorted((ROOT / "benchmarks" / "results").rglob("*.md")):
+        first_row = next(line for line in md.read_text().splitlines() if line.startswith("| "))
+        assert first_row in text, md.name
+
+    with pytest.raises(SystemExit):
+        report.main([*args, "--also", "no-folder"])
