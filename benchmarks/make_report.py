@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 # Benchmark tables in the report, in order (benchmarks/results/<name>.md); missing ones are named as missing.
 BENCH_TABLES = ("accuracy", "accuracy_1k", "accuracy_gpu", "throughput", "gpu/throughput", "simulation")
 OPTIONAL_TABLES = {"accuracy_gpu"}  # left out silently when absent
@@ -201,7 +202,7 @@ def training_summary(training: dict) -> str:
 
 def comparison_table(compared: list, labels: list[str]) -> str:
     head = "| model | folder | parameters | trained | macro | micro | " + " | ".join(labels) + " | accuracy |"
-    rows = [head, "|" + "---|" * (7 + len(labels) - 1)]
+    rows = [head, "|" + "---|" * (7 + len(labels))]
     for name, folder, m, training in compared:
         params = training.get("num_parameters")
         per_class = " | ".join(f"{m['roc_auc_per_class'][k]:.4f}" for k in labels)
@@ -211,6 +212,27 @@ def comparison_table(compared: list, labels: list[str]) -> str:
             f"{per_class} | {m['accuracy']:.4f} |"
         )
     return "\n".join(rows)
+
+
+def accuracy_summary(path: Path, chance_below: float = 0.65) -> str:
+    """One line of reading from an accuracy benchmark's JSON: the best model, and which stayed near chance."""
+    if not path.is_file():
+        return ""
+    rows = [r for r in json.loads(path.read_text()).get("results", []) if r.get("roc_auc_macro") is not None]
+    if not rows:
+        return ""
+    best = max(rows, key=lambda r: r["roc_auc_macro"])
+    near_chance = [r["model"] for r in rows if r["roc_auc_macro"] < chance_below]
+    text = (
+        f"Reading: the best model under this budget is `{best['model']}` (macro ROC-AUC "
+        f"{best['roc_auc_macro']:.4f} after {best.get('epochs') or 0:.1f} epochs)."
+    )
+    if near_chance:
+        text += (
+            f" {len(near_chance)} of {len(rows)} models are still near chance (macro ROC-AUC below "
+            f"{chance_below}): {', '.join(f'`{m}`' for m in near_chance)}."
+        )
+    return text
 
 
 def missing_section(results: Path) -> str:
@@ -251,7 +273,10 @@ def write_markdown(
             text = md.read_text().strip()
             if name == "gpu/throughput":
                 text = text.replace("# Model throughput", "# Model throughput on a GPU", 1)
-            bench.append(text)
+            # One heading level down: the tables sit under "## Benchmarks".
+            text = "\n".join("#" + line if line.startswith("#") else line for line in text.splitlines())
+            summary = accuracy_summary(results / f"{name}.json") if name.startswith("accuracy") else ""
+            bench.append(text + (f"\n\n{summary}" if summary else ""))
         elif name not in OPTIONAL_TABLES:
             bench.append(
                 f"_`benchmarks/results/{name}.md` has not been produced yet (see benchmarks/README.md)._"
@@ -276,13 +301,13 @@ per class, macro- and micro-averaged.
 
 ## The shipped model: `{_rel(loaded.path)}`
 
-{type(loaded.model).__name__}, {params if params else "?"} parameters; {training_summary(training)}. Trained with
+{type(loaded.model).__name__}, {f"{params:,}" if params else "?"} parameters; {training_summary(training)}. Trained with
 
 ```
 {command}
 ```
 
-Independent test set: `{test_dir}` ({metrics["num_samples"]} images, a seed the model never saw).
+Independent test set: `{_rel(test_dir)}` ({metrics["num_samples"]} images, a seed the model never saw).
 
 | class | ROC-AUC |
 |---|---|

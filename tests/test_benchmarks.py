@@ -109,6 +109,9 @@ def test_make_report_writes_the_report_and_compares_models(tmp_path):
     assert again["roc_auc_macro"] == pytest.approx(metrics["roc_auc_macro"])
     rows = [line for line in text.splitlines() if line.startswith(("| shipped |", "| again |"))]
     assert len(rows) == 2 and f"{metrics['roc_auc_macro']:.4f}" in rows[1]
+    lines = text.splitlines()
+    header = lines.index(next(line for line in lines if line.startswith("| model | folder |")))
+    assert lines[header].count("|") == lines[header + 1].count("|") == rows[0].count("|")
     assert "min of training on" in rows[0]
     assert "## What is still missing" in text and "official DeepLense archives" in text
     # Every committed benchmark table is in the report.
