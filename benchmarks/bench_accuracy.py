@@ -190,10 +190,6 @@ class TimeBudget(TimeLimit):
         self.total_seconds = 0.0
         self.steps = 0
 
-    @property
-    def stopped_by_budget(self) -> bool:
-        return self.stopped
-
     def on_train_begin(self, args, state, control, **kwargs):  # noqa: ANN001, ANN201 - Trainer signature
         super().on_train_begin(args, state, control, **kwargs)
         self.last_end = self.step_begin = self.start
@@ -496,7 +492,7 @@ def bench_model(
         "batch_size": batch,
         "max_epochs": training_args.num_train_epochs,
         "budget_s": budget.seconds,
-        "stopped_by": "budget" if budget.stopped_by_budget else "epochs",
+        "stopped_by": "budget" if budget.stopped else "epochs",
         "train_seconds": budget.total_seconds,
         "train_step_seconds": budget.step_seconds,
         "steps": record["global_step"],

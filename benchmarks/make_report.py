@@ -170,7 +170,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _training_record(folder: Path) -> dict:
-    record = Path(folder) / "lens_hf_training.json"
+    from lens_hf.training.run import TRAINING_FILE
+
+    record = Path(folder) / TRAINING_FILE
     return json.loads(record.read_text()) if record.is_file() else {}
 
 
@@ -183,13 +185,12 @@ def training_summary(training: dict) -> str:
     """'4.6 min of training on cuda:0 (NVIDIA H100 80GB HBM3), 15 epochs, 4871 images/s; data: ...'"""
     if not training:
         return "no training record in the model folder"
+    from lens_hf.cards import training_device
+
     parts = []
     runtime = training.get("train_runtime_s")
-    device = training.get("device", "?")
-    if training.get("device_name"):
-        device = f"{device} ({training['device_name']})"
     if isinstance(runtime, (int, float)):
-        parts.append(f"{runtime / 60:.1f} min of training on {device}")
+        parts.append(f"{runtime / 60:.1f} min of training on {training_device(training)}")
     if training.get("epochs") is not None:
         parts.append(f"{float(training['epochs']):g} epochs")
     if training.get("train_images_per_second"):
@@ -244,9 +245,6 @@ def missing_section(results: Path) -> str:
             "20 min per model on a GPU) has not been run; the CPU tables above compare architectures under a small "
             "budget, not converged accuracy."
         )
-    for name in ("accuracy", "accuracy_1k"):
-        if not (results / f"{name}.md").is_file():
-            items.append(f"`benchmarks/results/{name}.md` has not been produced yet.")
     items += [
         "Every number here is on lens_hf-simulated images. The official DeepLense archives (and real observations) "
         "were not available to evaluate on; `lens-hf evaluate --data <archive folder>` reads them as they are.",

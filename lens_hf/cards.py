@@ -428,11 +428,17 @@ def _training_budget(info: Mapping[str, Any]) -> str | None:
         if (info.get("model_args") or {}).get("model_name_or_path")
         else "from scratch"
     )
+    device = training_device(info)
+    world = info.get("world_size") or 1
+    return f"{start}, {runtime / 60:.0f} min of training on {device} ({world} process{'es' if world != 1 else ''})"
+
+
+def training_device(info: Mapping[str, Any]) -> str:
+    """'cuda:0 (NVIDIA H100 80GB HBM3)' from a lens_hf training record's ``device`` and ``device_name``."""
     device = info.get("device") or "an unrecorded device"
     if info.get("device_name") and info["device_name"] != device:
         device = f"{device} ({info['device_name']})"
-    world = info.get("world_size") or 1
-    return f"{start}, {runtime / 60:.0f} min of training on {device} ({world} process{'es' if world != 1 else ''})"
+    return device
 
 
 def _limitations(
