@@ -5,8 +5,7 @@
     python benchmarks/bench_accuracy.py --profile gpu                    # DeepLense scale on a CUDA device
     python benchmarks/bench_accuracy.py --quick                          # tiny everything, a minute on 2 CPUs
 
-Every model is trained by the library (``lens_hf.training.run.train`` with the defaults of its recipe in
-``recipes/``), on one training set simulated once with ``lens_hf.data.build_from_simulation`` (seed ``S``),
+Every model is trained by its recipe in ``recipes/`` (the script's ``main()``, with the recipe's defaults), on one training set simulated once with ``lens_hf.data.build_from_simulation`` (seed ``S``),
 validated on a simulated validation set (seed ``S+1``, used by the Trainer to keep the best epoch) and tested on
 an independent test set (seed ``S+2``; or the folders given by ``--train-data`` / ``--test-data``). A
 :class:`TimeBudget` callback stops each ``trainer.train()`` after ``--minutes-per-model`` of wall clock
@@ -27,7 +26,6 @@ import argparse
 import dataclasses
 import datetime as dt
 import hashlib
-import importlib.util
 import json
 import math
 import os
@@ -55,7 +53,9 @@ import transformers  # noqa: E402
 from bench_throughput import count_flops, machine_info  # noqa: E402
 from datasets import Dataset, DatasetDict  # noqa: E402
 from tqdm import tqdm  # noqa: E402
+from transformers import HfArgumentParser  # noqa: E402
 
+from lens_hf.cli import load_recipe  # noqa: E402
 from lens_hf.data.dataset import (  # noqa: E402
     MARKER_FILE,
     build_from_simulation,
@@ -66,16 +66,20 @@ from lens_hf.data.dataset import (  # noqa: E402
 from lens_hf.errors import USER_ERRORS, LensHFError  # noqa: E402
 from lens_hf.labels import LABELS  # noqa: E402
 from lens_hf.models import factory  # noqa: E402
-from lens_hf.training.args import parse_args  # noqa: E402
-from lens_hf.training.run import TRAINING_FILE, train  # noqa: E402
+from lens_hf.training import (  # noqa: E402
+    TRAINING_FILE,
+    DataArguments,
+    LensTrainingArguments,
+    ModelArguments,
+    parse_args,
+)
 from lens_hf.training.trainer import TimeLimit  # noqa: E402
 from lens_hf.utils import atomic_write_text  # noqa: E402
 
 RESULTS_DIR = ROOT / "benchmarks" / "results"
 WORK_DIR = ROOT / "benchmarks" / "work"
-RECIPES_DIR = ROOT / "recipes"
 SCRIPT = "benchmarks/bench_accuracy.py"
-# Seed offsets of the simulated splits (as lens_hf.training.run does), so no image is shared between them.
+# Seed offsets of the simulated splits (as lens_hf.data.splits does), so no image is shared between them.
 SEED_OFFSETS = {"train": 0, "validation": 1, "test": 2}
 
 
@@ -358,7 +362,7 @@ def prepare_data(
             splits["validation"] = validation
             sources["validation"] = str(args.train_data)
         else:
-            sources["validation"] = "10% of each class carved from train by lens_hf.training.run"
+            sources["validation"] = "10% of each class carved from train by lens_hf.data.splits"
     else:
         for split in ("train", "validation"):
             per_class = settings[f"{'val' if split == 'validation' else split}_per_class"]
@@ -382,13 +386,7 @@ def prepare_data(
 # ------------------------------------------------------------------------------------------------ models
 def recipe_defaults(recipe: str) -> dict[str, Any]:
     """``DEFAULTS`` of ``recipes/<recipe>.py``: the hyperparameters users get from that recipe."""
-    path = RECIPES_DIR / f"{recipe}.py"
-    spec = importlib.util.spec_from_file_location(f"lens_hf_recipe_{recipe}", path)
-    if spec is None or spec.loader is None or not path.is_file():
-        raise LensHFError(f"{path}: recipe not found")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return dict(module.DEFAULTS)
+    return dict(load_recipe(recipe).DEFAULTS)
 
 
 def run_order(names: Sequence[str]) -> list[str]:
@@ -406,11 +404,12 @@ def training_defaults(
 ) -> dict[str, Any]:
     """Argument values of one model's run: its recipe's defaults, then the benchmark's data and sizes."""
     values = recipe_defaults(entry.recipe)
+    if teacher is not None:
+        values["teacher"] = teacher  # finetune_deit.py's DistillationArguments
     values.update(
         model_preset=entry.preset,
         dataset=dataset,
         output_dir=str(output_dir),
-        teacher=teacher,
         image_size=settings["image_size"],
         random_crop=settings["random_crop"],
         per_device_train_batch_size=settings["batch_size"],
@@ -464,17 +463,20 @@ def bench_model(
     entry = BENCH_MODELS[name]
     output_dir = run_dir / "models" / name
     shutil.rmtree(output_dir, ignore_errors=True)  # a model a killed run left half-trained starts over
-    defaults = training_defaults(entry, settings, dataset, output_dir, teacher)
-    model_args, data_args, training_args = parse_args(defaults, extra)
+    config = run_dir / "models" / f"{name}.json"  # the recipe's arguments for this model, as a --config file
+    atomic_write_text(
+        config, json.dumps(training_defaults(entry, settings, dataset, output_dir, teacher), indent=2)
+    )
     budget = TimeBudget(settings["minutes_per_model"] * 60.0)
     started = time.perf_counter()
-    metrics = train(model_args, data_args, training_args, recipe=entry.recipe, callbacks=[budget])
+    metrics = load_recipe(entry.recipe).main(["--config", str(config), *extra], callbacks=[budget])
     record = json.loads((output_dir / TRAINING_FILE).read_text(encoding="utf-8"))
+    training_args = record["training_args"]
     for checkpoint in output_dir.glob("checkpoint-*"):  # the model folder holds the best weights already
         shutil.rmtree(checkpoint, ignore_errors=True)
     forward, train_flops = flops_per_image(output_dir, record["input_size"])
-    batch = training_args.per_device_train_batch_size * training_args.world_size
-    batch *= training_args.gradient_accumulation_steps
+    batch = training_args["per_device_train_batch_size"] * record["world_size"]
+    batch *= training_args["gradient_accumulation_steps"]
     seen = images_seen(record["global_step"], record["dataset"]["splits"]["train"], batch)
     row: dict[str, Any] = {
         "model": name,
@@ -487,10 +489,10 @@ def bench_model(
         "input_size": record["input_size"],
         "gflops_forward_per_image": forward / 1e9,
         "gflops_train_per_image": train_flops / 1e9,
-        "learning_rate": training_args.learning_rate,
-        "weight_decay": training_args.weight_decay,
+        "learning_rate": training_args["learning_rate"],
+        "weight_decay": training_args["weight_decay"],
         "batch_size": batch,
-        "max_epochs": training_args.num_train_epochs,
+        "max_epochs": training_args["num_train_epochs"],
         "budget_s": budget.seconds,
         "stopped_by": "budget" if budget.stopped else "epochs",
         "train_seconds": budget.total_seconds,
@@ -728,7 +730,8 @@ def run(args: argparse.Namespace, own: list[str], extra: list[str]) -> dict[str,
     work = args.work.resolve()
     run_dir = work / name
     # Refuse bad pass-through arguments before anything is simulated.
-    parse_args({"output_dir": str(run_dir / "check")}, extra)
+    parser = HfArgumentParser((ModelArguments, DataArguments, LensTrainingArguments))
+    parse_args(parser, {"output_dir": str(run_dir / "check")}, extra)
 
     kept: dict[str, dict[str, Any]] = {}
     json_path = args.out / f"{name}.json"

@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _training_record(folder: Path) -> dict:
-    from lens_hf.training.run import TRAINING_FILE
+    from lens_hf.training.record import TRAINING_FILE
 
     record = Path(folder) / TRAINING_FILE
     return json.loads(record.read_text()) if record.is_file() else {}

@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import importlib
+import importlib.util
 import io
 import json
 import os
@@ -20,6 +22,7 @@ import tempfile
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 EXIT_OK = 0
@@ -28,7 +31,7 @@ EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-# `lens-hf train --recipe NAME` -> the recipe script whose defaults it starts from.
+# `lens-hf train --recipe NAME` -> the recipe script whose main() it runs (recipes/<script>.py).
 RECIPES: dict[str, str] = {
     "vit_spt_lsa": "train_vit_spt_lsa",
     "vit": "finetune_vit",
@@ -158,18 +161,34 @@ def cmd_show(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_train(args: argparse.Namespace, extra: list[str]) -> int:
-    """Run a training recipe: its defaults, then ``--config FILE``, then the remaining flags."""
-    from lens_hf.training.args import RECIPE_DEFAULTS, parse_args
-    from lens_hf.training.run import train
+def load_recipe(script: str) -> ModuleType:
+    """The recipe module ``recipes/<script>.py``: the file next to this lens_hf in a source checkout, else the
+    copy installed with the package as ``lens_hf.recipes.<script>``."""
+    name = f"lens_hf.recipes.{script}"
+    if name in sys.modules:
+        return sys.modules[name]
+    path = REPO_ROOT / "recipes" / f"{script}.py"
+    if not path.is_file():
+        return importlib.import_module(name)
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses and pickling look a class's module up there
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module
 
-    script = RECIPES[args.recipe]
-    model_args, data_args, training_args = parse_args(RECIPE_DEFAULTS[script], extra)
-    metrics = train(model_args, data_args, training_args, recipe=script)
+
+def cmd_train(args: argparse.Namespace, extra: list[str]) -> int:
+    """Run a recipe's ``main()`` with the remaining arguments: the function ``python recipes/<script>.py``
+    runs (its defaults, then ``--config FILE``, then the flags)."""
+    metrics = load_recipe(RECIPES[args.recipe]).main(extra)
     if metrics:
         auc = metrics.get("roc_auc_macro")
         print(
-            f"trained {training_args.output_dir}: test accuracy {metrics.get('accuracy', float('nan')):.4f}, "
+            f"trained: {metrics.get('split')} accuracy {metrics.get('accuracy', float('nan')):.4f}, "
             f"macro ROC-AUC {'n/a' if auc is None else f'{auc:.4f}'}"
         )
     return EXIT_OK
@@ -449,16 +468,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "train",
         help="train a model (the recipes' options; see `lens-hf train --help`)",
-        description="Train with the Hugging Face Trainer, starting from a recipe's defaults. All recipe and "
-        "TrainingArguments flags are accepted, e.g. --output_dir, --dataset, --model_preset, --num_train_epochs, "
-        "--config FILE, --resume_from_checkpoint last.",
+        description="Train with the Hugging Face Trainer: runs the main() of the recipe script "
+        "(recipes/<recipe>.py) with the other arguments. All its flags and every TrainingArguments flag are "
+        "accepted, e.g. --output_dir, --dataset, --model_preset, --num_train_epochs, --config FILE, "
+        "--resume_from_checkpoint last.",
         add_help=False,
     )
     p.add_argument(
         "--recipe",
         default="vit_spt_lsa",
         choices=sorted(RECIPES),
-        help="which recipe's defaults to start from (default: vit_spt_lsa)",
+        help="which recipe to run (default: vit_spt_lsa)",
     )
     p.set_defaults(func=cmd_train, usage=p.format_help)
 

@@ -1,19 +1,113 @@
 """Train a ResNet-18 on lensing images: the CNN baseline, and the teacher ``finetune_deit.py`` distils from.
 
     python recipes/train_cnn_teacher.py --output_dir runs/teacher
-    accelerate launch recipes/train_cnn_teacher.py --output_dir runs/teacher
+    python recipes/finetune_deit.py --teacher runs/teacher --output_dir runs/deit
     python recipes/train_cnn_teacher.py --model_name_or_path microsoft/resnet-18 --learning_rate 1e-4 \
         --output_dir runs/resnet-pretrained
+    accelerate launch --config_file recipes/configs/accelerate_multi_cpu.yaml recipes/train_cnn_teacher.py \
+        --output_dir runs/teacher
+
+With only ``--output_dir`` it trains on a small Model I set simulated on the fly (train, validation and test
+splits, each with its own seed). Every ``TrainingArguments`` flag and every lens_hf option is accepted, also
+from ``--config FILE`` (YAML or JSON; flags override it); ``--help`` lists them. The output folder is a plain
+transformers model folder (safetensors weights): ``finetune_deit.py --teacher`` loads it as it is.
 """
 
-from lens_hf.training import RECIPE_DEFAULTS, run_recipe
+import sys
 
-DEFAULTS = RECIPE_DEFAULTS["train_cnn_teacher"]
+from transformers import HfArgumentParser, TrainerCallback, set_seed
+
+from lens_hf.training import (
+    BatchAugment,
+    DataArguments,
+    LensTrainer,
+    LensTrainingArguments,
+    ModelArguments,
+    build_model,
+    build_processor,
+    check_args,
+    exit_on_user_error,
+    finish_run,
+    load_splits,
+    make_transforms,
+    model_input_size,
+    parse_args,
+    resolve_resume,
+    setup_logging,
+)
+
+RECIPE = "train_cnn_teacher"
+
+# This recipe's defaults, over lens_hf.training.TRAINING_DEFAULTS; --config FILE and the flags override them.
+DEFAULTS = {
+    "model_preset": "resnet-18",
+    "learning_rate": 1e-3,
+    "weight_decay": 1e-4,
+    "num_train_epochs": 50,
+}
 
 
-def main() -> None:
-    run_recipe("train_cnn_teacher", DEFAULTS)
+def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None = None) -> dict:
+    """Train, evaluate and save (``argv``: the command-line arguments, default ``sys.argv[1:]``). Returns the
+    final metrics on the main process, an empty dict on the others. ``lens-hf train --recipe cnn_teacher``
+    runs this function."""
+    parser = HfArgumentParser((ModelArguments, DataArguments, LensTrainingArguments))
+    model_args, data_args, training_args = parse_args(parser, DEFAULTS, argv)
+    check_args(model_args, data_args)
+    setup_logging(training_args)
+
+    # Data: --dataset (any folder lens_hf reads), or train/validation/test simulated on the fly.
+    set_seed(training_args.seed)
+    splits, data_info = load_splits(
+        data_args, training_args.seed, progress=training_args.local_process_index == 0
+    )
+
+    # Inputs: the image processor saved with the model (resize, centre crop, per-image normalisation), the
+    # dataset transforms, and the random augmentation of each training batch (D4 symmetries, random crops).
+    processor = build_processor(model_args, data_args, data_info["image_size"])
+    random_crop = data_args.center_crop is None
+    train_transform, eval_transform = make_transforms(processor, random_crop=random_crop)
+    augmentation = BatchAugment.for_processor(processor, data_args.augment, random_crop=random_crop)
+
+    # Model: the CNN teacher, a stock ResNet-18 with a one-channel stem built from scratch (it takes any image
+    # size), or a --model_name_or_path checkpoint with its first convolution folded to one channel.
+    set_seed(training_args.seed)
+    model = build_model(model_args, model_input_size(processor))
+
+    trainer = LensTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=splits["train"].with_transform(train_transform),
+        eval_dataset=splits["validation"].with_transform(eval_transform),
+        processing_class=processor,
+        augmentation=augmentation,
+        callbacks=callbacks,
+    )
+
+    # Train. --resume_from_checkpoint last continues from the newest complete checkpoint; with
+    # load_best_model_at_end (the default) the weights of the best validation epoch are restored at the end.
+    resume = resolve_resume(training_args.resume_from_checkpoint, training_args.output_dir)
+    train_result = trainer.train(resume_from_checkpoint=resume)
+
+    # Evaluate on the held-out test split (data without one: on validation, and the metrics say so).
+    split = "test" if "test" in splits else "validation"
+    predictions = trainer.predict(splits[split].with_transform(eval_transform), metric_key_prefix=split)
+
+    # Save the model folder, metrics.json with the ROC, confusion-matrix and learning-curve plots, the run
+    # record (lens_hf_training.json) and the model card (README.md).
+    return finish_run(
+        trainer,
+        predictions,
+        split=split,
+        dataset=splits[split],
+        recipe=RECIPE,
+        arguments=(model_args, data_args, training_args),
+        data_info=data_info,
+        train_result=train_result,
+        resumed_from=resume,
+    )
 
 
 if __name__ == "__main__":
-    main()
+    with exit_on_user_error(sys.argv[0]):
+        main()

@@ -1,21 +1,114 @@
-"""Train a ViT with Shifted Patch Tokenization and Locality Self-Attention (Lee et al. 2021) from scratch,
-the small-data vision transformer for lensing images.
+"""Train a ViT with Shifted Patch Tokenization and Locality Self-Attention (Lee, Lee & Song 2021) from scratch:
+the small-data vision transformer for lensing images, and the architecture of the shipped model.
 
     python recipes/train_vit_spt_lsa.py --output_dir runs/vit-spt-lsa
-    accelerate launch recipes/train_vit_spt_lsa.py --output_dir runs/vit-spt-lsa
+    python recipes/train_vit_spt_lsa.py --dataset model_i_ds/ --output_dir runs/vit-spt-lsa
     python recipes/train_vit_spt_lsa.py --model_preset vit-spt-tiny --output_dir runs/ablation-spt
+    lens-hf train --recipe vit_spt_lsa --config recipes/configs/shipped_model_i.yaml --output_dir runs/model-i
+    torchrun --nproc_per_node 2 recipes/train_vit_spt_lsa.py --output_dir runs/vit-spt-lsa
 
-The ablations ``vit-spt-tiny`` (SPT only) and ``vit-lsa-tiny`` (LSA only) are selected with ``--model_preset``.
+With only ``--output_dir`` it trains on a small Model I set simulated on the fly (train, validation and test
+splits, each with its own seed). Every ``TrainingArguments`` flag and every lens_hf option (``--dataset``,
+``--augment``, ``--center_crop``, ``--lr_schedule``, ``--max_train_minutes``, ...) is accepted, also from
+``--config FILE`` (YAML or JSON; flags override it); ``--help`` lists them. ``--model_preset`` selects the
+ablations ``vit-spt-tiny`` (SPT only) and ``vit-lsa-tiny`` (LSA only), or ``vit-spt-lsa-stem`` (the shipped
+model: a convolutional stem before the tokeniser).
 """
 
-from lens_hf.training import RECIPE_DEFAULTS, run_recipe
+import sys
 
-DEFAULTS = RECIPE_DEFAULTS["train_vit_spt_lsa"]
+from transformers import HfArgumentParser, TrainerCallback, set_seed
+
+from lens_hf.training import (
+    BatchAugment,
+    DataArguments,
+    LensTrainer,
+    LensTrainingArguments,
+    ModelArguments,
+    build_model,
+    build_processor,
+    check_args,
+    exit_on_user_error,
+    finish_run,
+    load_splits,
+    make_transforms,
+    model_input_size,
+    parse_args,
+    resolve_resume,
+    setup_logging,
+)
+
+RECIPE = "train_vit_spt_lsa"
+
+# This recipe's defaults, over lens_hf.training.TRAINING_DEFAULTS; --config FILE and the flags override them.
+DEFAULTS = {
+    "model_preset": "vit-spt-lsa-tiny",
+    "learning_rate": 5e-4,
+    "weight_decay": 0.05,
+    "num_train_epochs": 50,
+}
 
 
-def main() -> None:
-    run_recipe("train_vit_spt_lsa", DEFAULTS)
+def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None = None) -> dict:
+    """Train, evaluate and save (``argv``: the command-line arguments, default ``sys.argv[1:]``). Returns the
+    final metrics on the main process, an empty dict on the others. ``lens-hf train --recipe vit_spt_lsa``
+    runs this function."""
+    parser = HfArgumentParser((ModelArguments, DataArguments, LensTrainingArguments))
+    model_args, data_args, training_args = parse_args(parser, DEFAULTS, argv)
+    check_args(model_args, data_args)
+    setup_logging(training_args)
+
+    # Data: --dataset (any folder lens_hf reads), or train/validation/test simulated on the fly.
+    set_seed(training_args.seed)
+    splits, data_info = load_splits(
+        data_args, training_args.seed, progress=training_args.local_process_index == 0
+    )
+
+    # Inputs: the image processor saved with the model (resize, centre crop, per-image normalisation), the
+    # dataset transforms, and the random augmentation of each training batch (D4 symmetries, random crops).
+    processor = build_processor(model_args, data_args, data_info["image_size"])
+    random_crop = data_args.center_crop is None
+    train_transform, eval_transform = make_transforms(processor, random_crop=random_crop)
+    augmentation = BatchAugment.for_processor(processor, data_args.augment, random_crop=random_crop)
+
+    # Model: an SPT+LSA preset built from scratch, or a --model_name_or_path checkpoint to fine-tune.
+    set_seed(training_args.seed)
+    model = build_model(model_args, model_input_size(processor))
+
+    trainer = LensTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=splits["train"].with_transform(train_transform),
+        eval_dataset=splits["validation"].with_transform(eval_transform),
+        processing_class=processor,
+        augmentation=augmentation,
+        callbacks=callbacks,
+    )
+
+    # Train. --resume_from_checkpoint last continues from the newest complete checkpoint; with
+    # load_best_model_at_end (the default) the weights of the best validation epoch are restored at the end.
+    resume = resolve_resume(training_args.resume_from_checkpoint, training_args.output_dir)
+    train_result = trainer.train(resume_from_checkpoint=resume)
+
+    # Evaluate on the held-out test split (data without one: on validation, and the metrics say so).
+    split = "test" if "test" in splits else "validation"
+    predictions = trainer.predict(splits[split].with_transform(eval_transform), metric_key_prefix=split)
+
+    # Save the model folder, metrics.json with the ROC, confusion-matrix and learning-curve plots, the run
+    # record (lens_hf_training.json) and the model card (README.md).
+    return finish_run(
+        trainer,
+        predictions,
+        split=split,
+        dataset=splits[split],
+        recipe=RECIPE,
+        arguments=(model_args, data_args, training_args),
+        data_info=data_info,
+        train_result=train_result,
+        resumed_from=resume,
+    )
 
 
 if __name__ == "__main__":
-    main()
+    with exit_on_user_error(sys.argv[0]):
+        main()

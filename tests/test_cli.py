@@ -4,7 +4,6 @@ build-dataset, show, predict, evaluate (AUCs equal scikit-learn's), Hub ids from
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -14,10 +13,9 @@ import pytest
 import torch
 from conftest import MODEL_INPUT_PX, copy_model, tree
 
-from lens_hf.cli import RECIPES, build_parser, main
+from lens_hf.cli import build_parser, main
 from lens_hf.labels import DEEPLENSE_FOLDERS, LABELS
 from lens_hf.processing.file_io import read_image
-from lens_hf.training.args import RECIPE_DEFAULTS
 
 ROOT = Path(__file__).resolve().parents[1]
 PER_CLASS = 3
@@ -89,14 +87,6 @@ def test_usage_errors_exit_2(cli):
     for args in ((), ("no-such-command",), ("predict",), ("simulate", "--per-class", "x", "--out", "o")):
         result = cli(*args)
         assert result.code == 2 and "usage: lens-hf" in result.err and "Traceback" not in result.err, args
-
-
-def test_recipe_defaults_match_the_recipe_scripts():
-    for name, script in RECIPES.items():
-        spec = importlib.util.spec_from_file_location(f"recipe_{script}", ROOT / "recipes" / f"{script}.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        assert RECIPE_DEFAULTS[script] == module.DEFAULTS, name
 
 
 # ------------------------------------------------------------------------------------------------ simulate

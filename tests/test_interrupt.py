@@ -19,7 +19,7 @@ from conftest import TINY_VIT, lens_image, tree
 
 from lens_hf.labels import DEEPLENSE_FOLDERS, LABELS
 from lens_hf.processing.file_io import read_image
-from lens_hf.training.run import checkpoint_is_complete
+from lens_hf.training.checkpoints import checkpoint_is_complete
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -137,7 +137,6 @@ def test_kill_9_during_training_then_resume(tmp_path, cli):
     """Kill the job once a checkpoint exists; the newest checkpoint folder may be half-written (a kill during a
     save; made certain here by adding one); `--resume_from_checkpoint last` resumes from the newest complete
     one and finishes at the right step with only complete checkpoints."""
-    pytest.importorskip("lens_hf.training.run")
     max_steps = 16
     data = _write_data(tmp_path / "data", {"train": 8, "val": 2, "test": 2})
     out = tmp_path / "run"
@@ -177,7 +176,7 @@ def test_kill_9_during_training_then_resume(tmp_path, cli):
 
 def test_resume_last_skips_half_written_checkpoints(tmp_path):
     from lens_hf.errors import LensHFError
-    from lens_hf.training.run import _resolve_resume as resolve_resume
+    from lens_hf.training.checkpoints import resolve_resume
 
     out = tmp_path / "run"
     for step, state in ((2, '{"global_step": 2}'), (4, None), (6, '{"global_st'), (8, '{"global_step": 6}')):

@@ -1,5 +1,6 @@
-"""The recipes end to end on the CPU: every recipe trains, saves a loadable model folder and its evaluation;
-two processes train as one job; an interrupted run resumes from its last checkpoint."""
+"""The recipes end to end on the CPU: every recipe script trains, saves a loadable model folder with its evaluation,
+record and card; `lens-hf train --recipe` runs the same function as the script; two processes train as one job;
+an interrupted run resumes from its last checkpoint; nothing published holds a token or an absolute path."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ import pytest
 import torch
 from transformers import AutoModelForImageClassification, TrainerCallback
 
+from lens_hf.cli import RECIPES as CLI_RECIPES
+from lens_hf.cli import load_recipe
 from lens_hf.labels import LABELS
 from lens_hf.processing.image_processing_lens import LensImageProcessor
 
@@ -83,14 +86,17 @@ def recipe_args(recipe: str, out: Path, *extra: str) -> list[str]:
     ]
 
 
-def check_run(out: Path, recipe: str) -> dict:
-    """The folder holds a loadable model with its processor, the evaluation files and the training record."""
+def check_run(out: Path, recipe: str, split: str = "test") -> dict:
+    """The folder holds a loadable model with its processor, the evaluation files of ``split``, the training
+    record and the model card."""
     for name in (
         "metrics.json",
         "roc.png",
         "confusion_matrix.png",
         "lens_hf_training.json",
         "learning_curves.png",
+        "trainer_state.json",
+        "README.md",
     ):
         assert (out / name).is_file() and (out / name).stat().st_size > 0, (recipe, name)
     model = AutoModelForImageClassification.from_pretrained(out, trust_remote_code=True)
@@ -102,23 +108,28 @@ def check_run(out: Path, recipe: str) -> dict:
         assert model(pixel_values=pixels).logits.shape == (1, 3)
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["num_samples"] == 6 and 0.0 <= metrics["roc_auc_macro"] <= 1.0
+    assert metrics["split"] == split
     record = json.loads((out / "lens_hf_training.json").read_text())
     assert record["recipe"] == recipe and record["global_step"] == 4
-    assert record["train_images_per_second"] > 0
+    assert record["train_images_per_second"] > 0 and record["metrics"]["split"] == split
+    card = (out / "README.md").read_text()
+    assert "model-index" in card and f"on the `{split}` split" in card
     return record
 
 
 @pytest.mark.slow
 def test_every_recipe_end_to_end(tmp_path):
-    """All five recipes, run as scripts (``__main__``) one after the other in one interpreter."""
+    """All five recipes run as scripts (``__main__``) one after the other in one interpreter; ``lens-hf train
+    --recipe vit_spt_lsa`` with the script's arguments gives the same model; a bad option ends a script with
+    one line and exit status 2."""
     data = write_folder(tmp_path / "data", {"train": 4, "val": 2, "test": 2})
+    no_test = write_folder(tmp_path / "no_test", {"train": 4, "val": 2})
     teacher_dir = tmp_path / "train_cnn_teacher"
+    spt_args = recipe_args("train_vit_spt_lsa", tmp_path / "train_vit_spt_lsa", "--dataset", str(data))
     runs = [
+        ("script", "train_cnn_teacher", recipe_args("train_cnn_teacher", teacher_dir)),  # simulated Model I
         (
-            "train_cnn_teacher",
-            recipe_args("train_cnn_teacher", teacher_dir),
-        ),  # default data: simulated Model I
-        (
+            "script",
             "finetune_deit",
             recipe_args(
                 "finetune_deit",
@@ -130,6 +141,7 @@ def test_every_recipe_end_to_end(tmp_path):
             ),
         ),
         (
+            "script",
             "finetune_vit",
             recipe_args(
                 "finetune_vit",
@@ -142,12 +154,15 @@ def test_every_recipe_end_to_end(tmp_path):
                 "36",
             ),
         ),
-        ("finetune_swin", recipe_args("finetune_swin", tmp_path / "finetune_swin", "--dataset", str(data))),
         (
-            "train_vit_spt_lsa",
-            recipe_args("train_vit_spt_lsa", tmp_path / "train_vit_spt_lsa", "--dataset", str(data)),
+            "script",
+            "finetune_swin",
+            recipe_args("finetune_swin", tmp_path / "finetune_swin", "--dataset", str(no_test)),
         ),
+        ("script", "train_vit_spt_lsa", spt_args),
+        ("cli", "vit_spt_lsa", [*spt_args[:3], str(tmp_path / "cli_vit_spt_lsa"), *spt_args[4:]]),
         (  # fine-tuning a saved model folder
+            "script",
             "train_cnn_teacher",
             [
                 "--config",
@@ -160,19 +175,33 @@ def test_every_recipe_end_to_end(tmp_path):
                 str(data),
             ],
         ),
+        ("script", "finetune_vit", ["--output_dir", str(tmp_path / "bad"), "--model_preset", "vit-huge"]),
     ]
     driver = "\n".join(
         [
             "import runpy, sys",
-            f"for recipe, args in {runs!r}:",
-            f"    sys.argv = [{str(RECIPES)!r} + '/' + recipe + '.py', *args]",
-            "    runpy.run_path(sys.argv[0], run_name='__main__')",
+            "from lens_hf.cli import main",
+            f"for kind, name, args in {runs!r}:",
+            "    if kind == 'cli':",
+            "        sys.argv = ['lens-hf', 'train', '--recipe', name, *args]",
+            "        assert main(sys.argv[1:]) == 0",
+            "        continue",
+            f"    sys.argv = [{str(RECIPES)!r} + '/' + name + '.py', *args]",
+            "    try:",
+            "        runpy.run_path(sys.argv[0], run_name='__main__')",
+            "    except SystemExit as exc:",
+            "        print('exit status', exc.code)",
         ]
     )
     proc = subprocess.run(
-        [sys.executable, "-c", driver], env=env(), capture_output=True, text=True, timeout=300
+        [sys.executable, "-c", driver], env=env(), capture_output=True, text=True, timeout=300, cwd=ROOT
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
+    # Only the last run fails: one line naming the problem, exit status 2, no traceback, nothing written.
+    assert proc.stdout.count("exit status") == 1 and "exit status 2" in proc.stdout, proc.stderr[-4000:]
+    last = proc.stderr.splitlines()[-1]
+    assert last.startswith("finetune_vit.py: error: unknown model preset 'vit-huge'; choose one of: "), last
+    assert "Traceback" not in proc.stderr and not (tmp_path / "bad").exists()
 
     teacher = check_run(tmp_path / "train_cnn_teacher", "train_cnn_teacher")
     assert teacher["dataset"]["source"] == "simulated" and teacher["dataset"]["splits"] == {
@@ -180,10 +209,14 @@ def test_every_recipe_end_to_end(tmp_path):
         "validation": 6,
         "test": 6,
     }
+    assert teacher["data_args"]["train_per_class"] == 4  # simulated: the simulation settings are recorded
+    assert teacher["command"].startswith("python recipes/train_cnn_teacher.py --config ")
 
     deit = check_run(tmp_path / "finetune_deit", "finetune_deit")
-    assert deit["teacher"] == str(tmp_path / "train_cnn_teacher")
+    assert deit["distillation_args"] == {"teacher": "train_cnn_teacher", "distillation_alpha": 0.5}
     assert deit["model_class"] == "DeiTForImageClassificationWithTeacher"
+    assert deit["dataset"]["source"] == "data"  # outside the working directory: its name only
+    assert "train_per_class" not in deit["data_args"] and "preset" not in deit["data_args"]
     metrics = json.loads((tmp_path / "finetune_deit" / "metrics.json").read_text())
     assert {"cls_head", "dist_head"} <= set(metrics) and "roc_auc_macro" in metrics["dist_head"]
     history = json.loads((tmp_path / "finetune_deit" / "trainer_state.json").read_text())["log_history"]
@@ -196,16 +229,68 @@ def test_every_recipe_end_to_end(tmp_path):
         "height": 32,
         "width": 32,
     }
-    assert (
-        tmp_path / "finetune_vit" / "predictions.csv"
-    ).is_file()  # data read from files: per-file predictions
+    # Data read from files: per-file predictions, named inside the data folder.
+    rows = (tmp_path / "finetune_vit" / "predictions.csv").read_text().splitlines()
+    assert len(rows) == 7 and all(str(tmp_path) not in row for row in rows)
+    assert any(row.startswith("data/test/cdm/") for row in rows), rows[:3]
 
-    check_run(tmp_path / "finetune_swin", "finetune_swin")
+    # No test split in the data: evaluated on validation, and every file says so.
+    swin = check_run(tmp_path / "finetune_swin", "finetune_swin", split="validation")
+    assert swin["dataset"]["splits"] == {"train": 12, "validation": 6}
+
     spt = check_run(tmp_path / "train_vit_spt_lsa", "train_vit_spt_lsa")
     assert spt["model_class"] == "ViTSPTLSAForImageClassification"
+    # `lens-hf train --recipe vit_spt_lsa` ran the same function with the same arguments: the same model.
+    cli = check_run(tmp_path / "cli_vit_spt_lsa", "train_vit_spt_lsa")
+    assert cli["command"].startswith("lens-hf train --recipe vit_spt_lsa --config ")
+    for name in ("model.safetensors", "metrics.json", "config.json", "preprocessor_config.json"):
+        assert (tmp_path / "cli_vit_spt_lsa" / name).read_bytes() == (
+            tmp_path / "train_vit_spt_lsa" / name
+        ).read_bytes(), name
+    volatile = {"command", "training_args", "train_runtime_s", "train_images_per_second"}
+    assert {k: v for k, v in cli.items() if k not in volatile} == {
+        k: v for k, v in spt.items() if k not in volatile
+    }
+
     finetuned = check_run(tmp_path / "finetuned", "train_cnn_teacher")
-    assert finetuned["model_args"]["model_name_or_path"] == str(teacher_dir)
+    assert finetuned["model_args"]["model_name_or_path"] == "train_cnn_teacher"
     assert finetuned["num_parameters"] == teacher["num_parameters"]  # the tiny teacher, not a fresh ResNet-18
+
+
+def test_lens_hf_train_runs_the_main_of_the_recipe_script(cli, monkeypatch):
+    """``lens-hf train --recipe NAME ARGS`` calls ``main(ARGS)`` of ``recipes/<script>.py``, the function the
+    script's ``__main__`` block runs."""
+    assert set(CLI_RECIPES.values()) == {p.stem for p in RECIPES.glob("*.py") if p.stem != "__init__"}
+    for name, script in CLI_RECIPES.items():
+        module = load_recipe(script)
+        assert Path(module.__file__) == RECIPES / f"{script}.py" and module.RECIPE == script
+        assert "with exit_on_user_error(sys.argv[0]):\n        main()\n" in Path(module.__file__).read_text()
+        calls = []
+        monkeypatch.setattr(module, "main", lambda argv, calls=calls: calls.append(argv) or {})
+        result = cli("train", "--recipe", name, "--output_dir", "out", "--seed", "3")
+        assert result.code == 0 and calls == [["--output_dir", "out", "--seed", "3"]], (name, result.err)
+
+
+def test_recipe_scripts_read_top_to_bottom():
+    """Each recipe is a self-contained example of 80-200 lines with its defaults at the top and the steps
+    visible in ``main``."""
+    for path in sorted(RECIPES.glob("*.py")):
+        if path.stem == "__init__":
+            continue
+        text = path.read_text()
+        assert 80 <= len(text.splitlines()) <= 200, path.name
+        assert text.index("DEFAULTS = {") < text.index("def main(")
+        steps = [
+            "parse_args(",
+            "load_splits(",
+            "build_processor(",
+            "build_model(",
+            ".train(",
+            ".predict(",
+            "finish_run(",
+        ]
+        positions = [text.index(step) for step in steps]
+        assert positions == sorted(positions), path.name
 
 
 @pytest.mark.slow
@@ -230,6 +315,7 @@ def test_two_processes_train_as_one_job(tmp_path):
     # 12 images over 2 processes with batch 4: 2 updates per epoch, 4 updates = 2 epochs.
     assert record["global_step"] == 4 and record["epochs"] == pytest.approx(2.0)
     assert (out / "model.safetensors").is_file() and (out / "metrics.json").is_file()
+    assert "world size 1" not in proc.stderr
 
 
 class StopAt(TrainerCallback):
@@ -244,28 +330,23 @@ class StopAt(TrainerCallback):
 def test_train_resumes_from_last_checkpoint(tmp_path):
     from safetensors.torch import load_file
 
-    from lens_hf.training import parse_args
-    from lens_hf.training.run import train
-
     data = write_folder(tmp_path / "data", {"train": 4, "val": 2, "test": 2})
+    recipe = load_recipe("finetune_vit")
 
-    def args(out: Path, *extra: str):
-        return parse_args(
-            {"model_preset": "vit-tiny"},
-            [
-                *recipe_args("finetune_vit", out, "--dataset", str(data)),
-                "--disable_tqdm",
-                "true",
-                "--load_best_model_at_end",
-                "false",
-                *extra,
-            ],
-        )
+    def args(out: Path, *extra: str) -> list[str]:
+        return [
+            *recipe_args("finetune_vit", out, "--dataset", str(data)),
+            "--disable_tqdm",
+            "true",
+            "--load_best_model_at_end",
+            "false",
+            *extra,
+        ]
 
-    train(*args(tmp_path / "full"))
-    train(*args(tmp_path / "cut"), callbacks=[StopAt(2)])
+    recipe.main(args(tmp_path / "full"))
+    recipe.main(args(tmp_path / "cut"), callbacks=[StopAt(2)])
     assert not (tmp_path / "cut" / "checkpoint-4").exists()
-    result = train(*args(tmp_path / "cut", "--resume_from_checkpoint", "last"))
+    result = recipe.main(args(tmp_path / "cut", "--resume_from_checkpoint", "last"))
     record = json.loads((tmp_path / "cut" / "lens_hf_training.json").read_text())
     assert record["resumed_from"] == "checkpoint-2" and record["global_step"] == 4
     full = load_file(tmp_path / "full" / "model.safetensors")
@@ -273,21 +354,64 @@ def test_train_resumes_from_last_checkpoint(tmp_path):
     assert full.keys() == resumed.keys()
     for key in full:
         assert torch.equal(full[key], resumed[key]), key
-    assert result["num_samples"] == 6
+    assert result["num_samples"] == 6 and result["split"] == "test"
 
 
 def test_bad_options_end_with_one_line_error_before_any_work(tmp_path, capsys):
-    from lens_hf.training import run_recipe
+    from lens_hf.training import exit_on_user_error
 
-    for argv, message in [
-        (["--model_preset", "vit-huge"], "unknown model preset 'vit-huge'"),
-        (["--augment", "rot45"], "unknown augmentation 'rot45'"),
-        (["--teacher", str(tmp_path / "none")], "teacher model folder not found"),
-        (["--config_overrides", "{bad"], "--config_overrides is not valid JSON"),
+    out = tmp_path / "out"
+    for recipe, argv, message in [
+        ("finetune_vit", ["--model_preset", "vit-huge"], "unknown model preset 'vit-huge'"),
+        ("finetune_vit", ["--augment", "rot45"], "unknown augmentation 'rot45'"),
+        ("finetune_vit", ["--config_overrides", "{bad"], "--config_overrides is not valid JSON"),
+        ("finetune_vit", ["--teacher", "runs/teacher"], "unrecognized arguments: --teacher runs/teacher"),
+        ("finetune_deit", ["--teacher", str(tmp_path / "none")], "teacher model folder not found"),
+        ("finetune_deit", ["--distillation_alpha", "1.5"], "distillation_alpha must be in [0, 1], got 1.5"),
+        ("train_cnn_teacher", [], "--output_dir is required"),
     ]:
-        with pytest.raises(SystemExit) as exc:
-            run_recipe("finetune_vit", {}, ["--output_dir", str(tmp_path / "out"), *argv])
+        flags = ["--output_dir", str(out)] if argv else []
+        with pytest.raises(SystemExit) as exc, exit_on_user_error(f"{recipe}.py"):
+            load_recipe(recipe).main([*flags, *argv])
         assert exc.value.code == 2
         err = capsys.readouterr().err.strip().splitlines()
-        assert err[-1].startswith("finetune_vit: error: ") and message in err[-1], err
-    assert not (tmp_path / "out").exists()
+        assert err[-1].startswith(f"{recipe}.py: error: ") and message in err[-1], err
+    assert not out.exists()
+
+
+def test_published_files_hold_no_token_and_no_absolute_path(tmp_path, monkeypatch, cli):
+    """A run given ``--hub_token``: no file of the model folder (what is published; the Trainer's checkpoints,
+    which hold its pickled arguments, are not) contains the token or the working directory's absolute path."""
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "run"
+    argv = [
+        "train", "--recipe", "vit_spt_lsa", "--config", str(SMOKE), "--output_dir", str(out),
+        "--config_overrides", json.dumps(TINY_VIT), "--hub_token", "hf_SECRETSECRET", "--disable_tqdm", "true",
+    ]  # fmt: skip
+    monkeypatch.setattr(sys, "argv", ["lens-hf", *argv])  # what the record's command is made from
+    result = cli(*argv)
+    assert result.code == 0, result.err[-3000:]
+    folders = sorted(p.name for p in out.iterdir() if p.is_dir())
+    assert folders and all(name.startswith("checkpoint-") for name in folders), folders
+    files = sorted(p for p in out.iterdir() if p.is_file())
+    names = {p.name for p in files}
+    assert {
+        "README.md",
+        "lens_hf_training.json",
+        "trainer_state.json",
+        "metrics.json",
+        "model.safetensors",
+    } <= names
+    assert not any(name.endswith((".bin", ".pt", ".pkl")) for name in names)
+    for path in files:
+        data = path.read_bytes()
+        assert b"hf_SECRETSECRET" not in data, path.name
+        assert str(tmp_path).encode() not in data and str(tmp_path.resolve()).encode() not in data, path.name
+    record = json.loads((out / "lens_hf_training.json").read_text())
+    assert record["command"].startswith(
+        "lens-hf train --recipe vit_spt_lsa --config smoke_test.yaml --output_dir run "
+    )
+    assert "--hub_token '***'" in record["command"] or "--hub_token ***" in record["command"]
+    assert "hub_token" not in record["training_args"] and record["training_args"]["output_dir"] == "run"
+    state = json.loads((out / "trainer_state.json").read_text())
+    assert state["best_model_checkpoint"] in ("checkpoint-2", "checkpoint-4")

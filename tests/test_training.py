@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
+from dataclasses import dataclass
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -16,6 +18,7 @@ from datasets import ClassLabel, Dataset, Features, Image
 from transformers import (
     DeiTConfig,
     DeiTForImageClassificationWithTeacher,
+    HfArgumentParser,
     ResNetConfig,
     ResNetForImageClassification,
     TrainerCallback,
@@ -28,18 +31,23 @@ from lens_hf.labels import LABELS
 from lens_hf.processing.image_processing_lens import LensImageProcessor
 from lens_hf.training import (
     BatchAugment,
+    DataArguments,
     DistillationTrainer,
     LensTrainer,
     LensTrainingArguments,
+    ModelArguments,
     StepDecay,
     d4_transform,
     make_transforms,
     parse_args,
+    publishable,
     random_d4,
     restore_weights,
+    setup_logging,
     step_decay_scheduler,
     updates_per_epoch,
 )
+from lens_hf.training.run import single_process_warning
 
 torch.set_num_threads(1)
 SIZE = 16
@@ -154,6 +162,10 @@ def assert_same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) 
 
 
 # ------------------------------------------------------------------------------------------------ args
+def parser(*extra) -> HfArgumentParser:
+    return HfArgumentParser((ModelArguments, DataArguments, LensTrainingArguments, *extra))
+
+
 def test_parse_args_config_file_then_flags_override(tmp_path):
     config = tmp_path / "run.yaml"
     config.write_text(
@@ -161,6 +173,7 @@ def test_parse_args_config_file_then_flags_override(tmp_path):
         "lr_schedule: hf\nlr_scheduler_type: cosine\nwarmup_steps: 0.1\n"
     )
     model_args, data_args, args = parse_args(
+        parser(),
         {"model_preset": "vit-tiny", "num_train_epochs": 7},
         ["--config", str(config), "--output_dir", str(tmp_path / "out"), "--learning_rate", "0.005"],
     )
@@ -172,15 +185,80 @@ def test_parse_args_config_file_then_flags_override(tmp_path):
     assert args.remove_unused_columns is False and args.disable_tqdm is False
 
 
+@dataclass
+class ExtraArguments:
+    teacher: str | None = None
+    distillation_alpha: float = 0.5
+
+
+def test_parse_args_takes_a_recipes_own_dataclass(tmp_path):
+    config = tmp_path / "run.json"
+    config.write_text(json.dumps({"distillation_alpha": 0.25}))
+    model_args, _, args, extra = parse_args(
+        parser(ExtraArguments),
+        {"model_preset": "deit-tiny"},
+        ["--config", str(config), "--output_dir", str(tmp_path), "--teacher", "runs/t"],
+    )
+    assert model_args.model_preset == "deit-tiny" and args.output_dir == str(tmp_path)
+    assert extra == ExtraArguments(teacher="runs/t", distillation_alpha=0.25)
+    # Without that dataclass its names are unknown, wherever they come from.
+    with pytest.raises(LensHFError, match=r"unrecognized arguments: --teacher runs/t"):
+        parse_args(parser(), {}, ["--output_dir", str(tmp_path), "--teacher", "runs/t"])
+    with pytest.raises(LensHFError, match=r"run.json: unknown argument name\(s\) distillation_alpha"):
+        parse_args(parser(), {}, ["--config", str(config), "--output_dir", str(tmp_path)])
+    with pytest.raises(LensHFError, match=r"recipe defaults: unknown argument name\(s\) teacher"):
+        parse_args(parser(), {"teacher": None}, ["--output_dir", str(tmp_path)])
+
+
 def test_parse_args_rejects_unknown_config_keys_and_missing_output_dir(tmp_path):
     config = tmp_path / "bad.json"
     config.write_text(json.dumps({"learning_rat": 0.1}))
     with pytest.raises(LensHFError, match="learning_rat"):
-        parse_args({}, ["--config", str(config), "--output_dir", str(tmp_path)])
+        parse_args(parser(), {}, ["--config", str(config), "--output_dir", str(tmp_path)])
     with pytest.raises(LensHFError, match="output_dir"):
-        parse_args({}, [])
+        parse_args(parser(), {}, [])
     with pytest.raises(LensHFError, match="lr_schedule"):
-        parse_args({}, ["--output_dir", str(tmp_path), "--lr_schedule", "exp"])
+        parse_args(parser(), {}, ["--output_dir", str(tmp_path), "--lr_schedule", "exp"])
+
+
+def test_single_process_warning_when_a_launcher_asked_for_more(caplog):
+    # What `accelerate launch --num_processes 2 --cpu` (accelerate 1.15) gives its one process.
+    accelerate_cpu = {"ACCELERATE_USE_CPU": "True", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29500"}
+    message = single_process_warning(1, accelerate_cpu)
+    assert "started only this one" in message and "torchrun --nproc_per_node N" in message
+    assert "LOCAL_WORLD_SIZE=2" in single_process_warning(1, {"LOCAL_WORLD_SIZE": "2"})
+    assert "ACCELERATE_NUM_PROCESSES=4" in single_process_warning(1, {"ACCELERATE_NUM_PROCESSES": "4"})
+    # torchrun --nproc_per_node 2 (world size 2), a plain run, accelerate with one process: no warning.
+    torchrun = {**accelerate_cpu, "WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "2", "RANK": "0"}
+    assert single_process_warning(2, torchrun) is None
+    assert single_process_warning(1, {}) is None
+    assert single_process_warning(1, {"ACCELERATE_USE_CPU": "True"}) is None
+
+
+def test_setup_logging_warns_about_a_single_process(tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("ACCELERATE_USE_CPU", "True")
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    with caplog.at_level(logging.WARNING, logger="lens_hf"):
+        setup_logging(training_args(tmp_path))
+    assert any("trains in a single process" in r.getMessage() for r in caplog.records)
+
+
+def test_publishable_drops_tokens_and_absolute_paths(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args = training_args(tmp_path / "out", hub_token="hf_SECRETSECRET")
+    record = publishable(
+        {"training_args": args.to_dict(), "note": "pushed with hf_SECRETSECRET", "data": str(tmp_path / "d")}
+    )
+    text = json.dumps(record)
+    assert "SECRET" not in text and str(tmp_path) not in text and "hub_token" not in text
+    assert record["training_args"]["output_dir"] == "out" and record["data"] == "d"
+    assert record["note"] == "pushed with ***"
+    assert publishable({"path": "/elsewhere/data/set", "n": 3, "x": None}) == {
+        "path": "set",
+        "n": 3,
+        "x": None,
+    }
 
 
 # ------------------------------------------------------------------------------------------------ D4

@@ -203,3 +203,23 @@ def _folder_processor(folder: Path) -> LensImageProcessor:
 
 
 __all__ = ["CODE_FILES", "TASK", "load_pipeline", "processor_for_config", "save_model_folder"]
+
+
+def install_model_folder(
+    model: PreTrainedModel, processor: LensImageProcessor, output_dir: str | os.PathLike
+) -> Path:
+    """Write the model folder (model, processor, their code) into ``output_dir``, keeping what else is there
+    (checkpoints, logs). The folder is built and checked by :func:`save_model_folder` in a temporary sibling,
+    then each file is renamed into place. Returns ``output_dir``."""
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.model-", dir=out.parent))
+    try:
+        built = save_model_folder(model, processor, staging / "model")
+        for src in sorted(p for p in built.rglob("*") if p.is_file()):
+            target = out / src.relative_to(built)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(src, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return out

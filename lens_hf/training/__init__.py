@@ -1,8 +1,9 @@
-"""Training with the Hugging Face Trainer: argument dataclasses, D4 augmentation, the epoch-based step-decay
-schedule, the lensing Trainer (and DeiT distillation) and the ``train()`` entry point of the recipes."""
+"""Training with the Hugging Face Trainer: the argument dataclasses and their parser, D4 augmentation, the
+epoch-based step-decay schedule, the lensing Trainer (and DeiT distillation), resuming from checkpoints, the
+run record, and the steps every recipe in ``recipes/`` calls one by one."""
 
 from lens_hf.training.args import (
-    RECIPE_DEFAULTS,
+    SIMULATION_FIELDS,
     TRAINING_DEFAULTS,
     DataArguments,
     LensTrainingArguments,
@@ -17,6 +18,18 @@ from lens_hf.training.augment import (
     make_transforms,
     random_d4,
 )
+from lens_hf.training.checkpoints import checkpoint_is_complete, resolve_resume
+from lens_hf.training.record import TRAINING_FILE, publishable, training_record
+from lens_hf.training.run import (
+    build_model,
+    build_processor,
+    check_args,
+    exit_on_user_error,
+    finish_run,
+    load_splits,
+    model_input_size,
+    setup_logging,
+)
 from lens_hf.training.schedule import StepDecay, step_decay_scheduler, updates_per_epoch
 from lens_hf.training.trainer import (
     DistillationTrainer,
@@ -26,9 +39,10 @@ from lens_hf.training.trainer import (
 )
 
 __all__ = [
-    "BatchAugment",
-    "RECIPE_DEFAULTS",
+    "SIMULATION_FIELDS",
     "TRAINING_DEFAULTS",
+    "TRAINING_FILE",
+    "BatchAugment",
     "DataArguments",
     "DistillationTrainer",
     "LensTrainer",
@@ -36,24 +50,25 @@ __all__ = [
     "LensTransform",
     "ModelArguments",
     "StepDecay",
+    "build_model",
+    "build_processor",
+    "check_args",
+    "checkpoint_is_complete",
     "collate",
     "compute_lens_metrics",
     "d4_transform",
+    "exit_on_user_error",
+    "finish_run",
+    "load_splits",
     "make_transforms",
+    "model_input_size",
     "parse_args",
+    "publishable",
     "random_d4",
+    "resolve_resume",
     "restore_weights",
+    "setup_logging",
     "step_decay_scheduler",
-    "run_recipe",
-    "train",
+    "training_record",
     "updates_per_epoch",
 ]
-
-
-def __getattr__(name: str):
-    # train() pulls in data simulation and the model factory; import it only when asked for.
-    if name in ("train", "run_recipe"):
-        from lens_hf.training import run
-
-        return getattr(run, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

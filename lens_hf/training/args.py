@@ -1,9 +1,10 @@
-"""Argument dataclasses for the training recipes and their parser.
+"""Argument dataclasses shared by the training recipes, and :func:`parse_args`.
 
-Every recipe accepts the fields of :class:`ModelArguments`, :class:`DataArguments` and
-:class:`LensTrainingArguments` (all of ``transformers.TrainingArguments`` plus the step-decay schedule) as
-``--flag value`` options, and ``--config FILE`` (YAML or JSON mapping of the same names). Precedence, lowest
-first: library defaults, the recipe's defaults, the config file, the command line.
+Every recipe parses :class:`ModelArguments`, :class:`DataArguments` and :class:`LensTrainingArguments` (all of
+``transformers.TrainingArguments`` plus the step-decay schedule), and any dataclass of its own, with an
+``HfArgumentParser``: ``--flag value`` options, and ``--config FILE`` (YAML or JSON mapping of the same names).
+Precedence, lowest first: the dataclass defaults, :data:`TRAINING_DEFAULTS`, the recipe's ``DEFAULTS``, the
+config file, the command line.
 """
 
 from __future__ import annotations
@@ -53,16 +54,6 @@ class ModelArguments:
             "a mapping in a --config file."
         },
     )
-    teacher: str | None = field(
-        default=None,
-        metadata={"help": "DeiT only: folder of a trained teacher classifier for hard distillation."},
-    )
-    distillation_alpha: float = field(
-        default=0.5,
-        metadata={
-            "help": "DeiT only: weight of the distillation-token loss, (1-a)*CE(cls, y) + a*CE(dist, teacher)."
-        },
-    )
 
 
 @dataclass
@@ -81,7 +72,10 @@ class DataArguments:
     )
     train_per_class: int = field(default=200, metadata={"help": "Simulated training images per class."})
     eval_per_class: int = field(default=50, metadata={"help": "Simulated validation images per class."})
-    test_per_class: int = field(default=100, metadata={"help": "Simulated test images per class."})
+    test_per_class: int = field(
+        default=100,
+        metadata={"help": "Simulated test images per class (0: no test split; evaluate on validation)."},
+    )
     sim_seed: int = field(
         default=0,
         metadata={"help": "Seed of the simulated training split; validation and test use seed+1 and seed+2."},
@@ -111,6 +105,17 @@ class DataArguments:
     )
     max_eval_samples: int | None = field(default=None, metadata={"help": "Truncate the validation split."})
     max_test_samples: int | None = field(default=None, metadata={"help": "Truncate the test split."})
+
+
+# DataArguments fields that only matter when the data are simulated (no --dataset).
+SIMULATION_FIELDS: tuple[str, ...] = (
+    "preset",
+    "train_per_class",
+    "eval_per_class",
+    "test_per_class",
+    "sim_seed",
+    "sim_workers",
+)
 
 
 @dataclass
@@ -148,42 +153,6 @@ class LensTrainingArguments(TrainingArguments):
         super().__post_init__()
 
 
-# Each recipe's own defaults (over TRAINING_DEFAULTS), by recipe script name; `lens-hf train --recipe` uses the same.
-RECIPE_DEFAULTS: dict[str, dict[str, Any]] = {
-    "train_vit_spt_lsa": {
-        "model_preset": "vit-spt-lsa-tiny",
-        "learning_rate": 5e-4,
-        "weight_decay": 0.05,
-        "num_train_epochs": 50,
-    },
-    "finetune_vit": {
-        "model_preset": "vit-tiny",
-        "learning_rate": 5e-4,
-        "weight_decay": 0.05,
-        "num_train_epochs": 50,
-    },
-    "finetune_deit": {
-        "model_preset": "deit-tiny",
-        "learning_rate": 5e-4,
-        "weight_decay": 0.05,
-        "num_train_epochs": 50,
-        "distillation_alpha": 0.5,
-    },
-    "finetune_swin": {
-        "model_preset": "swin-tiny",
-        "learning_rate": 5e-4,
-        "weight_decay": 0.05,
-        "num_train_epochs": 50,
-    },
-    "train_cnn_teacher": {
-        "model_preset": "resnet-18",
-        "learning_rate": 1e-3,
-        "weight_decay": 1e-4,
-        "num_train_epochs": 50,
-    },
-}
-
-
 # Defaults every recipe starts from; a recipe's own defaults, the config file and the command line override them.
 TRAINING_DEFAULTS: dict[str, Any] = {
     "per_device_train_batch_size": 32,
@@ -208,8 +177,6 @@ TRAINING_DEFAULTS: dict[str, Any] = {
     "report_to": "none",
     "seed": 42,
 }
-
-_DATACLASSES = (ModelArguments, DataArguments, LensTrainingArguments)
 
 
 def _read_config(path: str) -> dict[str, Any]:
@@ -243,48 +210,50 @@ def _cpu_only() -> bool:
     return not torch.cuda.is_available()
 
 
-def _known_names() -> set[str]:
-    return {f.name for dc in _DATACLASSES for f in dataclasses.fields(dc) if f.init}
-
-
 def parse_args(
-    recipe_defaults: Mapping[str, Any] | None = None,
+    parser: HfArgumentParser,
+    defaults: Mapping[str, Any] | None = None,
     argv: Sequence[str] | None = None,
-) -> tuple[ModelArguments, DataArguments, LensTrainingArguments]:
-    """Parse ``argv`` (default ``sys.argv[1:]``) into the three argument dataclasses.
+) -> tuple[Any, ...]:
+    """Parse ``argv`` (default ``sys.argv[1:]``) into one instance of each of ``parser``'s dataclasses, in order.
 
-    ``--config FILE`` (YAML/JSON) supplies values for any field; explicit flags override it. Unknown names in
-    the recipe defaults or the config file raise :class:`LensHFError` naming them.
+    Values, lowest precedence first: the dataclass defaults, :data:`TRAINING_DEFAULTS`, ``defaults`` (the
+    recipe's), ``--config FILE`` (a YAML/JSON mapping of argument names), the flags. Unknown names in
+    ``defaults``, the config file or the flags raise :class:`LensHFError` naming them; so does a missing
+    ``--output_dir``.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--config", default=None)
     known, rest = pre.parse_known_args(argv)
 
-    defaults: dict[str, Any] = dict(TRAINING_DEFAULTS)
+    names = {f.name for dc in parser.dataclass_types for f in dataclasses.fields(dc) if f.init}
+    values: dict[str, Any] = {k: v for k, v in TRAINING_DEFAULTS.items() if k in names}
     if _cpu_only() and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         # Several processes (torchrun / accelerate launch) on a machine without accelerator: DDP over gloo.
-        defaults["use_cpu"] = True
+        values["use_cpu"] = True
     if _cpu_only():
-        defaults["dataloader_pin_memory"] = False
-    defaults.update(recipe_defaults or {})
-    if known.config:
-        defaults.update(_read_config(known.config))
-    unknown = sorted(set(defaults) - _known_names())
-    if unknown:
-        source = known.config or "recipe defaults"
-        raise LensHFError(f"{source}: unknown argument name(s) {', '.join(unknown)}")
+        values["dataloader_pin_memory"] = False
+    config = _read_config(known.config) if known.config else {}
+    for source, given in (("recipe defaults", defaults or {}), (known.config, config)):
+        unknown = sorted(set(given) - names)
+        if unknown:
+            raise LensHFError(f"{source}: unknown argument name(s) {', '.join(unknown)}")
+        values.update(given)
 
-    parser = HfArgumentParser(_DATACLASSES)
-    parser.add_argument(
-        "--config", default=None, help="YAML or JSON file of argument values (flags override it)."
-    )
-    parser.set_defaults(**defaults)
+    if "--config" not in parser._option_string_actions:
+        parser.add_argument(
+            "--config", default=None, help="YAML or JSON file of argument values (flags override it)."
+        )
+    parser.set_defaults(**values)
     flags = {a.split("=", 1)[0] for a in rest}
-    if not defaults.get("output_dir") and not flags & {"--output_dir", "--output-dir", "-h", "--help"}:
+    if not values.get("output_dir") and not flags & {"--output_dir", "--output-dir", "-h", "--help"}:
         raise LensHFError(
             "--output_dir is required (folder for checkpoints, the final model and its metrics)"
         )
-    parsed = parser.parse_args_into_dataclasses(args=rest, look_for_args_file=False)
-    model_args, data_args, training_args = parsed[:3]
-    return model_args, data_args, training_args
+    *parsed, remaining = parser.parse_args_into_dataclasses(
+        args=rest, return_remaining_strings=True, look_for_args_file=False
+    )
+    if remaining:
+        raise LensHFError(f"unrecognized arguments: {' '.join(remaining)}")
+    return tuple(parsed[: len(parser.dataclass_types)])  # then a namespace holding --config
