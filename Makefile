@@ -17,15 +17,17 @@ install-test:
 	@$(PYTHON) -c "import torch, sys; sys.exit(0 if torch.__version__.startswith('2.13') else 1)" 2>/dev/null || $(PIP) install torch==2.13.0
 	$(PIP) install -e ".[test]"
 
+# The simulated set is split 80/10/10 per class: train, validation (best epoch) and a held-out test split, on which
+# the model folder's metrics.json is computed; eval/ is a second evaluation, on an independent set (another seed).
 demo: install
-	lens-hf simulate --preset model_i --per-class $(DEMO_PER_CLASS) --seed 1 --format hf --splits 0.9,0.1,0 --out $(DEMO)/train_data
+	lens-hf simulate --preset model_i --per-class $(DEMO_PER_CLASS) --seed 1 --format hf --splits 0.8,0.1,0.1 --out $(DEMO)/data
 	lens-hf train --recipe vit_spt_lsa --model_preset vit-spt-lsa-stem --image_size 96 --center_crop 64 \
-		--dataset $(DEMO)/train_data --output_dir $(DEMO)/model --num_train_epochs $(DEMO_EPOCHS) \
+		--dataset $(DEMO)/data --output_dir $(DEMO)/model --num_train_epochs $(DEMO_EPOCHS) \
 		--per_device_train_batch_size 64 --learning_rate 1e-3 --warmup_steps 100 --lr_step_epochs 6
-	lens-hf simulate --preset model_i --per-class 300 --seed 2 --format deeplense --out $(DEMO)/test_set
-	lens-hf evaluate --model $(DEMO)/model --data $(DEMO)/test_set --out $(DEMO)/eval
-	lens-hf predict --model $(DEMO)/model $(DEMO)/test_set/cdm --output $(DEMO)/predictions.csv
-	@echo "demo done: see $(DEMO)/eval/metrics.json, $(DEMO)/eval/roc.png, $(DEMO)/predictions.csv"
+	lens-hf simulate --preset model_i --per-class 300 --seed 2 --format deeplense --out $(DEMO)/independent_test_set
+	lens-hf evaluate --model $(DEMO)/model --data $(DEMO)/independent_test_set --out $(DEMO)/eval
+	lens-hf predict --model $(DEMO)/model $(DEMO)/independent_test_set/cdm --output $(DEMO)/predictions.csv
+	@echo "demo done: see $(DEMO)/model/metrics.json (test split), $(DEMO)/eval/metrics.json (independent test set), $(DEMO)/predictions.csv"
 
 test: install-test
 	$(PYTHON) -m pytest -q

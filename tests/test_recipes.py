@@ -15,7 +15,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import numpy as np
 import pytest
 import torch
-from transformers import AutoModelForImageClassification, TrainerCallback
+import yaml
+from transformers import AutoModelForImageClassification, HfArgumentParser, TrainerCallback
 
 from lens_hf.cli import RECIPES as CLI_RECIPES
 from lens_hf.cli import load_recipe
@@ -415,3 +416,52 @@ def test_published_files_hold_no_token_and_no_absolute_path(tmp_path, monkeypatc
     assert "hub_token" not in record["training_args"] and record["training_args"]["output_dir"] == "run"
     state = json.loads((out / "trainer_state.json").read_text())
     assert state["best_model_checkpoint"] in ("checkpoint-2", "checkpoint-4")
+
+
+def test_recipes_ship_inside_the_package():
+    """setup.cfg installs recipes/ as lens_hf.recipes (with its configs) and lists every lens_hf package."""
+    import configparser
+
+    setup = configparser.ConfigParser()
+    setup.read(ROOT / "setup.cfg")
+    packages = set(setup["options"]["packages"].split())
+    mapping = dict(
+        line.replace(" ", "").split("=")
+        for line in setup["options"]["package_dir"].splitlines()
+        if line.strip()
+    )
+    assert mapping == {"lens_hf.recipes": "recipes"} and (RECIPES / "__init__.py").is_file()
+    on_disk = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "lens_hf").rglob("__init__.py")}
+    assert packages == on_disk | {"lens_hf.recipes"}
+    assert "configs/*.yaml" in setup["options.package_data"]["lens_hf.recipes"]
+
+
+def recipe_parser(module) -> HfArgumentParser:
+    """The recipe's own argument dataclasses (a recipe may add one, e.g. finetune_deit's DistillationArguments)."""
+    from lens_hf.training import DataArguments, LensTrainingArguments, ModelArguments
+
+    extra = [module.DistillationArguments] if hasattr(module, "DistillationArguments") else []
+    return HfArgumentParser((ModelArguments, DataArguments, LensTrainingArguments, *extra))
+
+
+def test_recipe_configs_parse_and_agree_with_the_recipe_defaults(tmp_path):
+    from lens_hf.training import parse_args
+
+    uses = {"smoke_test": list(CLI_RECIPES.values()), "finetune_vit_pretrained": ["finetune_vit"]}
+    uses |= {"shipped_model_i": ["train_vit_spt_lsa"], "shipped_model_i_gpu": ["train_vit_spt_lsa"]}
+    configs = [p for p in (RECIPES / "configs").glob("*.yaml") if not p.stem.startswith("accelerate_")]
+    assert {p.stem for p in configs} == set(CLI_RECIPES.values()) | set(uses)
+    for config in configs:
+        for script in uses.get(config.stem, [config.stem]):
+            module = load_recipe(script)
+            parsed = parse_args(
+                recipe_parser(module), module.DEFAULTS, ["--config", str(config), "--output_dir", "x"]
+            )
+            assert parsed[2].output_dir == "x", config.name
+        if config.stem in CLI_RECIPES.values():  # the recipe's own YAML shows its defaults with a dataset
+            values = yaml.safe_load(config.read_text())
+            defaults = load_recipe(config.stem).DEFAULTS
+            assert {k: values[k] for k in defaults if k in values} == {
+                k: defaults[k] for k in defaults if k in values
+            }
+            assert "model_preset" in values and "learning_rate" in values, config.name
