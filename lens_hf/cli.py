@@ -16,11 +16,13 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from lens_hf.redact import public_path
+from lens_hf.utils import check_output_location, make_temporary_folder, remove_stale_temporaries
 
 EXIT_OK = 0
 EXIT_INTERNAL_ERROR = 1
@@ -52,6 +54,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     if args.format == "deeplense":
         if args.splits:
             raise _user_error("--splits applies to --format hf only (the DeepLense layout has no splits)")
+        if Path(args.out).exists() and not Path(args.out).is_dir():
+            raise _user_error(f"{args.out}: exists and is not a folder")
+        check_output_location(args.out, inside=True)
         summary = write_deeplense(
             args.out, args.preset, args.per_class, args.seed, workers=args.workers, progress=_tty()
         )
@@ -65,6 +70,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         return EXIT_OK
     _check_output_folder(Path(args.out))
     splits = parse_splits(args.splits) if args.splits else None
+    remove_stale_temporaries(args.out)  # a killed earlier run's half-written dataset, before hours of work
     dd = build_from_simulation(
         args.preset, args.per_class, args.seed, splits=splits, workers=args.workers, progress=_tty()
     )
@@ -88,6 +94,7 @@ def cmd_build_dataset(args: argparse.Namespace) -> int:
 
     _check_output_folder(Path(args.out))
     splits = parse_splits(args.splits) if args.splits else None
+    remove_stale_temporaries(args.out)
     dd, skipped = build_from_folder(
         args.src,
         splits=splits,
@@ -97,12 +104,13 @@ def cmd_build_dataset(args: argparse.Namespace) -> int:
         progress=_tty(),
     )
     info = {
-        "source": str(args.src),
+        "source": public_path(args.src),
         "seed": args.seed,
         "splits": {name: len(ds) for name, ds in dd.items()},
         "normalization": args.normalization,
         "command": _command_line(),
-        "skipped": [{"path": p, "error": r} for p, r in skipped],
+        # relative to the source folder, like the dataset's path column; the messages below name them as read
+        "skipped": [{"path": Path(p).relative_to(args.src).as_posix(), "error": r} for p, r in skipped],
     }
     save_dataset(dd, args.out, info=info)
     for path, reason in skipped:
@@ -304,11 +312,15 @@ def _sizes(dd: Any) -> str:
 
 
 def _command_line() -> str:
-    return " ".join(["lens-hf", *sys.argv[1:]])
+    """The command as it can be recorded and published: secrets masked, local paths made relative."""
+    from lens_hf.redact import redact_argv
+
+    return " ".join(["lens-hf", *redact_argv(sys.argv[1:])])
 
 
 def _check_output_folder(out: Path) -> None:
-    """Fail before any work when ``out`` cannot become an output folder."""
+    """Fail before any work when ``out`` cannot become an output dataset folder: not a folder, a foreign
+    non-empty folder, a name too long for the file system, or a location this process cannot write."""
     from lens_hf.data.dataset import MARKER_FILE
 
     if out.exists() and not out.is_dir():
@@ -317,14 +329,14 @@ def _check_output_folder(out: Path) -> None:
         raise _user_error(
             f"{out}: folder is not empty and is not a lens_hf dataset; choose another output folder"
         )
+    check_output_location(out)
 
 
 @contextlib.contextmanager
 def _staged_folder(out: Path) -> Iterator[Path]:
     """Yield a temporary sibling of ``out`` to write into; on success its files are renamed into ``out``
     (created if needed), on failure it is removed and ``out`` is left as it was."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    tmp = make_temporary_folder(out)
     try:
         yield tmp
         out.mkdir(exist_ok=True)

@@ -182,7 +182,8 @@ def test_build_dataset_from_model_i_layout(sim_dir, tmp_path, cli):
     for row in rows:
         label = LABELS[row["label"]]
         assert Path(row["path"]).parent.name == DEEPLENSE_FOLDERS[label]
-        _, meta = read_image(row["path"])
+        assert not Path(row["path"]).is_absolute()  # relative to the source folder: publishable
+        _, meta = read_image(sim_dir / row["path"])
         assert row["axion_mass"] == (meta["axion_mass"] if label == "vortex" else None)
         assert row["preset"] == "model_i" and row["seed"] == 4
     info = json.loads((out / "lens_hf_dataset.json").read_text())

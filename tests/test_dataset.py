@@ -54,7 +54,7 @@ def model_i_folder(tmp_path_factory) -> tuple[Path, dict[str, tuple[np.ndarray, 
             else:
                 mass = None
                 np.save(path, image)
-            truth[str(path)] = (_minmax(image), label, mass)
+            truth[f"{folder}/{path.name}"] = (_minmax(image), label, mass)  # as the path column holds it
     return root, truth
 
 
@@ -87,7 +87,7 @@ def test_model_i_folder_to_saved_dataset(model_i_folder, saved):
     assert isinstance(reopened, datasets.DatasetDict)
     assert reopened["train"].features == FEATURES
     paths = [p for ds in reopened.values() for p in ds["path"]]
-    assert sorted(paths) == sorted(truth)  # one row per file, none twice
+    assert sorted(paths) == sorted(truth)  # one row per file, none twice, relative to the source folder
     for ds in reopened.values():
         _check_rows(ds, truth)
     vortex_masses = [m for ds in reopened.values() for m, y in zip(ds["axion_mass"], ds["label"]) if y == 2]
@@ -177,7 +177,7 @@ def test_split_folders_are_kept_and_metadata_columns(tmp_path):
     )
     dd, _ = build_from_folder(tmp_path, progress=False)
     assert {name: len(ds) for name, ds in dd.items()} == {"train": 9, "validation": 3}
-    rows = {Path(r["path"]).relative_to(tmp_path).as_posix(): r for r in dd["train"]}
+    rows = {r["path"]: r for r in dd["train"]}
     vort = rows["train/vort/0.npy"]
     assert vort["axion_mass"] == 3.2e-23 and vort["n_subhalos"] == 100 and vort["preset"] == "model_i"
     assert vort["seed"] == 5 and vort["source_x"] == pytest.approx(0.1) and vort["exposure_time"] == 2000.0
@@ -282,7 +282,7 @@ def test_build_from_simulation_matches_written_archive(tmp_path):
             "preset",
         ):
             assert row[key] == twin[key], key
-        assert Path(row["path"]).is_file()
+        assert (tmp_path / "sim" / row["path"]).is_file()
 
 
 def test_data_package_imports_no_simulator_eagerly():

@@ -470,14 +470,13 @@ def _load_npz(path: Path, max_pixels: int) -> tuple[np.ndarray, dict]:
 
 
 # ----------------------------------------------------------------------------------------------------- FITS
-def _fits_image_index(stream: BinaryIO, source: Path) -> int:
+def _fits_image_index(stream: BinaryIO, source: Path, fits: Any) -> int:
     """Walk the HDU headers (2880-byte blocks) to the first image HDU and check its declared size.
 
     Refuses headers longer than MAX_FITS_HEADER_BYTES, images beyond the size limits and files without an image
-    in the first MAX_FITS_HDUS HDUs, before astropy parses anything. Returns the index of the image HDU.
+    in the first MAX_FITS_HDUS HDUs, before astropy parses anything (``fits`` is ``astropy.io.fits``). Returns
+    the index of the image HDU.
     """
-    from astropy.io import fits
-
     for index in range(MAX_FITS_HDUS):
         blocks: list[bytes] = []
         while True:
@@ -542,7 +541,7 @@ def _load_fits(path: Path, max_pixels: int) -> tuple[np.ndarray, dict]:
                 gzipped = handle.read(2) == b"\x1f\x8b"
                 handle.seek(0)
                 with gzip.GzipFile(fileobj=handle) if gzipped else contextlib.nullcontext(handle) as stream:
-                    index = _fits_image_index(stream, path)
+                    index = _fits_image_index(stream, path, fits)
                 handle.seek(0)
                 # Our own handle: astropy leaves its file open when a broken header makes fits.open raise.
                 with fits.open(handle, memmap=False) as hdul:
