@@ -54,9 +54,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     if args.format == "deeplense":
         if args.splits:
             raise _user_error("--splits applies to --format hf only (the DeepLense layout has no splits)")
+        check_output_location(args.out, inside=True)
         if Path(args.out).exists() and not Path(args.out).is_dir():
             raise _user_error(f"{args.out}: exists and is not a folder")
-        check_output_location(args.out, inside=True)
         summary = write_deeplense(
             args.out, args.preset, args.per_class, args.seed, workers=args.workers, progress=_tty()
         )
@@ -323,13 +323,13 @@ def _check_output_folder(out: Path) -> None:
     non-empty folder, a name too long for the file system, or a location this process cannot write."""
     from lens_hf.data.dataset import MARKER_FILE
 
+    check_output_location(out)
     if out.exists() and not out.is_dir():
         raise _user_error(f"{out}: exists and is not a folder")
     if out.is_dir() and any(out.iterdir()) and not (out / MARKER_FILE).is_file():
         raise _user_error(
             f"{out}: folder is not empty and is not a lens_hf dataset; choose another output folder"
         )
-    check_output_location(out)
 
 
 @contextlib.contextmanager

@@ -28,6 +28,7 @@ import struct
 import sys
 import warnings
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -89,11 +90,14 @@ def _describe(err: BaseException) -> str:
         ((UnicodeError,), "undecodable text"),
         ((struct.error, zipfile.BadZipFile), "broken binary structure"),
         ((pickle.UnpicklingError,), "broken pickle data"),
+        ((zlib.error,), "corrupt compressed data"),
     ):
         if isinstance(err, kinds):
             return text
-    if isinstance(err, OSError) and err.strerror:
-        return err.strerror
+    if isinstance(err, OSError):
+        return err.strerror or "broken or truncated data"
+    if type(err).__name__ == "DecompressionBombError":  # PIL's own pixel limit, checked when a file is opened
+        return "too large to decode"
     return type(err).__name__
 
 
@@ -119,7 +123,17 @@ def _too_large(what: str, shape: tuple[int, ...], dtype: np.dtype, max_pixels: i
 
 # --------------------------------------------------------------------------------------------------- pickles
 _NUMPY_MODULES = ("numpy.core.multiarray", "numpy._core.multiarray")
-_GLOBAL_NAME = re.compile(r"[A-Za-z_][\w.]{0,79}")
+_IDENTIFIER = re.compile(r"[A-Za-z_]\w{0,39}")
+
+
+def _global_name(module: str, name: str) -> str:
+    """A refused global for a message: named when it is a standard-library or NumPy name (``builtins.exec``),
+    otherwise only described (the names come from the file)."""
+    known = set(getattr(sys, "stdlib_module_names", ())) | {"numpy"}
+    parts = module.split(".")
+    if parts[0] in known and all(_IDENTIFIER.fullmatch(p) for p in (*parts, name)):
+        return f"{module}.{name}"
+    return "a global of an unknown module"
 
 
 class _PickleBudget:
@@ -213,9 +227,9 @@ class _RestrictedUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
         found = _ALLOWED_GLOBALS.get((module, name))
         if found is None:
-            what = f"{module}.{name}"
-            what = what if _GLOBAL_NAME.fullmatch(what) else "a global"
-            raise _Refused(f"refused to unpickle {what} (only NumPy arrays and numbers are allowed)")
+            raise _Refused(
+                f"refused to unpickle {_global_name(module, name)} (only NumPy arrays and numbers are allowed)"
+            )
         return found
 
     def persistent_load(self, pid: Any) -> Any:
@@ -481,12 +495,12 @@ def _fits_image_index(stream: BinaryIO, source: Path, fits: Any) -> int:
         blocks: list[bytes] = []
         while True:
             block = stream.read(2880)
+            if index == 0 and not blocks and not block.startswith(b"SIMPLE  ="):
+                raise LensFileError(source, "not a readable FITS file (no FITS signature)")
             if len(block) < 2880:
                 if index == 0 or blocks:
                     raise LensFileError(source, "not a readable FITS file (truncated header)")
                 raise LensFileError(source, "FITS file has no image data")
-            if index == 0 and not blocks and not block.startswith(b"SIMPLE  ="):
-                raise LensFileError(source, "not a readable FITS file (no FITS signature)")
             blocks.append(block)
             if any(block[i : i + 8] == b"END     " for i in range(0, 2880, 80)):
                 break
@@ -591,7 +605,8 @@ def _load_pil(path: Path, max_pixels: int) -> tuple[np.ndarray, dict]:
     except (
         Exception
     ) as err:  # UnidentifiedImageError, OSError, SyntaxError, struct.error, DecompressionBomb...
-        kind = "not a PNG or TIFF file" if type(err).__name__ == "UnidentifiedImageError" else _describe(err)
+        unknown = type(err).__name__ == "UnidentifiedImageError"
+        kind = f"not a {_PIL_FORMATS[path.suffix.lower()][0]} file" if unknown else _describe(err)
         raise LensFileError(path, f"not a readable image ({kind})") from None
 
 
