@@ -379,6 +379,7 @@ def _print_rows(rows: list[dict], labels: list[str]) -> None:
 # ----------------------------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     from lens_hf.data.presets import PRESETS
+    from lens_hf.processing.file_io import NORMALIZATIONS
 
     parser = argparse.ArgumentParser(
         prog="lens-hf",
@@ -437,7 +438,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the random split")
     p.add_argument(
         "--normalization",
-        choices=["minmax", "none"],
+        choices=NORMALIZATIONS,
         default="minmax",
         help="per-image normalisation (default: minmax)",
     )
