@@ -447,3 +447,30 @@ def test_metadata_errors_never_quote_the_file(tmp_path):
     meta.write_bytes(b"path,seed\ncdm/a.npy,\xff\xfe\n")
     with pytest.raises(LensHFError, match="not UTF-8 text"):
         build_from_folder(tmp_path, splits="1", progress=False)
+
+
+def test_simulate_hf_removes_what_a_killed_save_left(tmp_path, cli):
+    """A killed ``simulate --format hf`` leaves its temporary folder, or (killed between the two renames of a
+    replacement) the previous dataset set aside with no dataset in place: the next run cleans up first."""
+    proc = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    dead = int(proc.stdout)
+    out = tmp_path / "sim"
+
+    def left_by_dead(kind: str) -> Path:
+        head, _, host, token = temporary_name(out.name, kind).rsplit("-", 3)
+        path = tmp_path / f"{head}-{dead}-{host}-{token}"
+        path.mkdir()
+        (path / "data-00000-of-00001.arrow").write_bytes(bytes(100_000))
+        return path
+
+    half_written = left_by_dead("tmp")
+    set_aside = left_by_dead("old")
+    (set_aside / MARKER_FILE).write_text("{}")
+    args = ("simulate", "--preset", "model_ii", "--per-class", "1", "--format", "hf", "--splits", "1")
+    result = cli(*args, "--workers", "1", "--out", out)
+    assert result.code == 0, result.err
+    assert [p.name for p in tmp_path.iterdir()] == ["sim"]
+    assert json.loads((out / MARKER_FILE).read_text())["splits"] == {"train": 3}
+    assert not half_written.exists() and not set_aside.exists()
