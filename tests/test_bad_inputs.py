@@ -517,7 +517,6 @@ def test_unwritable_or_overlong_outputs_fail_before_any_work(corpus, tmp_path, c
             ("build-dataset", data, "--out", out, "--splits", "0.5,0.5"),
         ):
             assert_refused(cli(*args), out, words, root=tmp_path, before=before)
-    assert len(outputs) == 2 or os.geteuid() != 0, "no unwritable place to test on this machine"
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
