@@ -270,7 +270,7 @@ def published_section() -> str:
     regression = published_regression()
     names = regression["datasets"]
     rows = "\n".join(
-        f"| {r['model']} | " + " | ".join(str(r["values"][d]) for d in names) + " |"
+        f"| {r['model']} | " + " | ".join(f"{r['values'][d]:.3f}" for d in names) + " |"
         for r in regression["results"]
     )
     parts.append(

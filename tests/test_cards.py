@@ -185,6 +185,21 @@ def test_published_numbers_come_from_the_reference_file(tmp_path) -> None:
     assert all(set(row["values"]) == set(regression["datasets"]) for row in regression["results"])
 
 
+def test_the_results_report_quotes_the_same_reference_file() -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_report", ROOT / "benchmarks" / "make_report.py")
+    report = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(report)
+    text = report.published_section()
+    for group in published_results():
+        for row in group["results"]:
+            assert f"| {row['model']} | {row['start'] or 'not stated'} | {row['value']} |" in text
+    for row in published_regression()["results"]:
+        assert f"| {row['model']} | {row['values']['model_i']:.3f} |" in text
+    assert report._best_published("model_i") == "CoAtNet-nano 0.9955"
+
+
 def test_model_card_training_kwarg_overrides_and_training_args_json(tmp_path) -> None:
     folder = _model_folder(tmp_path / "model")
     (folder / "lens_hf_training.json").unlink()
