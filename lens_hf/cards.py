@@ -8,7 +8,9 @@ publishes no secret and no absolute local path: the training record is read thro
 :func:`lens_hf.redact.redact_record`, a dataset is linked only when it is a Hub id, and every local path is
 shown as :func:`lens_hf.redact.public_path` makes it.
 
-Cards depend on :mod:`lens_hf.data`, never the reverse.
+Cards read :mod:`lens_hf.data` (presets, simulation records); :mod:`lens_hf.data` should not import this module:
+the code that saves a dataset renders its card with :func:`render_dataset_card` (``card_yaml`` takes the
+``configs`` / ``dataset_info`` blocks ``datasets`` needs).
 """
 
 from __future__ import annotations
@@ -230,8 +232,9 @@ def _number(value: Any) -> str:
 
 
 def _fmt_value(value: Any) -> str:
+    """A recorded setting for a table cell: numbers as :func:`_number`, lists comma-separated."""
     if isinstance(value, float):
-        return f"{value:.6g}"
+        return _number(value)
     if isinstance(value, list | tuple):
         return ", ".join(str(v) for v in value)
     return str(value)
