@@ -1,4 +1,4 @@
-"""The ``lens-hf`` command: simulate, build-dataset, show, train, evaluate, predict, card, push.
+"""The ``lens-hf`` command: simulate, build-dataset, show, train, evaluate, predict, card, push, cache-model.
 
 Every sub-command reports bad input as one line on stderr (``lens-hf: error: <file>: <problem>``) and exits
 with status 2; an unexpected failure is one line too and exits with status 1; ``--debug`` shows the traceback.
@@ -255,8 +255,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_card(args: argparse.Namespace) -> int:
-    """Write README.md of a local model folder from its config, training record and metrics."""
+    """Write README.md of a local model folder from its config, training record and metrics; first make the
+    folder's JSON records publishable (secrets masked, absolute paths made relative)."""
     from lens_hf.cards import write_model_card
+    from lens_hf.hub import redact_records
 
     model = Path(args.model)
     if not model.is_dir():
@@ -274,19 +276,40 @@ def cmd_card(args: argparse.Namespace) -> int:
             ) from None
         if not isinstance(metrics, dict):
             raise _user_error(f"{metrics_path}: expected a JSON object of metrics")
+    if not (model / "config.json").is_file():
+        raise _user_error(f"{model}: no config.json; not a saved model folder")
+    cleaned = redact_records(model)
     path = write_model_card(model, metrics=metrics, repo_id=args.repo_id)
+    if cleaned:
+        print(f"masked secrets and local paths in {', '.join(p.name for p in cleaned)}")
     print(f"wrote {path}")
     return EXIT_OK
 
 
 def cmd_push(args: argparse.Namespace) -> int:
-    """Upload the files a fresh process needs to the Hub."""
+    """Upload the files a fresh process needs to the Hub, after checking that none holds a secret or a local
+    path."""
     from lens_hf.hub import push_folder
 
     url = push_folder(
         args.model, args.repo_id, private=args.private, repo_type="dataset" if args.dataset else "model"
     )
     print(f"pushed {args.model} to {url}")
+    return EXIT_OK
+
+
+def cmd_cache_model(args: argparse.Namespace) -> int:
+    """Put a model folder into the local Hugging Face cache as a snapshot of a Hub repo id."""
+    from lens_hf.hub import CHECKOUT_MODEL_DIR, cache_model_folder
+
+    model = Path(args.model) if args.model else CHECKOUT_MODEL_DIR
+    if not model.is_dir():
+        raise _user_error(
+            f"{model}: no such model folder"
+            + ("" if args.model else " (this lens_hf is not a source checkout); pass --model FOLDER")
+        )
+    snapshot = cache_model_folder(model, args.repo_id)
+    print(f"cached {model} as {args.repo_id} in {snapshot}")
     return EXIT_OK
 
 
@@ -513,7 +536,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "card",
         help="write a model's README.md card from its metrics",
-        description="Generate README.md (Hub model card with model-index metrics) in a local model folder.",
+        description="Generate README.md (Hub model card with model-index metrics) in a local model folder, "
+        "after masking secrets and making absolute paths relative in its JSON records (training record, "
+        "metrics), so the folder is ready for `push`.",
     )
     p.add_argument("--model", required=True, help="local model folder")
     p.add_argument(
@@ -525,13 +550,33 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "push",
         help="upload a model (or dataset) folder to the Hugging Face Hub",
-        description="Upload the files a fresh process needs (safetensors weights, config, processor, code, card).",
+        description="Upload the files a fresh process needs (safetensors weights, config, processor, code, card). "
+        "Refuses, before any network call, a folder whose files still hold a token-like string or an absolute "
+        "local path, naming the file.",
     )
     p.add_argument("--model", required=True, help="model (or dataset, with --dataset) folder")
     p.add_argument("--repo-id", required=True, help="ORG/NAME on the Hub")
     p.add_argument("--private", action="store_true", help="create the repo private")
     p.add_argument("--dataset", action="store_true", help="push a dataset folder instead of a model")
     p.set_defaults(func=cmd_push)
+
+    from lens_hf.hub import DEFAULT_MODEL_ID
+
+    p = sub.add_parser(
+        "cache-model",
+        help="put a model folder into the local Hugging Face cache under a Hub id",
+        description="Copy the files `push` would upload into the Hugging Face cache (HF_HUB_CACHE or "
+        f"HF_HOME/hub) as the main snapshot of --repo-id, so that `predict --model REPO_ID` and, for "
+        f"{DEFAULT_MODEL_ID}, `predict` without --model find it offline, also where lens_hf is installed "
+        "without this checkout.",
+    )
+    p.add_argument(
+        "--model", default=None, help="model folder (default: the checkout's checkpoints/vit-spt-lsa-model-i)"
+    )
+    p.add_argument(
+        "--repo-id", default=DEFAULT_MODEL_ID, help=f"Hub id to cache it as (default: {DEFAULT_MODEL_ID})"
+    )
+    p.set_defaults(func=cmd_cache_model)
     return parser
 
 

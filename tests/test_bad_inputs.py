@@ -749,6 +749,7 @@ def test_missing_default_model_is_one_line(monkeypatch, deeplense_dir, tmp_path,
     import lens_hf.inference
 
     monkeypatch.setattr(lens_hf.inference, "DEFAULT_MODEL_DIR", tmp_path / "no-checkpoint")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hf-cache"))  # nor in the Hugging Face cache
     assert_refused(
         cli("predict", deeplense_dir), "shipped checkpoint", "--model", root=tmp_path, before=tree(tmp_path)
     )

@@ -54,7 +54,7 @@ def test_help_of_every_command(cli):
     assert result.code == 0 and "usage: lens-hf" in result.out and "dark matter substructure" in result.out
     commands = sorted(build_parser()._subparsers._group_actions[0].choices)
     assert commands == sorted(
-        ["simulate", "build-dataset", "show", "train", "evaluate", "predict", "card", "push"]
+        ["simulate", "build-dataset", "show", "train", "evaluate", "predict", "card", "push", "cache-model"]
     )
     expected = {
         "simulate": ["--per-class", "--format", "byte-identical"],
@@ -63,7 +63,8 @@ def test_help_of_every_command(cli):
         "evaluate": ["--model", "--data", "metrics.json", "--skip-bad"],
         "predict": ["--output", "--skip-bad", ".csv"],
         "card": ["--metrics", "README.md"],
-        "push": ["--repo-id", "safetensors"],
+        "push": ["--repo-id", "safetensors", "local"],
+        "cache-model": ["--model", "--repo-id", "offline"],
         "train": [
             "--output_dir",
             "--dataset",
