@@ -7,6 +7,7 @@ Importing lens_hf registers its model (``model_type="vit_spt_lsa"``) with ``Auto
 
 from lens_hf import processing as _processing  # noqa: I001  (registration order: processing, then models)
 from lens_hf import models as _models  # noqa: F401  (registers the model classes)
+from lens_hf.hub import DEFAULT_MODEL_ID
 from lens_hf.labels import ID2LABEL, LABEL2ID, LABELS
 from lens_hf.models import (
     ViTSPTLSAConfig,
@@ -29,6 +30,7 @@ _processing.register_auto_classes()  # the processor for the SPT+LSA config, now
 __version__ = "0.1.0"
 
 __all__ = [
+    "DEFAULT_MODEL_ID",
     "ID2LABEL",
     "LABEL2ID",
     "LABELS",

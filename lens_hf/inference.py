@@ -32,12 +32,11 @@ _SUPPORTED = " ".join(SUFFIXES)
 
 
 def default_model_path() -> Path:
-    """The shipped Model I checkpoint; a one-line error when it is missing."""
-    if not (DEFAULT_MODEL_DIR / "config.json").is_file():
-        raise LensHFError(
-            f"no --model given and the shipped checkpoint {DEFAULT_MODEL_DIR} is missing; pass --model FOLDER_OR_HUB_ID"
-        )
-    return DEFAULT_MODEL_DIR
+    """The shipped Model I checkpoint (see :func:`lens_hf.hub.default_model_path`: the checkout's copy, the
+    Hugging Face cache, a download); a one-line error saying how to get it when none has it."""
+    from lens_hf.hub import default_model_path as resolve_default_model
+
+    return resolve_default_model(DEFAULT_MODEL_DIR)
 
 
 @dataclass

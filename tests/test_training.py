@@ -246,14 +246,23 @@ def test_setup_logging_warns_about_a_single_process(tmp_path, monkeypatch, caplo
 
 def test_publishable_drops_tokens_and_absolute_paths(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    args = training_args(tmp_path / "out", hub_token="hf_SECRETSECRET")
+    token = "hf_" + "Q7vLr2XpN9sKd4TbW1mZc8YfJ3hGa6Ue0o"  # the shape of a real token
+    args = training_args(tmp_path / "out", hub_token=token).to_dict()
     record = publishable(
-        {"training_args": args.to_dict(), "note": "pushed with hf_SECRETSECRET", "data": str(tmp_path / "d")}
+        {
+            "training_args": args,
+            "raw": {"hub_token": "plain-secret-value", "api_key": "k" * 12, "max_tokens": 5},
+            "note": f"pushed with {token}",
+            "data": str(tmp_path / "d"),
+            "command": f"lens-hf train --hub_token plain-secret-value --output_dir {tmp_path / 'out'}",
+        }
     )
     text = json.dumps(record)
-    assert "SECRET" not in text and str(tmp_path) not in text and "hub_token" not in text
+    assert token not in text and "plain-secret" not in text and str(tmp_path) not in text
+    assert "hub_token" not in record["training_args"] and record["raw"] == {"max_tokens": 5}
     assert record["training_args"]["output_dir"] == "out" and record["data"] == "d"
     assert record["note"] == "pushed with ***"
+    assert record["command"] == "lens-hf train --hub_token '***' --output_dir out"
     assert publishable({"path": "/elsewhere/data/set", "n": 3, "x": None}) == {
         "path": "set",
         "n": 3,

@@ -19,13 +19,13 @@ import logging
 import os
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from transformers import PreTrainedConfig, PreTrainedModel, pipeline
 
-from lens_hf.utils import replace_folder  # saving.py does not travel with model folders
+# saving.py does not travel with model folders: it may import the rest of lens_hf.
+from lens_hf.utils import make_temporary_folder, replace_folder
 
 from .image_processing_lens import LensImageProcessor
 from .pipeline_lens import LensImageClassificationPipeline, register_pipeline
@@ -118,11 +118,7 @@ def save_model_folder(
     out = Path(out_dir).expanduser().absolute()
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"{out} exists and is not a folder")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    tmp.chmod(0o777 & ~umask)  # mkdtemp makes it private; the final folder gets the usual permissions
+    tmp = make_temporary_folder(out)  # also removes what killed earlier saves left next to out_dir
     try:
         if _is_lens_hf_class(model):
             model.register_for_auto_class("AutoModelForImageClassification")
@@ -213,7 +209,7 @@ def install_model_folder(
     then each file is renamed into place. Returns ``output_dir``."""
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.model-", dir=out.parent))
+    staging = make_temporary_folder(out)  # also removes what killed earlier runs left next to output_dir
     try:
         built = save_model_folder(model, processor, staging / "model")
         for src in sorted(p for p in built.rglob("*") if p.is_file()):

@@ -24,31 +24,32 @@ import torch
 import transformers
 from transformers import Trainer, TrainingArguments
 
-from lens_hf.redact import public_path, redact_argv, redact_text
+from lens_hf.redact import is_secret_key, redact_argv, redact_record
 from lens_hf.training.args import SIMULATION_FIELDS, DataArguments
 from lens_hf.utils import atomic_write_text
 
 TRAINING_FILE = "lens_hf_training.json"
 TRAINER_STATE_FILE = "trainer_state.json"
 
-# Keys whose values are credentials: left out of every JSON written next to a model.
-_SECRET_KEY = re.compile(r"(^|_)(token|password|passwd|secret|api_?key)$", re.IGNORECASE)
+
+def _plain(value: Any) -> Any:
+    """``value`` as JSON types, without the entries under credential keys (``hub_token`` ...)."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items() if not is_secret_key(str(k))}
+    if isinstance(value, (list, tuple, set)):
+        return [_plain(v) for v in value]
+    if isinstance(value, enum.Enum):
+        return _plain(value.value)
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return os.fspath(value) if isinstance(value, os.PathLike) else str(value)
 
 
 def publishable(value: Any, cwd: str | os.PathLike | None = None) -> Any:
-    """A JSON-ready copy of ``value`` fit to publish: mappings without credential keys (``hub_token`` ...),
-    absolute paths made relative to ``cwd`` (default: the working directory; see
-    :func:`lens_hf.redact.public_path`), token-like strings masked; other objects as strings."""
-    if isinstance(value, Mapping):
-        return {str(k): publishable(v, cwd) for k, v in value.items() if not _SECRET_KEY.search(str(k))}
-    if isinstance(value, (list, tuple, set)):
-        return [publishable(v, cwd) for v in value]
-    if isinstance(value, enum.Enum):
-        value = value.value
-    if value is None or isinstance(value, (bool, int, float)):
-        return value
-    text = os.fspath(value) if isinstance(value, os.PathLike) else str(value)
-    return redact_text(public_path(text, cwd) if os.path.isabs(text) else text)
+    """A JSON-ready copy of ``value`` fit to publish: entries under credential keys dropped, then
+    :func:`lens_hf.redact.redact_record` (command lines redacted, token-like strings masked, absolute paths made
+    relative to ``cwd``, default the working directory)."""
+    return redact_record(_plain(value), cwd)
 
 
 def command_line(argv: Sequence[str] | None = None) -> str:

@@ -269,18 +269,10 @@ def _final_model(trainer: LensTrainer, output_dir: Path) -> torch.nn.Module | No
     return model
 
 
-def _public_files(paths: Sequence[str], data_root: str | None) -> list[str]:
-    """Source paths for ``predictions.csv`` without absolute paths: relative to the working directory when
-    under it, else to the data folder's parent (``data/test/cdm/0.npy``), else the file name."""
-    root = Path(data_root).resolve() if data_root else None
-    out = []
-    for path in paths:
-        resolved = Path(path).resolve()
-        if root is not None and not resolved.is_relative_to(Path.cwd()) and resolved.is_relative_to(root):
-            out.append((Path(public_path(root)) / resolved.relative_to(root)).as_posix())
-        else:
-            out.append(public_path(path))
-    return out
+def _public_files(paths: Sequence[str]) -> list[str]:
+    """Source paths for ``predictions.csv``: as the dataset holds them (relative to its source folder), an
+    absolute one made publishable (:func:`lens_hf.redact.public_path`)."""
+    return [public_path(path) if os.path.isabs(path) else Path(path).as_posix() for path in paths]
 
 
 def finish_run(
@@ -321,9 +313,8 @@ def finish_run(
             extra["dist_head"] = lens_metrics(preds[2], y_true)
         logits = preds[0] if isinstance(preds, tuple) else preds
         column = dataset["path"] if "path" in dataset.column_names else None
-        data_args = next((a for a in arguments if isinstance(a, DataArguments)), None)
         paths = (
-            _public_files(column, data_args.dataset if data_args else None)
+            _public_files(column)
             if column is not None and all(column) and len(column) == len(y_true)
             else None
         )
