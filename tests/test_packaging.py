@@ -83,6 +83,11 @@ def test_wheel_installed_outside_the_checkout(tmp_path, model_dir):
     assert "lens_hf/reference_results.json" in names
     modules = {p.relative_to(ROOT).as_posix() for p in (ROOT / "lens_hf").rglob("*.py")}
     assert modules <= names, modules - names
+    recipes = {
+        f"lens_hf/recipes/{p.relative_to(ROOT / 'recipes').as_posix()}"
+        for p in (ROOT / "recipes").rglob("*.*")
+    }
+    assert {r for r in recipes if "__pycache__" not in r} <= names  # recipes/ ships as lens_hf.recipes
 
     bin_dir = _venv(tmp_path / "venv")
     _pip_install(bin_dir, wheel, cwd=tmp_path, env=env)
@@ -95,6 +100,10 @@ def test_wheel_installed_outside_the_checkout(tmp_path, model_dir):
     ).stdout.strip()  # fmt: skip
     assert Path(origin).is_relative_to(tmp_path / "venv") and "site-packages" in Path(origin).parts
     lens_hf = bin_dir / "lens-hf"
+
+    # The recipe scripts load from the package: lens-hf train runs recipes/train_vit_spt_lsa.py's main().
+    result = _run(lens_hf, "train", "--recipe", "vit_spt_lsa", "--help", cwd=work, env=env)
+    assert result.returncode == 0 and "--model_preset" in result.stdout, result.stderr
 
     result = _run(
         lens_hf, "simulate", "--preset", "model_i", "--per-class", "2", "--seed", "3", "--workers", "1",
