@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
-import io
 import json
 import os
 import shutil
@@ -185,9 +184,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
             raise _user_error(f"{output}: --output must end in {' or '.join(PREDICTION_FORMATS)}")
         if output.is_dir():
             raise _user_error(f"{output}: is a folder; give a .csv or .json file name")
+        _check_writable(output)
     files = collect_files(args.paths)
     loaded = load_classifier(args.model)
-    preds = predict_files(loaded, files, batch_size=args.batch_size, skip_bad=args.skip_bad, progress=_tty())
+    preds = predict_files(
+        loaded, files, batch_size=args.batch_size, tta=args.tta, skip_bad=args.skip_bad, progress=_tty()
+    )
     rows = preds.rows(include_skipped=True)
     if output is not None:
         _write_predictions(output, rows, preds.labels)
@@ -196,11 +198,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
     counts = Counter(r["label"] for r in rows if r["error"] is None)
     summary = ", ".join(f"{name}: {counts.get(name, 0)}" for name in preds.labels)
     for path, reason in preds.skipped:
-        print(f"skipped {path}: {reason}", file=sys.stderr)
+        print(f"skipped {_escape(path)}: {reason}", file=sys.stderr)
     print(
         f"{len(preds.sources)} image(s) classified ({summary})"
+        + (f" with test-time augmentation {args.tta}" if args.tta != "none" else "")
         + (f"; {len(preds.skipped)} skipped" if preds.skipped else "")
-        + (f"; wrote {output}" if output is not None else ""),
+        + (f"; wrote {_escape(str(output))}" if output is not None else ""),
         file=sys.stderr,
     )
     return EXIT_OK
@@ -216,12 +219,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise _user_error(f"{out}: exists and is not a folder")
     if not Path(args.data).exists():
         raise _user_error(f"{args.data}: no such file or folder")
+    _check_writable(out)
     loaded = load_classifier(args.model)
     y_true, preds = evaluate_data(
         loaded,
         args.data,
         split=args.split,
         batch_size=args.batch_size,
+        tta=args.tta,
         skip_bad=args.skip_bad,
         progress=_tty(),
     )
@@ -229,6 +234,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         "model": str(loaded.path),
         "data": str(args.data),
         "split": args.split,
+        "tta": args.tta,
         "skipped": [{"path": p, "error": r} for p, r in preds.skipped],
     }
     with _staged_folder(out) as staging:
@@ -237,9 +243,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         )
     print(format_table(metrics))
     for path, reason in preds.skipped:
-        print(f"skipped {path}: {reason}", file=sys.stderr)
+        print(f"skipped {_escape(path)}: {reason}", file=sys.stderr)
     print(
-        f"wrote metrics.json, roc.png, confusion_matrix.png, predictions.csv to {out}"
+        f"wrote metrics.json, roc.png, confusion_matrix.png, predictions.csv to {_escape(str(out))}"
         + (f"; {len(preds.skipped)} file(s) skipped (listed in metrics.json)" if preds.skipped else ""),
         file=sys.stderr,
     )
@@ -319,12 +325,45 @@ def _check_output_folder(out: Path) -> None:
         )
 
 
+def _check_writable(path: Path) -> None:
+    """Fail before any work when ``path`` (an output file or folder, created with its missing parents later)
+    cannot be written: a name longer than the file system allows, or a folder we cannot create files in.
+
+    The nearest existing folder is probed by creating and removing a file in it: that also catches read-only
+    file systems and holds for root, for whom permission bits do not tell."""
+    target = path.absolute()
+    existing = target
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise _user_error(f"{path}: {existing} is not a folder")
+    limit = os.pathconf(existing, "PC_NAME_MAX")
+    for part in target.relative_to(existing).parts:
+        if len(os.fsencode(part)) > limit:
+            raise _user_error(
+                f"{path}: file name too long ({len(os.fsencode(part))} bytes; this file system allows {limit})"
+            )
+    if len(os.fsencode(str(target))) >= os.pathconf(existing, "PC_PATH_MAX"):
+        raise _user_error(f"{path}: path too long for this file system")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".lens-hf-probe-", dir=existing)
+    except OSError as err:
+        raise _user_error(f"{path}: cannot write there ({err.strerror or type(err).__name__})") from None
+    os.close(fd)
+    os.unlink(probe)
+
+
+def _temp_prefix(name: str) -> str:
+    """A hidden temporary-name prefix next to ``name`` that stays within the file system's name limit."""
+    return f".{name[:64]}.tmp-"
+
+
 @contextlib.contextmanager
 def _staged_folder(out: Path) -> Iterator[Path]:
     """Yield a temporary sibling of ``out`` to write into; on success its files are renamed into ``out``
     (created if needed), on failure it is removed and ``out`` is left as it was."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(out.name), dir=out.parent))
     try:
         yield tmp
         out.mkdir(exist_ok=True)
@@ -335,38 +374,51 @@ def _staged_folder(out: Path) -> Iterator[Path]:
 
 
 def _write_predictions(path: Path, rows: list[dict], labels: list[str]) -> None:
-    """``rows`` (with an ``error`` column, empty for classified images) as CSV or JSON, atomically."""
-    from lens_hf.utils import atomic_write_text
+    """``rows`` (with an ``error`` column, empty for classified images) as CSV or JSON, atomically. The CSV is
+    RFC 4180 (the csv module quotes paths holding commas, quotes, tabs or line breaks)."""
+    from lens_hf.utils import atomic_path
 
-    if path.suffix.lower() == ".json":
-        skipped = sum(r["error"] is not None for r in rows)
-        text = json.dumps({"labels": labels, "num_skipped": skipped, "predictions": rows}, indent=2) + "\n"
-    else:
-        buf = io.StringIO()
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
+        if path.suffix.lower() == ".json":
+            skipped = sum(r["error"] is not None for r in rows)
+            json.dump({"labels": labels, "num_skipped": skipped, "predictions": rows}, f, indent=2)
+            f.write("\n")
+            return
         fields = ["path", "label", "score", *[f"p_{name}" for name in labels], "error"]
-        writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+        writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()
         for row in rows:
             writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
-        text = buf.getvalue()
-    atomic_write_text(path, text)
+
+
+def _escape(text: str) -> str:
+    """``text`` on one line and free of tabs: backslashes, tabs and line breaks written as ``\\``, ``\\t``,
+    ``\\n``, ``\\r`` (file names may hold them; the table is tab-separated, messages are one line)."""
+    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
 
 
 def _print_rows(rows: list[dict], labels: list[str]) -> None:
+    """A tab-separated table on stdout, one line per image (paths escaped with :func:`_escape`)."""
     header = ["label", "score", *[f"p_{n}" for n in labels], "path"]
     print("\t".join(header))
     for r in rows:
         if r["error"] is not None:
-            print("\t".join(["skipped", *[""] * (1 + len(labels)), r["path"]]))
+            print("\t".join(["skipped", *[""] * (1 + len(labels)), _escape(r["path"])]))
             continue
-        print(
-            "\t".join([r["label"], f"{r['score']:.4f}", *[f"{r[f'p_{n}']:.4f}" for n in labels], r["path"]])
-        )
+        cells = [r["label"], f"{r['score']:.4f}", *[f"{r[f'p_{n}']:.4f}" for n in labels], _escape(r["path"])]
+        print("\t".join(cells))
 
 
 # ----------------------------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     from lens_hf.data.presets import PRESETS
+    from lens_hf.processing.file_io import NORMALIZATIONS
+    from lens_hf.processing.pipeline_lens import TTA_MODES
+
+    tta_help = (
+        "test-time augmentation: d4 averages the softmax probabilities over the 8 rotations and flips of each "
+        "image (8x the compute); none: one pass (default: none)"
+    )
 
     parser = argparse.ArgumentParser(
         prog="lens-hf",
@@ -425,7 +477,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the random split")
     p.add_argument(
         "--normalization",
-        choices=["minmax", "none"],
+        choices=NORMALIZATIONS,
         default="minmax",
         help="per-image normalisation (default: minmax)",
     )
@@ -475,6 +527,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--split", default="test", help="split of a saved DatasetDict or split folder (default: test)"
     )
     p.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default: 64)")
+    p.add_argument("--tta", choices=TTA_MODES, default="none", help=tta_help)
     p.add_argument("--skip-bad", action="store_true", help="skip unreadable files (listed in metrics.json)")
     p.set_defaults(func=cmd_evaluate)
 
@@ -490,6 +543,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--output", default=None, help="write predictions to this .csv or .json (default: print a table)"
     )
     p.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default: 64)")
+    p.add_argument("--tta", choices=TTA_MODES, default="none", help=tta_help)
     p.add_argument(
         "--skip-bad",
         action="store_true",

@@ -29,25 +29,18 @@ from transformers import (
     pipeline,
 )
 
+from lens_hf.inference import load_pipeline
 from lens_hf.labels import ID2LABEL, LABEL2ID, LABELS
+from lens_hf.models.vit_spt_lsa import ViTSPTLSAConfig, ViTSPTLSAForImageClassification
 from lens_hf.processing import (
     LensFileError,
     LensImageClassificationPipeline,
     LensImageProcessor,
-    load_pipeline,
     save_model_folder,
 )
 
 torch.set_num_threads(1)
 SIZE = 32
-
-
-def _spt_lsa_classes():
-    try:
-        from lens_hf.models.vit_spt_lsa import ViTSPTLSAConfig, ViTSPTLSAForImageClassification
-    except ImportError:
-        return None
-    return ViTSPTLSAConfig, ViTSPTLSAForImageClassification
 
 
 def _tiny_models() -> dict[str, PreTrainedModel]:
@@ -89,10 +82,7 @@ def _tiny_models() -> dict[str, PreTrainedModel]:
             )
         ),
     }
-    spt_lsa = _spt_lsa_classes()
-    if spt_lsa is not None:
-        config_class, model_class = spt_lsa
-        models["vit_spt_lsa"] = model_class(config_class(**vit, **labels))
+    models["vit_spt_lsa"] = ViTSPTLSAForImageClassification(ViTSPTLSAConfig(**vit, **labels))
     for model in models.values():
         model.eval()
     return models
@@ -132,8 +122,6 @@ def _scores(result: list[dict]) -> np.ndarray:
 
 
 def test_spt_lsa_model_is_covered(saved):
-    if _spt_lsa_classes() is None:
-        pytest.skip("lens_hf.models.vit_spt_lsa is not importable")
     names = {p.name for p in saved["folders"]["vit_spt_lsa"].iterdir()}
     assert {"configuration_vit_spt_lsa.py", "modeling_vit_spt_lsa.py"} <= names
 
@@ -244,36 +232,26 @@ def test_fresh_python_without_lens_hf_loads_every_folder(saved):
 
 
 def test_with_lens_hf_imported_no_remote_code_needed(saved, image):
-    spt_lsa = _spt_lsa_classes()
-    try:
-        import lens_hf.models  # noqa: F401  (registers ViTSPTLSA* with the Auto classes)
-    except ImportError:
-        pass
     from transformers import CONFIG_MAPPING
 
-    registered = "vit_spt_lsa" in CONFIG_MAPPING
+    assert "vit_spt_lsa" in CONFIG_MAPPING  # any lens_hf import runs `import lens_hf`, which registers it
     for name, folder in saved["folders"].items():
         expected = saved["expected"][name]
-        if name != "vit_spt_lsa" or registered:
-            model = AutoModelForImageClassification.from_pretrained(folder)
-            assert type(model).__module__.split(".")[0] in ("transformers", "lens_hf"), type(model)
-            with torch.no_grad():
-                probs = model.eval()(pixel_values=saved["pixel_values"]).logits.softmax(-1)[0].numpy()
-            np.testing.assert_allclose(probs, expected, atol=1e-5, err_msg=name)
-            # Plain pipeline(), no trust_remote_code: importing lens_hf registered the lensing pipeline.
-            pipe = pipeline("image-classification", model=str(folder))
-            assert type(pipe) is LensImageClassificationPipeline, name
-            for form in (image, saved["npy"]):
-                np.testing.assert_allclose(_scores(pipe(form)), expected, atol=1e-5, err_msg=name)
-        if spt_lsa is not None:
-            processor = AutoImageProcessor.from_pretrained(folder)
-            assert type(processor) is LensImageProcessor, name
+        model = AutoModelForImageClassification.from_pretrained(folder)
+        assert type(model).__module__.split(".")[0] in ("transformers", "lens_hf"), type(model)
+        with torch.no_grad():
+            probs = model.eval()(pixel_values=saved["pixel_values"]).logits.softmax(-1)[0].numpy()
+        np.testing.assert_allclose(probs, expected, atol=1e-5, err_msg=name)
+        # Plain pipeline(), no trust_remote_code: importing lens_hf registered the lensing pipeline.
+        pipe = pipeline("image-classification", model=str(folder))
+        assert type(pipe) is LensImageClassificationPipeline, name
+        for form in (image, saved["npy"]):
+            np.testing.assert_allclose(_scores(pipe(form)), expected, atol=1e-5, err_msg=name)
+        assert type(AutoImageProcessor.from_pretrained(folder)) is LensImageProcessor, name
         pipe = load_pipeline(folder)
         assert type(pipe) is LensImageClassificationPipeline
         for form in (image, saved["npy"], str(saved["npy"])):
             np.testing.assert_allclose(_scores(pipe(form)), expected, atol=1e-5, err_msg=name)
-    if spt_lsa is not None and not registered:
-        pytest.skip("lens_hf.models does not register ViTSPTLSAConfig with AutoConfig yet")
 
 
 def test_pipeline_inputs_keep_floats_and_refuse_bad_arrays(saved, image, tmp_path):
