@@ -12,6 +12,7 @@ import argparse
 import contextlib
 import csv
 import json
+import logging
 import os
 import shutil
 import sys
@@ -182,9 +183,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if output is not None:
         if output.suffix.lower() not in PREDICTION_FORMATS:
             raise _user_error(f"{output}: --output must end in {' or '.join(PREDICTION_FORMATS)}")
+        _check_writable(output)
         if output.is_dir():
             raise _user_error(f"{output}: is a folder; give a .csv or .json file name")
-        _check_writable(output)
     files = collect_files(args.paths)
     loaded = load_classifier(args.model)
     preds = predict_files(
@@ -215,11 +216,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from lens_hf.metrics import format_table, write_evaluation
 
     out = Path(args.out)
+    _check_writable(out)
     if out.exists() and not out.is_dir():
         raise _user_error(f"{out}: exists and is not a folder")
     if not Path(args.data).exists():
         raise _user_error(f"{args.data}: no such file or folder")
-    _check_writable(out)
     loaded = load_classifier(args.model)
     y_true, preds = evaluate_data(
         loaded,
@@ -331,19 +332,26 @@ def _check_writable(path: Path) -> None:
 
     The nearest existing folder is probed by creating and removing a file in it: that also catches read-only
     file systems and holds for root, for whom permission bits do not tell."""
-    target = path.absolute()
-    existing = target
-    while not existing.exists():
+    existing, missing = path.absolute(), []
+    while True:
+        try:
+            if existing.exists():
+                break
+        except OSError:  # e.g. a name too long to look up: it does not exist either
+            pass
+        missing.append(existing.name)
         existing = existing.parent
     if not existing.is_dir():
-        raise _user_error(f"{path}: {existing} is not a folder")
+        if missing:
+            raise _user_error(f"{path}: {existing} is not a folder")
+        return  # an existing file, replaced atomically later (folders are the callers' to refuse)
     limit = os.pathconf(existing, "PC_NAME_MAX")
-    for part in target.relative_to(existing).parts:
-        if len(os.fsencode(part)) > limit:
+    for name in missing:
+        if len(os.fsencode(name)) > limit:
             raise _user_error(
-                f"{path}: file name too long ({len(os.fsencode(part))} bytes; this file system allows {limit})"
+                f"{path}: file name too long ({len(os.fsencode(name))} bytes; this file system allows {limit})"
             )
-    if len(os.fsencode(str(target))) >= os.pathconf(existing, "PC_PATH_MAX"):
+    if len(os.fsencode(str(path.absolute()))) >= os.pathconf(existing, "PC_PATH_MAX"):
         raise _user_error(f"{path}: path too long for this file system")
     try:
         fd, probe = tempfile.mkstemp(prefix=".lens-hf-probe-", dir=existing)
@@ -587,8 +595,8 @@ def _split_debug(argv: list[str]) -> tuple[list[str], bool]:
 @contextlib.contextmanager
 def _quiet_libraries(command: str, debug: bool) -> Iterator[None]:
     """Library warnings and progress bars would bury the one-line messages: transformers logs only errors and
-    (off a terminal) no library shows progress bars, for the duration of the command. Training keeps its
-    logs; ``--debug`` keeps everything."""
+    (off a terminal) no library shows progress bars, for the duration of the command; lens_hf's own warnings
+    are one ``lens-hf: warning: ...`` line each. Training keeps its logs; ``--debug`` keeps everything."""
     if command == "train" or debug:
         yield
         return
@@ -602,9 +610,15 @@ def _quiet_libraries(command: str, debug: bool) -> Iterator[None]:
     if not sys.stderr.isatty():
         hf_logging.disable_progress_bar()
         datasets.disable_progress_bars()
+    warnings_handler = logging.StreamHandler(sys.stderr)
+    warnings_handler.setLevel(logging.WARNING)
+    warnings_handler.setFormatter(logging.Formatter("lens-hf: warning: %(message)s"))
+    lens_logger = logging.getLogger("lens_hf")
+    lens_logger.addHandler(warnings_handler)
     try:
         yield
     finally:
+        lens_logger.removeHandler(warnings_handler)
         hf_logging.set_verbosity(verbosity)
         if bars[0]:
             hf_logging.enable_progress_bar()
