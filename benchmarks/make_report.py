@@ -236,6 +236,51 @@ def accuracy_summary(path: Path, chance_below: float = 0.65) -> str:
     return text
 
 
+def _best_published(dataset: str) -> str:
+    """'CoAtNet-nano 0.9955': the best published result on a DeepLense data set (lens_hf/reference_results.json)."""
+    from lens_hf.cards import published_results
+
+    rows = [row for group in published_results(dataset) for row in group["results"]]
+    best = max(rows, key=lambda r: r["value"])
+    return f"{best['model']} {best['value']}"
+
+
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def published_section() -> str:
+    """The published DeepLense numbers (lens_hf/reference_results.json, the file the model cards read too)."""
+    from lens_hf.cards import dataset_title, published_regression, published_results
+
+    parts = []
+    for group in published_results():
+        per_class = group.get("test_images_per_class")
+        where = group["evaluation"] + (f", {per_class:,} images per class" if per_class else "")
+        text = f"### {dataset_title(group['dataset'])}\n\n{_sentence(group['metric_name'])}, {where}."
+        if group["results"]:
+            rows = "\n".join(
+                f"| {r['model']} | {r.get('start') or 'not stated'} | {r['value']} |"
+                for r in group["results"]
+            )
+            text += f"\n\n| model | start | macro ROC-AUC |\n|---|---|---|\n{rows}"
+        if group.get("note"):
+            text += f"\n\n{group['note']}"
+        parts.append(text)
+    regression = published_regression()
+    names = regression["datasets"]
+    rows = "\n".join(
+        f"| {r['model']} | " + " | ".join(f"{r['values'][d]:.3f}" for d in names) + " |"
+        for r in regression["results"]
+    )
+    parts.append(
+        f"### Axion mass\n\n{_sentence(regression['metric_name'])}, {regression['evaluation']}.\n\n"
+        f"| model | {' | '.join(dataset_title(d) for d in names)} |\n|---|{'---|' * len(names)}\n{rows}\n\n"
+        f"{regression['note']}"
+    )
+    return "\n\n".join(parts)
+
+
 def missing_section(results: Path) -> str:
     """What the report cannot show yet, from what is (not) in benchmarks/results."""
     items = []
@@ -250,8 +295,8 @@ def missing_section(results: Path) -> str:
         "were not available to evaluate on; `lens-hf evaluate --data <archive folder>` reads them as they are.",
         "Only Model I has a shipped checkpoint. Models II (Euclid-like) and III (HST-like) simulate and train with "
         "the same commands (`--preset model_ii`, `model_iii`) but have no trained model or benchmark yet.",
-        "No ImageNet-pretrained starting point was available, so the published pretrained numbers (CoAtNet 0.9955) "
-        "are compared against models trained from scratch.",
+        "No ImageNet-pretrained starting point was available, so the published pretrained numbers "
+        f"({_best_published('model_i')}) are compared against models trained from scratch.",
     ]
     return "\n".join(f"- {item}" for item in items)
 
@@ -328,9 +373,8 @@ Attention maps (attention rollout over the layers, mean over the pooled tokens; 
 
 ![attention](figures/attention_maps.png)
 
-Published Model I numbers for comparison (DeepLense, 5,000 test images per class): CoAtNet-nano
-ImageNet-pretrained 0.9955, EfficientNet-B2 0.9943, ResNet+ViT-tiny hybrid 0.9818, CvT from scratch 0.9787,
-SwinV2-tiny pretrained 0.9675.
+The published numbers on the official DeepLense Model I test set are listed under "Published reference numbers"
+below (best: {_best_published("model_i")}); they are on a different test set, so the comparison is indicative.
 
 ### Models on the same test set
 
@@ -340,6 +384,9 @@ SwinV2-tiny pretrained 0.9675.
 
 """
         + "\n\n".join(bench)
+        + "\n\n## Published reference numbers\n\nFrom `lens_hf/reference_results.json` (the numbers the model cards "
+        + "quote).\n\n"
+        + published_section()
         + "\n\n## What is still missing\n\n"
         + missing_section(results)
         + "\n"

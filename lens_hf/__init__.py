@@ -6,6 +6,7 @@ Importing lens_hf registers its model (``model_type="vit_spt_lsa"``) with ``Auto
 without ``trust_remote_code``.
 """
 
+from lens_hf.hub import DEFAULT_MODEL_ID
 from lens_hf.inference import load_pipeline
 from lens_hf.labels import ID2LABEL, LABEL2ID, LABELS
 from lens_hf.models import (
@@ -25,6 +26,7 @@ register_auto_classes()
 __version__ = "0.1.0"
 
 __all__ = [
+    "DEFAULT_MODEL_ID",
     "ID2LABEL",
     "LABEL2ID",
     "LABELS",

@@ -1,32 +1,45 @@
-"""Model and dataset cards (README.md) rendered from the ``hub_cards/`` templates and saved metrics.
+"""Model and dataset cards (README.md): huggingface_hub's ``ModelCard`` / ``DatasetCard`` rendered from the
+Jinja templates in ``hub_cards/``.
 
-Templates use ``string.Template`` placeholders (``${name}``); everything that varies (YAML front matter,
-tables) is built here. The YAML front matter is produced by huggingface_hub's card-data classes, so the
-``model-index`` block is exactly what the Hub parses into ``card.data.eval_results``.
+The YAML front matter comes from ``ModelCardData`` / ``DatasetCardData`` (the ``model-index`` block from
+``EvalResult`` objects, so the Hub reads the metrics back); the physics comes from the simulation presets
+table (:mod:`lens_hf.data.presets`); published reference numbers come from ``reference_results.json``. A card
+publishes no secret and no absolute local path: the training record is read through
+:func:`lens_hf.redact.redact_record`, a dataset is linked only when it is a Hub id, and every local path is
+shown as :func:`lens_hf.redact.public_path` makes it.
+
+Cards read :mod:`lens_hf.data` (presets, simulation records); :mod:`lens_hf.data` should not import this module:
+the code that saves a dataset renders its card with :func:`render_dataset_card` (``card_yaml`` takes the
+``configs`` / ``dataset_info`` blocks ``datasets`` needs).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shlex
-import struct
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from pathlib import Path
-from string import Template
 from typing import Any
 
-from huggingface_hub import DatasetCardData, EvalResult, ModelCardData
+from huggingface_hub import DatasetCard, DatasetCardData, EvalResult, ModelCard, ModelCardData
 from huggingface_hub.errors import HFValidationError
 from huggingface_hub.utils import validate_repo_id
+from safetensors import safe_open
 
+from lens_hf.data.presets import PRESETS, einstein_radius
+from lens_hf.data.simulate import MANIFEST_NAME
 from lens_hf.errors import LensHFError
 from lens_hf.labels import LABELS
+from lens_hf.redact import public_path, redact_argv, redact_record
 from lens_hf.utils import atomic_write_text
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
-# The repository's hub_cards/ (source checkout), or a copy shipped inside the package.
-TEMPLATE_DIRS: tuple[Path, ...] = (_PACKAGE_DIR.parent / "hub_cards", _PACKAGE_DIR / "hub_cards")
+# Installed package (the build copies hub_cards/ to lens_hf/hub_cards/), then the source checkout's hub_cards/.
+TEMPLATE_DIRS: tuple[Path, ...] = (_PACKAGE_DIR / "hub_cards", _PACKAGE_DIR.parent / "hub_cards")
+REFERENCE_RESULTS_FILE = _PACKAGE_DIR / "reference_results.json"
 
 MODEL_TAGS: tuple[str, ...] = (
     "gravitational-lensing",
@@ -40,49 +53,14 @@ DATASET_TAGS: tuple[str, ...] = ("gravitational-lensing", "dark-matter", "deeple
 # Files next to the weights that may describe the training run, most specific first.
 TRAINING_FILES: tuple[str, ...] = ("lens_hf_training.json", "training_args.json")
 
-CLASS_PHYSICS: dict[str, str] = {
-    "no_substructure": "the main halo only (SIE + external shear), no substructure",
-    "subhalo": "25 cold-dark-matter point-mass subhalos, dN/dm ~ m^-0.9 on 1e6-1e10 Msun, 0.25-2.0 arcsec from the centre",
-    "vortex": (
-        "a superfluid dark-matter vortex: 100 point masses (3e10 Msun in total) on a line through the centre, "
-        "its length set by the axion mass m_a = 10^U(-24, -22) eV"
-    ),
+# What each class contains, when no preset says more (images read from a folder).
+CLASS_MEANING: dict[str, str] = {
+    "no_substructure": "the smooth main halo only",
+    "subhalo": "cold-dark-matter point-mass subhalos",
+    "vortex": "a superfluid dark-matter vortex (a line of mass)",
 }
 
-PRESET_NOTES: dict[str, str] = {
-    "model_i": (
-        "Model I: 150x150 px at 0.05 arcsec/px, Gaussian PSF (FWHM 0.087 arcsec), background rms 0.01 and "
-        "Poisson noise with exposure 10^U(3, 3.5) s; elliptical Sersic source (amplitude 20, R = 0.25 arcsec, "
-        "n = 1) centred within +-0.35 arcsec"
-    ),
-    "model_ii": (
-        "Model II: 64x64 px, Euclid VIS-like observation (0.101 arcsec/px, seeing 0.16 arcsec, 6-year coadd) "
-        "with lenstronomy's noise model; elliptical Sersic source of magnitude 20"
-    ),
-    "model_iii": (
-        "Model III: 64x64 px, HST WFC3/F160W-like observation (0.08 arcsec/px, Gaussian PSF 0.08 arcsec) "
-        "with lenstronomy's noise model; elliptical Sersic source of magnitude 20"
-    ),
-}
-LENS_NOTE = (
-    "Main lens in every class: singular isothermal ellipsoid with the Einstein radius of a 1e12 Msun halo "
-    "(e1 = 0.1) plus external shear (gamma1 = 0.05); lens at z = 0.5, source at z = 1.0, flat LCDM "
-    "(H0 = 70, Om0 = 0.3)."
-)
-
-# Published macro one-vs-rest ROC-AUC on the official DeepLense test sets (5,000 images per class).
-PUBLISHED_AUC: dict[str, list[tuple[str, float]]] = {
-    "model_i": [
-        ("CoAtNet-nano, ImageNet-pretrained", 0.9955),
-        ("EfficientNet-B2", 0.9943),
-        ("ResNet + ViT-tiny hybrid", 0.9818),
-        ("CvT from scratch", 0.9787),
-    ],
-    "model_ii": [("any model that trains (saturated)", 1.000)],
-    "model_iii": [("any model that trains (saturated)", 1.000)],
-}
-
-# Training settings shown in the card's table (the full record goes in a collapsed block).
+# Training settings shown in the card's table, in this order (the full record is a file beside the card).
 KEY_SETTINGS: tuple[str, ...] = (
     "model_preset",
     "model_name_or_path",
@@ -96,26 +74,28 @@ KEY_SETTINGS: tuple[str, ...] = (
     "test_per_class",
     "sim_seed",
     "image_size",
+    "center_crop",
     "random_crop",
     "num_channels",
     "normalization",
     "augment",
     "num_train_epochs",
     "max_steps",
+    "max_train_minutes",
     "per_device_train_batch_size",
     "gradient_accumulation_steps",
     "learning_rate",
     "weight_decay",
     "optim",
+    "lr_schedule",
     "lr_scheduler_type",
     "warmup_ratio",
     "warmup_steps",
-    "lr_schedule",
     "lr_step_epochs",
     "lr_step_gamma",
     "label_smoothing_factor",
-    "distillation_alpha",
     "teacher",
+    "distillation_alpha",
     "seed",
     "recipe",
     "world_size",
@@ -123,17 +103,79 @@ KEY_SETTINGS: tuple[str, ...] = (
     "global_step",
     "train_runtime_s",
 )
+# Settings that only mean something when the images were simulated during training.
+_SIMULATION_SETTINGS = frozenset(
+    {"preset", "per_class", "train_per_class", "eval_per_class", "test_per_class", "sim_seed"}
+)
+
+# Units of the SimulationPreset fields shown in the simulation-settings table (values come from the preset).
+_UNITS: dict[str, str] = {
+    "num_pix": "px per side",
+    "pixel_scale": "arcsec/px",
+    "psf_fwhm": "arcsec",
+    "psf_truncation": "Gaussian sigma",
+    "background_rms": "counts/s per px",
+    "log10_exposure_range": "log10 s",
+    "H0": "km/s/Mpc",
+    "main_halo_mass": "Msun",
+    "source_magnitude": "mag",
+    "source_r_sersic": "arcsec",
+    "source_center_max": "arcsec",
+    "subhalo_mass_min": "Msun",
+    "subhalo_mass_max": "Msun",
+    "subhalo_r_min": "arcsec",
+    "subhalo_r_max": "arcsec",
+    "vortex_mass": "Msun",
+    "log10_axion_mass_range": "log10 eV",
+    "vortex_length_coeff": "arcsec per 1e-22 eV",
+}
+# Fields one renderer ignores (see the SimulationPreset comments): left out of that renderer's table.
+_RENDERER_ONLY: dict[str, str] = {
+    "psf_fwhm": "image_model",
+    "psf_truncation": "image_model",
+    "background_rms": "image_model",
+    "log10_exposure_range": "image_model",
+    "instrument": "sim_api",
+    "instrument_band": "sim_api",
+    "instrument_psf_type": "sim_api",
+    "instrument_coadd_years": "sim_api",
+    "add_noise": "sim_api",
+    "z_source_convention": "sim_api",
+}
 
 
 # ---------------------------------------------------------------------------------------------- helpers
-
-
-def _template(name: str) -> Template:
+def template_path(name: str) -> Path:
+    """The card template ``name`` (``model_card.md``, ``dataset_card.md``) of the installed package or checkout."""
     for folder in TEMPLATE_DIRS:
-        path = folder / name
-        if path.is_file():
-            return Template(path.read_text(encoding="utf-8"))
+        if (folder / name).is_file():
+            return folder / name
     raise LensHFError(f"card template {name} not found in {', '.join(str(d) for d in TEMPLATE_DIRS)}")
+
+
+@lru_cache(maxsize=1)
+def _reference_results() -> dict[str, Any]:
+    return json.loads(REFERENCE_RESULTS_FILE.read_text(encoding="utf-8"))
+
+
+def published_results(dataset: str | None = None) -> list[dict[str, Any]]:
+    """Published classification results (``reference_results.json``): one group per DeepLense data set with
+    ``metric_name``, ``evaluation``, ``test_images_per_class``, ``note`` and ``results`` (rows of ``model``,
+    ``start``, ``value``, best first); only the group of ``dataset`` (``"model_i"`` ...) when given."""
+    groups = _reference_results()["classification"]
+    return [dict(g) for g in groups if dataset is None or g["dataset"] == dataset]
+
+
+def published_regression() -> dict[str, Any]:
+    """Published axion-mass regression errors (``reference_results.json``): ``metric_name``, ``datasets``,
+    ``results`` (rows of ``model`` and ``values`` {dataset: MAE in dex})."""
+    return dict(_reference_results()["axion_mass_regression"])
+
+
+def dataset_title(name: str) -> str:
+    """'model_i' -> 'Model I'."""
+    head, _, tail = str(name).partition("_")
+    return f"{head.title()} {tail.upper()}" if tail else head.title()
 
 
 def _read_json(path: Path) -> Any:
@@ -170,7 +212,7 @@ def _lookup(flat: Mapping[str, Any], *names: str) -> Any:
 
 
 def _is_hub_id(value: Any) -> bool:
-    if not isinstance(value, str) or "/" not in value or os.path.exists(value):
+    if not isinstance(value, str) or value.count("/") != 1 or os.path.exists(value):
         return False
     try:
         validate_repo_id(value)
@@ -179,48 +221,55 @@ def _is_hub_id(value: Any) -> bool:
     return True
 
 
-def _fmt_auc(value: Any) -> str:
-    return "n/a" if value is None else f"{float(value):.4f}"
+def _number(value: Any) -> str:
+    """1e12 -> '1e12', 0.05 -> '0.05', 3.0 -> '3', (3.0, 3.5) -> '3 to 3.5'."""
+    if isinstance(value, list | tuple):
+        return " to ".join(_number(v) for v in value)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return str(value)
+    text = f"{value:.6g}"
+    return text.replace("e+0", "e").replace("e+", "e").replace("e-0", "e-")
 
 
 def _fmt_value(value: Any) -> str:
+    """A recorded setting for a table cell: numbers as :func:`_number`, lists comma-separated."""
     if isinstance(value, float):
-        return f"{value:.6g}"
+        return _number(value)
     if isinstance(value, list | tuple):
         return ", ".join(str(v) for v in value)
     return str(value)
 
 
 def _command_text(command: Any) -> str | None:
+    """A recorded command as one publishable line: secrets masked, absolute paths made relative."""
     if command in (None, "", []):
         return None
-    if isinstance(command, list | tuple):
-        return shlex.join(str(c) for c in command)
-    return str(command)
+    argv = [str(c) for c in command] if isinstance(command, list | tuple) else None
+    if argv is None:
+        try:
+            argv = shlex.split(str(command))
+        except ValueError:
+            return str(redact_record({"command": str(command)})["command"])
+    return shlex.join(redact_argv(argv))
 
 
 def count_safetensors_parameters(model_dir: str | os.PathLike) -> int | None:
-    """Number of values stored in the folder's safetensors weights (read from the file headers only)."""
-    root = Path(model_dir)
-    files = sorted(root.glob("model*.safetensors"))
+    """Number of values stored in the folder's ``model*.safetensors`` weights (read from the headers only);
+    None without weights or with an unreadable file."""
+    files = sorted(Path(model_dir).glob("model*.safetensors"))
     if not files:
         return None
     total = 0
-    for file in files:
-        try:
-            with open(file, "rb") as f:
-                (length,) = struct.unpack("<Q", f.read(8))
-                if length > 100_000_000:
-                    return None
-                header = json.loads(f.read(length))
-        except (OSError, struct.error, ValueError):
-            return None
-        for key, entry in header.items():
-            if key != "__metadata__" and isinstance(entry, Mapping):
-                count = 1
-                for dim in entry.get("shape", []):
-                    count *= int(dim)
-                total += count
+    try:
+        for file in files:
+            with safe_open(str(file), framework="np") as f:
+                for name in f.keys():
+                    count = 1
+                    for dim in f.get_slice(name).get_shape():
+                        count *= int(dim)
+                    total += count
+    except Exception:  # SafetensorError or OSError: a broken file gives no count, not a failed card
+        return None
     return total
 
 
@@ -229,11 +278,76 @@ def _format_params(params: Any) -> str:
     return f"{n / 1e6:.2f} M ({n:,})" if n >= 100_000 else f"{n:,}"
 
 
+# ------------------------------------------------------------------------------------ physics from presets
+def _preset_params(preset: str | None, params: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
+    """The parameters a simulation used: ``params`` when recorded, else the preset table's entry; None if
+    neither is known."""
+    if isinstance(params, Mapping) and params:
+        return dict(params)
+    if preset and str(preset) in PRESETS:
+        return dataclasses.asdict(PRESETS[str(preset)])
+    return None
+
+
+def simulation_settings(params: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(field, value with unit) rows of the settings a simulation actually used: fields that are unset or
+    belong to the other renderer (Model I's ``ImageModel`` vs Models II/III's ``SimAPI``) are left out."""
+    renderer = params.get("renderer")
+    rows = []
+    for name, value in params.items():
+        if name in ("name", "description") or value is None:
+            continue
+        if name in _RENDERER_ONLY and _RENDERER_ONLY[name] != renderer:
+            continue
+        unit = _UNITS.get(name)
+        rows.append((name, _number(value) + (f" {unit}" if unit else "")))
+    return rows
+
+
+def class_physics(params: Mapping[str, Any] | None) -> dict[str, str]:
+    """{label: what its lenses contain}, with the numbers of the simulation ``params`` when known."""
+    if not params:
+        return dict(CLASS_MEANING)
+    p = params
+    return {
+        "no_substructure": "the main halo only (SIE + external shear), no substructure",
+        "subhalo": (
+            f"{p['n_subhalos']} cold-dark-matter point-mass subhalos, dN/dm ~ m^{_number(p['subhalo_beta'])} on "
+            f"{_number(p['subhalo_mass_min'])}-{_number(p['subhalo_mass_max'])} Msun, "
+            f"{_number(p['subhalo_r_min'])}-{_number(p['subhalo_r_max'])} arcsec from the centre"
+        ),
+        "vortex": (
+            f"a superfluid dark-matter vortex: {p['vortex_n_elements']} point masses "
+            f"({_number(p['vortex_mass'])} Msun in total) on a line through the centre, half-length "
+            f"{_number(p['vortex_length_coeff'])} / (2 m_a) x 1e-22 arcsec for an axion mass "
+            f"m_a = 10^U({_number(p['log10_axion_mass_range'][0])}, {_number(p['log10_axion_mass_range'][1])}) eV"
+        ),
+    }
+
+
+def lens_text(params: Mapping[str, Any]) -> str:
+    """One sentence on the main lens, source and cosmology of a simulation."""
+    p = params
+    theta = einstein_radius(
+        p["main_halo_mass"], p["z_lens"], p["z_source"], H0=p["H0"], Om0=p["Om0"], Ob0=p["Ob0"]
+    )
+    return (
+        f"Main lens in every class: a singular isothermal ellipsoid of {_number(p['main_halo_mass'])} Msun "
+        f"(Einstein radius {theta:.2f} arcsec, e1 = {_number(p['sie_e1'])}, e2 = {_number(p['sie_e2'])}) with "
+        f"external shear (gamma1 = {_number(p['shear_gamma1'])}, gamma2 = {_number(p['shear_gamma2'])}) at "
+        f"z = {_number(p['z_lens'])}; elliptical Sersic source at z = {_number(p['z_source'])}; flat LCDM "
+        f"(H0 = {_number(p['H0'])}, Om0 = {_number(p['Om0'])})."
+    )
+
+
+def _class_rows(labels: Sequence[str], params: Mapping[str, Any] | None) -> list[tuple[str, str]]:
+    physics = class_physics(params)
+    return [(name, physics.get(name, "")) for name in labels]
+
+
 # ------------------------------------------------------------------------------------------- model card
-
-
 def _load_training(model_dir: Path, training: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Merge the training records found in the folder, then ``training`` on top (it wins)."""
+    """The folder's training records merged (``training`` on top), made publishable."""
     merged: dict[str, Any] = {}
     for name in reversed(TRAINING_FILES):
         path = model_dir / name
@@ -243,7 +357,7 @@ def _load_training(model_dir: Path, training: Mapping[str, Any] | None) -> dict[
                 merged.update(data)
     if training:
         merged.update(training)
-    return merged
+    return redact_record(merged)
 
 
 def _check_metrics(metrics: Mapping[str, Any], source: str) -> None:
@@ -264,13 +378,13 @@ def _eval_results(metrics: Mapping[str, Any], dataset_type: str, dataset_name: s
         "dataset_split": str(metrics.get("split", "test")),
     }
     results = []
-    for config, title in (("macro", "macro"), ("micro", "micro")):
+    for config in ("macro", "micro"):
         value = metrics.get(f"roc_auc_{config}")
         if value is not None:
             results.append(
                 EvalResult(
                     metric_type="roc_auc",
-                    metric_name=f"ROC-AUC ({title}, one-vs-rest)",
+                    metric_name=f"ROC-AUC ({config}, one-vs-rest)",
                     metric_config=config,
                     metric_value=round(float(value), 6),
                     **common,
@@ -298,11 +412,12 @@ def _eval_results(metrics: Mapping[str, Any], dataset_type: str, dataset_name: s
     return results
 
 
-def _model_rows(config: Mapping[str, Any], preproc: Mapping[str, Any], params: Any) -> str:
+def _model_rows(config: Mapping[str, Any], preproc: Mapping[str, Any], params: Any) -> list[tuple[str, str]]:
     rows: list[tuple[str, str]] = []
-    model_type = config.get("model_type", "unknown")
     archs = config.get("architectures") or []
-    rows.append(("architecture", f"`{model_type}`" + (f" (`{archs[0]}`)" if archs else "")))
+    rows.append(
+        ("architecture", f"`{config.get('model_type', 'unknown')}`" + (f" (`{archs[0]}`)" if archs else ""))
+    )
     id2label = config.get("id2label") or {}
     if id2label:
         ordered = [id2label[k] for k in sorted(id2label, key=lambda k: int(k))]
@@ -336,31 +451,37 @@ def _model_rows(config: Mapping[str, Any], preproc: Mapping[str, Any], params: A
         rows.append(
             ("preprocessing", f"`{processor}`" + (f", per-image `{norm}` normalisation" if norm else ""))
         )
-    return "\n".join(f"| {a} | {b} |" for a, b in rows)
+    return rows
 
 
-def _training_section(flat: Mapping[str, Any], info: Mapping[str, Any]) -> str:
-    parts = []
-    command = _command_text(_lookup(flat, "command"))
-    if command:
-        parts.append(f"Command:\n\n```bash\n{command}\n```")
-    else:
-        parts.append("The training command was not recorded with this model.")
+def _used(name: str, flat: Mapping[str, Any], simulated: bool) -> bool:
+    """Whether a recorded setting took part in the run (defaults of unused options are left out)."""
+    if name in _SIMULATION_SETTINGS:
+        return simulated
+    if name in ("dataset", "dataset_name", "data_dir"):
+        return not simulated
+    if name == "max_steps":
+        return (_lookup(flat, "max_steps") or -1) > 0
+    if name == "distillation_alpha":
+        return bool(_lookup(flat, "teacher"))
+    schedule = _lookup(flat, "lr_schedule")
+    if name in ("lr_step_epochs", "lr_step_gamma"):
+        return schedule == "step"
+    if name == "lr_scheduler_type":
+        return schedule != "step"
+    return True
+
+
+def _settings_rows(flat: Mapping[str, Any], simulated: bool) -> list[tuple[str, str]]:
     rows = []
     for name in KEY_SETTINGS:
+        if not _used(name, flat, simulated):
+            continue
         for key, value in flat.items():
             if key.rsplit(".", 1)[-1] == name and value not in (None, "", [], {}):
-                rows.append(f"| `{key}` | {_fmt_value(value)} |")
+                rows.append((key, _fmt_value(value)))
                 break
-    if rows:
-        parts.append("| setting | value |\n|---|---|\n" + "\n".join(rows))
-    if info:
-        record = json.dumps(info, indent=2, sort_keys=True, default=str)
-        parts.append(
-            "<details>\n<summary>All recorded training arguments</summary>\n\n"
-            f"```json\n{record}\n```\n\n</details>"
-        )
-    return "\n\n".join(parts)
+    return rows
 
 
 def _evaluation_data(metrics: Mapping[str, Any]) -> str:
@@ -369,10 +490,8 @@ def _evaluation_data(metrics: Mapping[str, Any]) -> str:
     data = metrics.get("data")
     if not isinstance(data, str) or not data:
         return ""
-    from lens_hf.data.simulate import MANIFEST_NAME
-
     folder = Path(data)
-    text = f" of `{folder.name}`"
+    text = f" of `{Path(public_path(data)).name or data}`"
     try:
         sim = json.loads((folder / MANIFEST_NAME).read_text(encoding="utf-8"))
         text += (
@@ -384,53 +503,41 @@ def _evaluation_data(metrics: Mapping[str, Any]) -> str:
     return text
 
 
-def _results_section(metrics: Mapping[str, Any] | None, model_dir: Path) -> str:
+def _results(metrics: Mapping[str, Any] | None, model_dir: Path) -> dict[str, Any] | None:
     if metrics is None:
-        return "No evaluation was recorded with this model (no `metrics.json`)."
-    split = metrics.get("split", "test")
-    lines = [
-        f"One-vs-rest ROC-AUC from softmax probabilities on the `{split}` split{_evaluation_data(metrics)}: "
-        f"{metrics['num_samples']} images.",
-        "",
-        "| metric | value |",
-        "|---|---|",
-        f"| ROC-AUC macro | {_fmt_auc(metrics['roc_auc_macro'])} |",
-        f"| ROC-AUC micro | {_fmt_auc(metrics['roc_auc_micro'])} |",
-    ]
-    lines += [f"| ROC-AUC `{k}` | {_fmt_auc(v)} |" for k, v in metrics["roc_auc_per_class"].items()]
-    lines.append(f"| accuracy | {float(metrics['accuracy']):.4f} |")
-    if metrics.get("roc_auc_note"):
-        lines += ["", f"Note: {metrics['roc_auc_note']}."]
-    cm = metrics.get("confusion_matrix")
-    labels = list(metrics["labels"])
-    if cm:
-        lines += ["", "Confusion matrix (rows: true class, columns: predicted class):", ""]
-        lines.append("| true \\ predicted | " + " | ".join(f"`{x}`" for x in labels) + " |")
-        lines.append("|---" * (len(labels) + 1) + "|")
-        lines += [f"| `{labels[i]}` | " + " | ".join(str(v) for v in row) + " |" for i, row in enumerate(cm)]
-    for file, alt in (
-        ("roc.png", "ROC curves"),
-        ("confusion_matrix.png", "Confusion matrix"),
-        ("learning_curves.png", "Learning curves"),
-    ):
-        if (model_dir / file).is_file():
-            lines += ["", f"![{alt}]({file})"]
-    return "\n".join(lines)
-
-
-def _training_budget(info: Mapping[str, Any]) -> str | None:
-    """'from scratch, 52 min on cpu (1 process)' from a lens_hf training record, or None."""
-    runtime = info.get("train_runtime_s")
-    if not isinstance(runtime, (int, float)) or runtime <= 0:
         return None
-    start = (
-        "fine-tuned from a checkpoint"
-        if (info.get("model_args") or {}).get("model_name_or_path")
-        else "from scratch"
-    )
-    device = training_device(info)
-    world = info.get("world_size") or 1
-    return f"{start}, {runtime / 60:.0f} min of training on {device} ({world} process{'es' if world != 1 else ''})"
+    per_class = metrics["roc_auc_per_class"]
+    rows = [
+        ("ROC-AUC macro", _fmt_auc(metrics["roc_auc_macro"])),
+        ("ROC-AUC micro", _fmt_auc(metrics["roc_auc_micro"])),
+        *[(f"ROC-AUC `{k}`", _fmt_auc(v)) for k, v in per_class.items()],
+        ("accuracy", f"{float(metrics['accuracy']):.4f}"),
+    ]
+    labels = [str(x) for x in metrics["labels"]]
+    matrix = metrics.get("confusion_matrix") or []
+    return {
+        "intro": (
+            f"One-vs-rest ROC-AUC from softmax probabilities on the `{metrics.get('split', 'test')}` split"
+            f"{_evaluation_data(metrics)}: {int(metrics['num_samples']):,} images."
+        ),
+        "rows": rows,
+        "note": metrics.get("roc_auc_note"),
+        "labels": labels,
+        "confusion": [(labels[i], list(row)) for i, row in enumerate(matrix)],
+        "figures": [
+            (file, alt)
+            for file, alt in (
+                ("roc.png", "ROC curves"),
+                ("confusion_matrix.png", "Confusion matrix"),
+                ("learning_curves.png", "Learning curves"),
+            )
+            if (model_dir / file).is_file()
+        ],
+    }
+
+
+def _fmt_auc(value: Any) -> str:
+    return "n/a" if value is None else f"{float(value):.4f}"
 
 
 def training_device(info: Mapping[str, Any]) -> str:
@@ -441,46 +548,113 @@ def training_device(info: Mapping[str, Any]) -> str:
     return device
 
 
-def _limitations(
-    preset: str | None, dataset: Any, metrics: Mapping[str, Any] | None, info: Mapping[str, Any] | None = None
-) -> str:
-    if preset:
-        origin = (
-            f"Trained and evaluated on images simulated by lens_hf (the `{preset}` preset, lenstronomy, after the "
-            "public DeepLense recipes); these are not the official DeepLense archives."
+def _training_budget(info: Mapping[str, Any]) -> str | None:
+    """'from scratch, 4.6 min of training on cpu (1 process)' from a lens_hf training record, or None."""
+    runtime = info.get("train_runtime_s")
+    if not isinstance(runtime, int | float) or runtime <= 0:
+        return None
+    model_args = info.get("model_args") if isinstance(info.get("model_args"), Mapping) else {}
+    start = "fine-tuned from a checkpoint" if model_args.get("model_name_or_path") else "from scratch"
+    world = info.get("world_size") or 1
+    return (
+        f"{start}, {runtime / 60:.1f} min of training on {training_device(info)} "
+        f"({world} process{'es' if world != 1 else ''})"
+    )
+
+
+def _published(preset: str | None, metrics: Mapping[str, Any] | None, info: Mapping[str, Any]) -> dict | None:
+    """The published results on the preset's DeepLense data set, and how this model's number relates."""
+    groups = published_results(preset) if preset else []
+    if not groups:
+        return None
+    group = groups[0]
+    per_class = group.get("test_images_per_class")
+    where = f"{group['evaluation']}" + (f", {int(per_class):,} images per class" if per_class else "")
+    comparison = None
+    if metrics is not None and metrics.get("roc_auc_macro") is not None and group["results"]:
+        best = max(group["results"], key=lambda r: r["value"])
+        ours = float(metrics["roc_auc_macro"])
+        comparison = (
+            f"This model: {ours:.4f} on the {int(metrics['num_samples']):,} lens_hf-simulated images above "
+            f"({ours - best['value']:+.4f} against the best published, {best['model']} {best['value']}); a "
+            "different test set, so the comparison is indicative, not like for like."
         )
-    elif dataset:
-        origin = f"Trained and evaluated on the images in `{dataset}`; DeepLense-style data are simulations."
-    else:
-        origin = "Trained and evaluated on simulated lensing images."
-    items = [
-        origin,
-        "Domain shift: real observations differ in PSF, noise, lens-galaxy light and source morphology; "
-        "expect lower performance on real data and validate before any scientific use.",
-        "Every image gets one of the three classes, including images that belong to none of them.",
-    ]
-    published = PUBLISHED_AUC.get(preset or "")
-    if published:
-        best_name, best = published[0]
-        text = (
-            f"Published macro ROC-AUC on the official {preset.replace('_', ' ').title()} test set: "
-            + "; ".join(f"{v:.4f} ({n})" for n, v in published)
+        budget = _training_budget(info)
+        if budget:
+            comparison += f" This model was trained {budget}."
+    return {
+        "title": dataset_title(preset),
+        "metric_name": group["metric_name"],
+        "where": where,
+        "source": group.get("source"),
+        "note": group.get("note"),
+        "results": [(r["model"], r.get("start") or "not stated", str(r["value"])) for r in group["results"]],
+        "comparison": comparison,
+    }
+
+
+def _training_data(
+    info: Mapping[str, Any], flat: Mapping[str, Any], metrics: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """What the model was trained on, from the (publishable) training record."""
+    described = info.get("dataset") if isinstance(info.get("dataset"), Mapping) else {}
+    hub_name = described.get("hub_id") or _lookup(flat, "dataset_name")
+    dataset_id = hub_name if _is_hub_id(hub_name) else None
+    local = described.get("source") or _lookup(flat, "dataset", "data_dir", "train_dir", "dataset_path")
+    if not isinstance(local, str) or local.lower().startswith("simulat") or local == dataset_id:
+        local = None
+    simulated = not (local or dataset_id)
+    preset = described.get("preset") or _lookup(flat, "simulation_preset", "data_preset")
+    if simulated:
+        preset = preset or _lookup(flat, "preset") or (metrics or {}).get("preset")
+    params = _preset_params(preset, described.get("simulation")) if simulated else None
+
+    lines = []
+    if simulated and preset:
+        seeds = described.get("seeds")
+        lines.append(
+            f"Simulated during training by lens_hf with the `{preset}` preset"
+            + (f" ({params['description']})" if params and params.get("description") else "")
+            + (
+                "; seeds " + ", ".join(f"{k} {v}" for k, v in seeds.items())
+                if isinstance(seeds, Mapping) and seeds
+                else ""
+            )
             + "."
         )
-        if metrics is not None and metrics.get("roc_auc_macro") is not None:
-            ours = float(metrics["roc_auc_macro"])
-            text += (
-                f" This model: {ours:.4f} ({ours - best:+.4f} against the best, {best_name}) on a "
-                "lens_hf-simulated test set, so the comparison is indicative, not like for like."
-            )
-            budget = _training_budget(info or {})
-            if budget and ours < best:
-                text += (
-                    f" The published models start from ImageNet weights and train for many GPU hours; this one was "
-                    f"trained {budget}."
-                )
-        items.append(text)
-    return "\n".join(f"- {item}" for item in items)
+        if params:
+            lines.append(lens_text(params))
+    if dataset_id:
+        lines.append(f"Dataset: [`{dataset_id}`](https://huggingface.co/datasets/{dataset_id}).")
+    elif local:
+        lines.append(f"Dataset: `{local}` (a local folder, not published with this model).")
+    splits = described.get("splits")
+    if isinstance(splits, Mapping) and splits:
+        lines.append("Images: " + ", ".join(f"{k} {int(v):,}" for k, v in splits.items()) + ".")
+    elif simulated and _lookup(flat, "per_class", "train_per_class"):
+        lines.append(f"Training images per class: {_lookup(flat, 'per_class', 'train_per_class')}.")
+    size = described.get("image_size")
+    if isinstance(size, list | tuple) and size and all(size):
+        parts = [f"Source images {'x'.join(str(v) for v in size)} px"]
+        if described.get("normalization"):
+            parts.append(f"per-image `{described['normalization']}` normalisation")
+        if described.get("center_crop"):
+            parts.append(f"central {described['center_crop']} px crop")
+        if described.get("random_crop"):
+            parts.append(f"random {described['random_crop']} px crop")
+        if described.get("augment"):
+            parts.append(f"`{described['augment']}` augmentation")
+        lines.append(", ".join(parts) + ".")
+    if not lines:
+        lines.append("The training data were not recorded with this model.")
+    return {
+        "lines": lines,
+        "preset": preset if simulated else None,
+        "params": params,
+        "dataset": local,
+        "dataset_id": dataset_id,
+        "simulated": simulated and bool(preset),
+    }
 
 
 def render_model_card(
@@ -500,19 +674,18 @@ def render_model_card(
             (no results section if there is none).
         training: the training record (command, presets, arguments); merged over the folder's JSON records.
         repo_id: the Hub id used in the usage snippets and the model-index name.
-        params: parameter count; default: counted from the safetensors headers.
+        params: parameter count; default: the record's ``num_parameters``, else counted from the safetensors
+            headers.
 
     Returns:
         Markdown with YAML front matter (license, library, pipeline tag, tags, datasets, model-index).
     """
     root = Path(model_dir)
-    config_path = root / "config.json"
-    if not config_path.is_file():
+    if not (root / "config.json").is_file():
         raise LensHFError(f"{root}: no config.json; not a saved model folder")
-    config = _read_json(config_path)
+    config = _read_json(root / "config.json")
     preproc_path = root / "preprocessor_config.json"
     preproc = _read_json(preproc_path) if preproc_path.is_file() else {}
-
     if metrics is None and (root / "metrics.json").is_file():
         metrics = _read_json(root / "metrics.json")
         _check_metrics(metrics, str(root / "metrics.json"))
@@ -521,99 +694,70 @@ def render_model_card(
 
     info = _load_training(root, training)
     flat = _flatten(info)
-    # lens_hf.training records the data it used as {"source": folder | "simulated", "preset", "splits", ...}.
-    described = info.get("dataset") if isinstance(info.get("dataset"), Mapping) else {}
-    if described:
-        dataset = described.get("source")
-        preset = described.get("preset")
-    else:
-        dataset = _lookup(flat, "dataset", "dataset_name", "data_dir", "train_dir", "dataset_path")
-        preset = _lookup(flat, "simulation_preset", "data_preset") or (
-            None if dataset else _lookup(flat, "preset")
-        )
-    if isinstance(dataset, str) and dataset.startswith("simulat"):
-        dataset = None
-    if metrics is not None:
-        preset = preset or (None if dataset else metrics.get("preset"))
-        dataset = dataset or metrics.get("dataset")
-    dataset_id = dataset if _is_hub_id(dataset) else None
+    data = _training_data(info, flat, metrics)
+    preset = data["preset"]
     if params is None:
         params = _lookup(flat, "num_parameters", "params", "n_parameters") or count_safetensors_parameters(
             root
         )
 
     name = repo_id.split("/")[-1] if repo_id else root.resolve().name
-    model_ref = repo_id or f"path/to/{name}"
-    preset_title = str(preset).replace("_", " ").title() if preset else None
-    dataset_type = dataset_id or (f"deeplense-{preset}" if preset else "lens_hf-custom")
-    dataset_name = (
-        f"DeepLense {preset_title} (lens_hf simulation)"
-        if preset_title
-        else str(dataset or "lens_hf dataset")
-    )
+    if preset:
+        dataset_name = f"DeepLense {dataset_title(preset)} (lens_hf simulation)"
+        dataset_type = f"deeplense-{preset}"
+    else:
+        dataset_name = data["dataset_id"] or data["dataset"] or "lens_hf dataset"
+        dataset_type = data["dataset_id"] or "lens_hf-custom"
 
     card_data = ModelCardData(
         license="mit",
         library_name="transformers",
         pipeline_tag="image-classification",
         tags=list(MODEL_TAGS),
-        datasets=[dataset_id] if dataset_id else None,
+        datasets=[data["dataset_id"]] if data["dataset_id"] else None,
         metrics=["roc_auc", "accuracy"],
         model_name=name,
         eval_results=_eval_results(metrics, dataset_type, dataset_name) if metrics is not None else None,
     )
-
-    arch = config.get("model_type", "image")
     summary = (
-        f"A `{arch}` classifier of strong gravitational-lensing images into the three DeepLense dark-matter "
-        f"substructure classes ({', '.join(f'`{x}`' for x in LABELS)}), trained with lens_hf"
-        + (f" on {dataset_name}." if preset_title or dataset else ".")
+        f"A `{config.get('model_type', 'image')}` classifier of strong gravitational-lensing images into the "
+        f"three DeepLense dark-matter substructure classes ({', '.join(f'`{x}`' for x in LABELS)}), trained "
+        f"with lens_hf" + (f" on {dataset_name}." if preset or data["dataset"] or data["dataset_id"] else ".")
     )
     if metrics is not None and metrics.get("roc_auc_macro") is not None:
-        summary += f" Macro one-vs-rest ROC-AUC {float(metrics['roc_auc_macro']):.4f} on {metrics['num_samples']} held-out images."
-
-    data_lines = []
-    if preset:
-        data_lines.append(f"Simulation preset `{preset}`. " + PRESET_NOTES.get(str(preset), "") + ".")
-        data_lines.append(LENS_NOTE)
-    if dataset:
-        link = (
-            f"[`{dataset_id}`](https://huggingface.co/datasets/{dataset_id})"
-            if dataset_id
-            else f"`{dataset}`"
+        summary += (
+            f" Macro one-vs-rest ROC-AUC {float(metrics['roc_auc_macro']):.4f} on the "
+            f"{int(metrics['num_samples']):,} images of the `{metrics.get('split', 'test')}` split"
+            f"{_evaluation_data(metrics)}."
         )
-        data_lines.append(f"Dataset: {link}.")
-    splits = described.get("splits")
-    if isinstance(splits, Mapping) and splits:
-        data_lines.append("Images: " + ", ".join(f"{k} {v}" for k, v in splits.items()) + ".")
-    else:
-        per_class = _lookup(flat, "per_class", "train_per_class")
-        if per_class:
-            data_lines.append(f"Training images per class: {per_class}.")
-    size = described.get("image_size")
-    if isinstance(size, list | tuple) and all(size):
-        extras = [f"{described[k]}" for k in ("normalization",) if described.get(k)]
-        data_lines.append(
-            f"Source images {'x'.join(str(v) for v in size)} px"
-            + (f", per-image `{extras[0]}` normalisation" if extras else "")
-            + (f", `{described['augment']}` augmentation" if described.get("augment") else "")
-            + "."
-        )
-    if not data_lines:
-        data_lines.append("The training data were not recorded with this model.")
-    data_lines.append("Classes: " + "; ".join(f"`{k}`: {v}" for k, v in CLASS_PHYSICS.items()) + ".")
-
-    return _template("model_card.md").substitute(
-        front_matter=card_data.to_yaml().strip(),
+    training_file = next((f for f in TRAINING_FILES if (root / f).is_file()), None)
+    card = ModelCard.from_template(
+        card_data,
+        template_path=str(template_path("model_card.md")),
         title=name,
         summary=summary,
         model_rows=_model_rows(config, preproc, params),
-        data_section="\n\n".join(data_lines),
-        training_section=_training_section(flat, info),
-        results_section=_results_section(metrics, root),
-        model_ref=model_ref,
-        limitations=_limitations(str(preset) if preset else None, dataset, metrics, info),
+        data_lines=data["lines"],
+        preset=preset,
+        simulation_rows=simulation_settings(data["params"]) if data["params"] else [],
+        classes=_class_rows(LABELS, data["params"]),
+        command=_command_text(_lookup(flat, "command")),
+        settings=_settings_rows(flat, data["simulated"]),
+        training_file=training_file,
+        record=None if training_file or not info else json.dumps(info, indent=2, sort_keys=True, default=str),
+        results=_results(metrics, root),
+        published=_published(preset, metrics, info),
+        model_ref=repo_id or f"path/to/{name}",
+        origin=(
+            f"Trained and evaluated on images simulated by lens_hf (the `{preset}` preset, lenstronomy, after "
+            "the public DeepLense recipes); these are not the official DeepLense archives."
+            if preset
+            else f"Trained and evaluated on the images of `{data['dataset_id'] or data['dataset']}`."
+            if data["dataset"] or data["dataset_id"]
+            else "Trained and evaluated on simulated lensing images."
+        ),
     )
+    return str(card)
 
 
 def write_model_card(model_dir: str | os.PathLike, **kwargs: Any) -> Path:
@@ -622,8 +766,6 @@ def write_model_card(model_dir: str | os.PathLike, **kwargs: Any) -> Path:
 
 
 # ----------------------------------------------------------------------------------------- dataset card
-
-
 def _size_category(rows: int) -> str:
     for limit, name in (
         (1_000, "n<1K"),
@@ -636,16 +778,31 @@ def _size_category(rows: int) -> str:
     return "1M<n<10M"
 
 
-def render_dataset_card(info: Mapping[str, Any]) -> str:
+def _folder_simulation(source: str | None) -> dict[str, Any] | None:
+    """The lens_hf simulation record of a source folder (``lens-hf simulate --format deeplense`` writes one)."""
+    if not source:
+        return None
+    try:
+        manifest = json.loads((Path(source) / MANIFEST_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return manifest if isinstance(manifest, dict) and manifest.get("preset") else None
+
+
+def render_dataset_card(info: Mapping[str, Any], *, card_yaml: Mapping[str, Any] | None = None) -> str:
     """The README.md text of a saved dataset folder (parquet shards under ``data/<split>-*.parquet``).
 
     Args:
         info: ``preset`` (simulation preset name or None), ``per_class`` (images per class), ``seed``,
             ``splits`` ({split name: rows}), ``image_size`` (int or (H, W) px), ``normalization``,
-            ``source`` ("simulation" or the folder the images came from), ``command`` (str or argv list);
-            optional ``repo_id``, ``labels`` (class names in id order) and ``simulation`` (a dict of the
-            preset's parameters, rendered as a table).
+            ``source`` ("simulation ..." or the folder the images came from), ``command`` (str or argv list);
+            optional ``repo_id``, ``labels`` (class names in id order) and ``simulation`` (the parameters the
+            simulation used; default: the preset's table entry).
+        card_yaml: extra YAML front matter (``configs``, ``dataset_info`` as ``datasets`` writes them); its
+            ``configs`` replace the default one-shard-pattern-per-split block.
     """
+    raw = dict(info)
+    info = redact_record(raw)
     splits = info.get("splits")
     if not isinstance(splits, Mapping) or not splits:
         raise LensHFError("dataset card: info['splits'] must be a non-empty {split: rows} mapping")
@@ -653,27 +810,33 @@ def render_dataset_card(info: Mapping[str, Any]) -> str:
     preset = info.get("preset")
     source = info.get("source") or ("simulation" if preset else None)
     simulated = bool(preset) and str(source).lower().startswith("simulat")
+    from_folder = None if simulated else _folder_simulation(raw.get("source"))
+    if from_folder:
+        preset = preset or from_folder["preset"]
+    recorded = info.get("simulation") or (from_folder or {}).get("preset_params")
+    params = _preset_params(preset, recorded) if simulated or recorded else None
     total = sum(int(n) for n in splits.values())
     repo_id = info.get("repo_id")
-    preset_title = str(preset).replace("_", " ").title() if preset else None
     title = (
         repo_id.split("/")[-1]
         if repo_id
-        else (f"DeepLense {preset_title} lensing images" if preset else "Lensing images")
+        else (f"DeepLense {dataset_title(preset)} lensing images" if preset else "Lensing images")
     )
-
+    yaml = dict(card_yaml or {})
     card_data = DatasetCardData(
         license="mit",
         task_categories=["image-classification"],
         tags=list(DATASET_TAGS),
         pretty_name=title,
         size_categories=[_size_category(total)],
-        configs=[
+        configs=yaml.pop("configs", None)
+        or [
             {
                 "config_name": "default",
                 "data_files": [{"split": str(s), "path": f"data/{s}-*.parquet"} for s in splits],
             }
         ],
+        **yaml,
     )
 
     size = info.get("image_size")
@@ -683,48 +846,47 @@ def render_dataset_card(info: Mapping[str, Any]) -> str:
         size_text = f"{size}x{size} px"
     else:
         size_text = "size as in the source"
-    summary = (
-        f"{total} strong gravitational-lensing images in {len(labels)} dark-matter substructure classes "
-        + (
+    if simulated:
+        origin = (
             f"simulated with lenstronomy (lens_hf preset `{preset}`, seed {info.get('seed')}, "
             f"{info.get('per_class')} images per class)."
-            if simulated
-            else f"read from `{source}`" + (f" (preset `{preset}`)." if preset else ".")
         )
-    )
+    else:
+        origin = f"read from `{source}`" + (
+            f" (a lens_hf simulation: preset `{from_folder['preset']}`, seed {from_folder.get('seed')}, "
+            f"{from_folder.get('per_class')} images per class)."
+            if from_folder
+            else "."
+        )
+    summary = f"{total:,} strong gravitational-lensing images in {len(labels)} dark-matter substructure classes {origin}"
 
     sim_lines = []
-    if preset:
-        note = PRESET_NOTES.get(str(preset))
-        sim_lines.append(f"Preset `{preset}`" + (f": {note}." if note else "."))
-        sim_lines.append(LENS_NOTE)
-    if not simulated and source:
-        sim_lines.append(
-            f"Images read from `{source}`; their simulation parameters are those of that archive."
-        )
-    simulation = info.get("simulation")
-    if isinstance(simulation, Mapping) and simulation:
-        rows = "\n".join(f"| `{k}` | {_fmt_value(v)} |" for k, v in _flatten(simulation).items())
-        sim_lines.append("| parameter | value |\n|---|---|\n" + rows)
-    if not sim_lines:
-        sim_lines.append("No simulation parameters were recorded.")
+    if params:
+        name = preset or params.get("name") or "custom"
+        sim_lines.append(f"Preset `{name}`: {params.get('description') or name}.")
+        sim_lines.append(lens_text(params))
+    elif source:
+        sim_lines.append(f"Images read from `{source}`; no simulation settings were recorded with them.")
+    else:
+        sim_lines.append("No simulation settings were recorded.")
 
-    return _template("dataset_card.md").substitute(
-        front_matter=card_data.to_yaml().strip(),
+    card = DatasetCard.from_template(
+        card_data,
+        template_path=str(template_path("dataset_card.md")),
         title=title,
         summary=summary,
-        class_rows="\n".join(
-            f"| {i} | `{name}` | {CLASS_PHYSICS.get(name, '')} |" for i, name in enumerate(labels)
-        ),
-        split_rows="\n".join(f"| `{s}` | {int(n)} |" for s, n in splits.items()),
+        classes=[(i, name, text) for i, (name, text) in enumerate(_class_rows(labels, params))],
+        split_rows=[(str(s), int(n)) for s, n in splits.items()],
         image_size_text=size_text,
         normalization=f"`{info.get('normalization') or 'minmax'}` per image",
         label_names=", ".join(f"`{x}`" for x in labels),
-        simulation_section="\n\n".join(sim_lines),
+        simulation_lines=sim_lines,
+        simulation_rows=simulation_settings(params) if params else [],
         command=_command_text(info.get("command")) or "# command not recorded",
         dataset_ref=repo_id or "path/to/this/folder",
         first_split=str(next(iter(splits))),
     )
+    return str(card)
 
 
 def write_dataset_card(out_dir: str | os.PathLike, info: Mapping[str, Any]) -> Path:
@@ -733,9 +895,19 @@ def write_dataset_card(out_dir: str | os.PathLike, info: Mapping[str, Any]) -> P
 
 
 __all__ = [
+    "REFERENCE_RESULTS_FILE",
+    "TEMPLATE_DIRS",
+    "class_physics",
     "count_safetensors_parameters",
+    "dataset_title",
+    "lens_text",
+    "published_regression",
+    "published_results",
     "render_dataset_card",
     "render_model_card",
+    "simulation_settings",
+    "template_path",
+    "training_device",
     "write_dataset_card",
     "write_model_card",
 ]

@@ -1,4 +1,4 @@
-"""The ``lens-hf`` command: simulate, build-dataset, show, train, evaluate, predict, card, push.
+"""The ``lens-hf`` command: simulate, build-dataset, show, train, evaluate, predict, card, push, cache-model.
 
 Every sub-command reports bad input as one line on stderr (``lens-hf: error: <file>: <problem>``) and exits
 with status 2; an unexpected failure is one line too and exits with status 1; ``--debug`` shows the traceback.
@@ -16,11 +16,13 @@ import logging
 import os
 import shutil
 import sys
-import tempfile
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from lens_hf.redact import public_path
+from lens_hf.utils import check_output_location, make_temporary_folder, remove_stale_temporaries
 
 EXIT_OK = 0
 EXIT_INTERNAL_ERROR = 1
@@ -52,6 +54,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     if args.format == "deeplense":
         if args.splits:
             raise _user_error("--splits applies to --format hf only (the DeepLense layout has no splits)")
+        check_output_location(args.out, inside=True)
+        if Path(args.out).exists() and not Path(args.out).is_dir():
+            raise _user_error(f"{args.out}: exists and is not a folder")
         summary = write_deeplense(
             args.out, args.preset, args.per_class, args.seed, workers=args.workers, progress=_tty()
         )
@@ -65,6 +70,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         return EXIT_OK
     _check_output_folder(Path(args.out))
     splits = parse_splits(args.splits) if args.splits else None
+    remove_stale_temporaries(args.out)  # a killed earlier run's half-written dataset, before hours of work
     dd = build_from_simulation(
         args.preset, args.per_class, args.seed, splits=splits, workers=args.workers, progress=_tty()
     )
@@ -88,6 +94,7 @@ def cmd_build_dataset(args: argparse.Namespace) -> int:
 
     _check_output_folder(Path(args.out))
     splits = parse_splits(args.splits) if args.splits else None
+    remove_stale_temporaries(args.out)
     dd, skipped = build_from_folder(
         args.src,
         splits=splits,
@@ -97,12 +104,13 @@ def cmd_build_dataset(args: argparse.Namespace) -> int:
         progress=_tty(),
     )
     info = {
-        "source": str(args.src),
+        "source": public_path(args.src),
         "seed": args.seed,
         "splits": {name: len(ds) for name, ds in dd.items()},
         "normalization": args.normalization,
         "command": _command_line(),
-        "skipped": [{"path": p, "error": r} for p, r in skipped],
+        # relative to the source folder, like the dataset's path column; the messages below name them as read
+        "skipped": [{"path": Path(p).relative_to(args.src).as_posix(), "error": r} for p, r in skipped],
     }
     save_dataset(dd, args.out, info=info)
     for path, reason in skipped:
@@ -183,7 +191,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if output is not None:
         if output.suffix.lower() not in PREDICTION_FORMATS:
             raise _user_error(f"{output}: --output must end in {' or '.join(PREDICTION_FORMATS)}")
-        _check_writable(output)
+        check_output_location(output)
         if output.is_dir():
             raise _user_error(f"{output}: is a folder; give a .csv or .json file name")
     files = collect_files(args.paths)
@@ -216,7 +224,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from lens_hf.metrics import format_table, write_evaluation
 
     out = Path(args.out)
-    _check_writable(out)
+    check_output_location(out, inside=True)
     if out.exists() and not out.is_dir():
         raise _user_error(f"{out}: exists and is not a folder")
     if not Path(args.data).exists():
@@ -254,8 +262,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_card(args: argparse.Namespace) -> int:
-    """Write README.md of a local model folder from its config, training record and metrics."""
+    """Write README.md of a local model folder from its config, training record and metrics; first make the
+    folder's JSON records publishable (secrets masked, absolute paths made relative)."""
     from lens_hf.cards import write_model_card
+    from lens_hf.hub import redact_records
 
     model = Path(args.model)
     if not model.is_dir():
@@ -273,19 +283,40 @@ def cmd_card(args: argparse.Namespace) -> int:
             ) from None
         if not isinstance(metrics, dict):
             raise _user_error(f"{metrics_path}: expected a JSON object of metrics")
+    if not (model / "config.json").is_file():
+        raise _user_error(f"{model}: no config.json; not a saved model folder")
+    cleaned = redact_records(model)
     path = write_model_card(model, metrics=metrics, repo_id=args.repo_id)
+    if cleaned:
+        print(f"masked secrets and local paths in {', '.join(p.name for p in cleaned)}")
     print(f"wrote {path}")
     return EXIT_OK
 
 
 def cmd_push(args: argparse.Namespace) -> int:
-    """Upload the files a fresh process needs to the Hub."""
+    """Upload the files a fresh process needs to the Hub, after checking that none holds a secret or a local
+    path."""
     from lens_hf.hub import push_folder
 
     url = push_folder(
         args.model, args.repo_id, private=args.private, repo_type="dataset" if args.dataset else "model"
     )
     print(f"pushed {args.model} to {url}")
+    return EXIT_OK
+
+
+def cmd_cache_model(args: argparse.Namespace) -> int:
+    """Put a model folder into the local Hugging Face cache as a snapshot of a Hub repo id."""
+    from lens_hf.hub import CHECKOUT_MODEL_DIR, cache_model_folder
+
+    model = Path(args.model) if args.model else CHECKOUT_MODEL_DIR
+    if not model.is_dir():
+        raise _user_error(
+            f"{model}: no such model folder"
+            + ("" if args.model else " (this lens_hf is not a source checkout); pass --model FOLDER")
+        )
+    snapshot = cache_model_folder(model, args.repo_id)
+    print(f"cached {model} as {args.repo_id} in {snapshot}")
     return EXIT_OK
 
 
@@ -311,13 +342,18 @@ def _sizes(dd: Any) -> str:
 
 
 def _command_line() -> str:
-    return " ".join(["lens-hf", *sys.argv[1:]])
+    """The command as it can be recorded and published: secrets masked, local paths made relative."""
+    from lens_hf.redact import redact_argv
+
+    return " ".join(["lens-hf", *redact_argv(sys.argv[1:])])
 
 
 def _check_output_folder(out: Path) -> None:
-    """Fail before any work when ``out`` cannot become an output folder."""
+    """Fail before any work when ``out`` cannot become an output dataset folder: not a folder, a foreign
+    non-empty folder, a name too long for the file system, or a location this process cannot write."""
     from lens_hf.data.dataset import MARKER_FILE
 
+    check_output_location(out)
     if out.exists() and not out.is_dir():
         raise _user_error(f"{out}: exists and is not a folder")
     if out.is_dir() and any(out.iterdir()) and not (out / MARKER_FILE).is_file():
@@ -326,52 +362,11 @@ def _check_output_folder(out: Path) -> None:
         )
 
 
-def _check_writable(path: Path) -> None:
-    """Fail before any work when ``path`` (an output file or folder, created with its missing parents later)
-    cannot be written: a name longer than the file system allows, or a folder we cannot create files in.
-
-    The nearest existing folder is probed by creating and removing a file in it: that also catches read-only
-    file systems and holds for root, for whom permission bits do not tell."""
-    existing, missing = path.absolute(), []
-    while True:
-        try:
-            if existing.exists():
-                break
-        except OSError:  # e.g. a name too long to look up: it does not exist either
-            pass
-        missing.append(existing.name)
-        existing = existing.parent
-    if not existing.is_dir():
-        if missing:
-            raise _user_error(f"{path}: {existing} is not a folder")
-        return  # an existing file, replaced atomically later (folders are the callers' to refuse)
-    limit = os.pathconf(existing, "PC_NAME_MAX")
-    for name in missing:
-        if len(os.fsencode(name)) > limit:
-            raise _user_error(
-                f"{path}: file name too long ({len(os.fsencode(name))} bytes; this file system allows {limit})"
-            )
-    if len(os.fsencode(str(path.absolute()))) >= os.pathconf(existing, "PC_PATH_MAX"):
-        raise _user_error(f"{path}: path too long for this file system")
-    try:
-        fd, probe = tempfile.mkstemp(prefix=".lens-hf-probe-", dir=existing)
-    except OSError as err:
-        raise _user_error(f"{path}: cannot write there ({err.strerror or type(err).__name__})") from None
-    os.close(fd)
-    os.unlink(probe)
-
-
-def _temp_prefix(name: str) -> str:
-    """A hidden temporary-name prefix next to ``name`` that stays within the file system's name limit."""
-    return f".{name[:64]}.tmp-"
-
-
 @contextlib.contextmanager
 def _staged_folder(out: Path) -> Iterator[Path]:
     """Yield a temporary sibling of ``out`` to write into; on success its files are renamed into ``out``
     (created if needed), on failure it is removed and ``out`` is left as it was."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(out.name), dir=out.parent))
+    tmp = make_temporary_folder(out)
     try:
         yield tmp
         out.mkdir(exist_ok=True)
@@ -562,7 +557,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "card",
         help="write a model's README.md card from its metrics",
-        description="Generate README.md (Hub model card with model-index metrics) in a local model folder.",
+        description="Generate README.md (Hub model card with model-index metrics) in a local model folder, "
+        "after masking secrets and making absolute paths relative in its JSON records (training record, "
+        "metrics), so the folder is ready for `push`.",
     )
     p.add_argument("--model", required=True, help="local model folder")
     p.add_argument(
@@ -574,13 +571,33 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "push",
         help="upload a model (or dataset) folder to the Hugging Face Hub",
-        description="Upload the files a fresh process needs (safetensors weights, config, processor, code, card).",
+        description="Upload the files a fresh process needs (safetensors weights, config, processor, code, card). "
+        "Refuses, before any network call, a folder whose files still hold a token-like string or an absolute "
+        "local path, naming the file.",
     )
     p.add_argument("--model", required=True, help="model (or dataset, with --dataset) folder")
     p.add_argument("--repo-id", required=True, help="ORG/NAME on the Hub")
     p.add_argument("--private", action="store_true", help="create the repo private")
     p.add_argument("--dataset", action="store_true", help="push a dataset folder instead of a model")
     p.set_defaults(func=cmd_push)
+
+    from lens_hf.hub import DEFAULT_MODEL_ID
+
+    p = sub.add_parser(
+        "cache-model",
+        help="put a model folder into the local Hugging Face cache under a Hub id",
+        description="Copy the files `push` would upload into the Hugging Face cache (HF_HUB_CACHE or "
+        f"HF_HOME/hub) as the main snapshot of --repo-id, so that `predict --model REPO_ID` and, for "
+        f"{DEFAULT_MODEL_ID}, `predict` without --model find it offline, also where lens_hf is installed "
+        "without this checkout.",
+    )
+    p.add_argument(
+        "--model", default=None, help="model folder (default: the checkout's checkpoints/vit-spt-lsa-model-i)"
+    )
+    p.add_argument(
+        "--repo-id", default=DEFAULT_MODEL_ID, help=f"Hub id to cache it as (default: {DEFAULT_MODEL_ID})"
+    )
+    p.set_defaults(func=cmd_cache_model)
     return parser
 
 

@@ -32,6 +32,7 @@ from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 from lens_hf.data.dataset import load_any
 from lens_hf.data.readers import SPLIT_FOLDERS, scan_folder
 from lens_hf.errors import LensHFError
+from lens_hf.hub import default_model_path as hub_default_model_path
 from lens_hf.hub import resolve_model_path
 from lens_hf.labels import canonical_label
 from lens_hf.models.factory import load_model
@@ -54,12 +55,9 @@ _SUPPORTED = " ".join(SUFFIXES)
 
 
 def default_model_path() -> Path:
-    """The shipped Model I checkpoint; a one-line error when it is missing."""
-    if not (DEFAULT_MODEL_DIR / "config.json").is_file():
-        raise LensHFError(
-            f"no --model given and the shipped checkpoint {DEFAULT_MODEL_DIR} is missing; pass --model FOLDER_OR_HUB_ID"
-        )
-    return DEFAULT_MODEL_DIR
+    """The shipped Model I checkpoint (see :func:`lens_hf.hub.default_model_path`: the checkout's copy, the
+    Hugging Face cache, a download); a one-line error saying how to get it when none has it."""
+    return hub_default_model_path(DEFAULT_MODEL_DIR)
 
 
 def _first_line(err: BaseException) -> str:

@@ -1,19 +1,23 @@
 """Keep secrets and local paths out of what is recorded and published (run records, cards, pushed files).
 
-- Values of secret-like options (``--hub_token X``, ``--token=X``, ``--password``, ``--api_key`` ...) are
-  replaced by ``***``.
+- Values of secret-like options (``--hub_token X``, ``--token=X``, ``--password``, ``--api_key`` ...) and of
+  secret-like keys in records (``"hub_token": ...``) are replaced by ``***``.
 - Token-like strings anywhere (Hugging Face ``hf_...``, GitHub ``ghp_...``, ``sk-...`` keys, AWS key ids) are
   replaced by ``***``.
 - Absolute paths become relative to the working directory when they lie under it, and their last component
   otherwise (``/home/me/.venv/bin/python`` -> ``python``).
+
+:func:`redact_record` applies all of it to a JSON-like record (a training or dataset record, metrics).
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Sequence
+import shlex
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 MASK = "***"
 
@@ -22,11 +26,19 @@ _SECRET_OPTION = re.compile(
     r"^--?[\w.-]*(token|password|passwd|secret|api[_-]?key|auth)[\w.-]*$", re.IGNORECASE
 )
 
-# Strings that are credentials on their own (conservative lengths so ordinary words never match).
+# Record keys whose value is a secret ("hub_token", "password", "api_key"; not "max_tokens" or "tokenizer").
+_SECRET_KEY = re.compile(
+    r"(^|[_.-])(token|password|passwd|secret|api[_-]?key|credentials?)($|[_.-])", re.IGNORECASE
+)
+# Record keys that hold a command line as one string.
+_COMMAND_KEYS = frozenset({"command", "cmd", "command_line"})
+
+# Strings that are credentials on their own. The lengths are those of real tokens (a Hugging Face token is
+# "hf_" + 34 characters), so identifiers such as hf_logging or hf_quantizer in code never match.
 TOKEN_PATTERN = re.compile(
     r"(?<![A-Za-z0-9])("
-    r"hf_[A-Za-z0-9]{6,}"  # Hugging Face user/org access tokens
-    r"|api_org_[A-Za-z0-9]{6,}"  # Hugging Face legacy org tokens
+    r"hf_[A-Za-z0-9]{30,}"  # Hugging Face user/org access tokens
+    r"|api_org_[A-Za-z0-9]{30,}"  # Hugging Face legacy org tokens
     r"|gh[pousr]_[A-Za-z0-9]{20,}"  # GitHub tokens
     r"|github_pat_[A-Za-z0-9_]{20,}"
     r"|sk-[A-Za-z0-9_-]{20,}"  # OpenAI-style secret keys
@@ -114,13 +126,61 @@ def redact_paths_in(values: Iterable[str | None], cwd: str | os.PathLike | None 
     return [None if v is None else public_path(v, cwd) for v in values]
 
 
+def is_local_path(text: str) -> bool:
+    """True for a string that is one absolute local path (``/data/x``, ``~/x``, ``C:\\x``), no spaces inside."""
+    if not text or any(c.isspace() for c in text):
+        return False
+    return bool(re.match(r"^(/[^/]|~/|[A-Za-z]:[\\/])", text))
+
+
+def _redact_string(text: str, cwd: str | os.PathLike | None, environ: dict[str, str] | None) -> str:
+    text = redact_text(text, environ)
+    return public_path(os.path.expanduser(text), cwd) if is_local_path(text) else text
+
+
+def redact_record(
+    record: Any, cwd: str | os.PathLike | None = None, environ: dict[str, str] | None = None
+) -> Any:
+    """A copy of a JSON-like ``record`` fit to publish: values of secret-named keys (``hub_token`` ...) masked
+    (``<PLACEHOLDER>`` values kept), command lines (lists of strings, or strings under ``command``) through
+    :func:`redact_argv`, token-like strings masked and absolute paths made public (:func:`public_path`)."""
+    if isinstance(record, Mapping):
+        out = {}
+        for key, value in record.items():
+            name = str(key)
+            if (
+                _SECRET_KEY.search(name)
+                and isinstance(value, str)
+                and value
+                and not re.fullmatch(r"<\w+>", value)
+            ):
+                out[key] = MASK
+            elif name in _COMMAND_KEYS and isinstance(value, str):
+                try:
+                    out[key] = shlex.join(redact_argv(shlex.split(value), cwd, environ))
+                except ValueError:  # unbalanced quotes: not a parseable command line
+                    out[key] = _redact_string(value, cwd, environ)
+            else:
+                out[key] = redact_record(value, cwd, environ)
+        return out
+    if isinstance(record, list | tuple):
+        if record and all(isinstance(v, str) for v in record):
+            return redact_argv(record, cwd, environ)
+        return [redact_record(v, cwd, environ) for v in record]
+    if isinstance(record, str):
+        return _redact_string(record, cwd, environ)
+    return record
+
+
 __all__ = [
     "MASK",
     "TOKEN_PATTERN",
     "contains_secret",
+    "is_local_path",
     "public_path",
     "redact_argv",
     "redact_paths_in",
+    "redact_record",
     "redact_text",
     "secret_env_values",
 ]

@@ -15,10 +15,12 @@ import sys
 import tracemalloc
 from pathlib import Path
 
+import hostile_files
 import numpy as np
 import pytest
 from conftest import IMAGE_PX, copy_model, lens_image, tree, write_deeplense_like
 
+from lens_hf.processing import file_io
 from lens_hf.processing.file_io import LensFileError, read_array, read_image
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -92,6 +94,7 @@ def bad_cases(marker: Path) -> dict[str, tuple[str, bytes, str]]:
     inf = good.astype(np.float64)
     inf[0, 0] = np.inf
     fits_image = _fits_bytes("image")
+    crafted = {**hostile_files.hostile(), **hostile_files.bombs()}
     return {
         "truncated_npy": ("truncated.npy", valid[: len(valid) // 2], "truncated .npy file"),
         "random_bytes_npy": ("random.npy", os.urandom(3000), "not a valid .npy file"),
@@ -144,6 +147,17 @@ def bad_cases(marker: Path) -> dict[str, tuple[str, bytes, str]]:
         "fits_truncated": ("truncated.fits", fits_image[:1000], "not a readable FITS file"),
         "png_corrupt": ("corrupt.png", _png_bytes()[:60] + os.urandom(200), "not a readable image"),
         "npz_random_bytes": ("random.npz", os.urandom(500), "not a valid .npz archive"),
+        # Files that made library readers raise their own errors, and a tiny memory bomb.
+        **{
+            case: (name, crafted[name][0], crafted[name][1])
+            for case, name in (
+                ("too_many_dimensions", "ndim_100.npy"),
+                ("axion_mass_overflow", "mass_overflow.npy"),
+                ("npz_encrypted_member", "npz_encrypted.npz"),
+                ("fits_too_many_axes", "fits_naxis_100.fits"),
+                ("object_array_bomb", "object_reconstruct.npy"),
+            )
+        },
     }
 
 
@@ -312,7 +326,7 @@ def test_skip_bad_lists_every_skipped_file(corpus, tmp_path, model_dir, cli):
     result = cli("build-dataset", data, "--out", tmp_path / "ds", "--skip-bad", "--splits", "0.5,0.25,0.25")
     assert result.code == 0, result.err
     info = json.loads((tmp_path / "ds" / "lens_hf_dataset.json").read_text())
-    assert {s["path"] for s in info["skipped"]} == bad.keys()
+    assert {s["path"] for s in info["skipped"]} == {Path(p).relative_to(data).as_posix() for p in bad}
     assert sum(info["splits"].values()) == n_good
     assert all(f"skipped {p}" in result.err for p in bad)
     assert not corpus["marker"].exists()
@@ -328,6 +342,60 @@ def test_huge_header_allocates_nothing(corpus):
     finally:
         tracemalloc.stop()
     assert peak < 1_000_000  # bytes; the header claims 80 GB
+
+
+# The bombs are read in a fresh Python that loads file_io.py alone (as a model folder does), so its peak resident
+# memory is that of NumPy, astropy and PIL plus what reading costs. A virtual-memory cap turns a regression into a
+# MemoryError (a wrong reason below) instead of a machine out of memory.
+_READ_IN_CHILD = r"""
+import importlib.util, json, resource, sys
+resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))
+spec = importlib.util.spec_from_file_location("lens_file_io", sys.argv[1])
+file_io = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(file_io)
+import astropy.io.fits, PIL.Image, PIL.PngImagePlugin, PIL.TiffImagePlugin  # before the baseline
+
+def peak():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (1 if sys.platform == "darwin" else 1024)
+
+results, start = {}, peak()
+for path in sys.argv[2:]:
+    before = peak()
+    try:
+        file_io.read_image(path)
+        outcome = "accepted"
+    except file_io.LensFileError as err:
+        outcome = err.reason
+    except BaseException as err:
+        outcome = f"escaped {type(err).__name__}"
+    results[path] = [outcome, peak() - before]
+print(json.dumps({"results": results, "growth": peak() - start}))
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="resource limits are POSIX")
+def test_bombs_stay_in_bounded_memory(tmp_path):
+    """Files of a few hundred bytes to a few MB that declare or inflate to gigabytes (pickled object arrays,
+    headers, zip members and directories, FITS headers, PNG/TIFF dimensions) are refused before the memory is
+    taken: reading each one raises the peak resident memory by less than 64 MB (the budget bomb, which may
+    legitimately hold its 8 MB arrays, by less than 256 MB), far below ``file_io.MEMORY_BOUND``."""
+    files = hostile_files.write(tmp_path, hostile_files.bombs())
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-c", _READ_IN_CHILD, file_io.__file__, *[str(p) for p, _ in files.values()]],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=240,
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    for name, (path, words) in files.items():
+        outcome, growth = report["results"][str(path)]
+        assert words in outcome, (name, outcome)
+        assert growth < (256 if name == "pickled_budget.npy" else 64) * 2**20, (name, growth)
+    assert report["growth"] < file_io.MEMORY_BOUND / 4
+    assert file_io.MEMORY_BOUND == 2**30  # the bound README.md documents
 
 
 # ------------------------------------------------------------------------------------------------ folders
@@ -424,6 +492,77 @@ def test_bad_output_paths_fail_before_any_work(tmp_path, model_dir, deeplense_di
         (("simulate", "--per-class", "0", "--out", tmp_path / "sim"), ("--per-class",)),
     ):
         assert_refused(cli(*args), *words, root=tmp_path, before=before)
+
+
+def test_unwritable_or_overlong_outputs_fail_before_any_work(corpus, tmp_path, cli):
+    """An output name too long for the file system, or a place this process cannot write, is refused at once,
+    naming the output: a simulation of 10^6 images per class would take hours, and the input folder holds a
+    hostile file that reading would refuse first."""
+    data = write_deeplense_like(tmp_path / "data", per_class=2)
+    shutil.copyfile(corpus["files"]["pickle_exec"][0], data / "cdm" / "0000_evil.npy")
+    long_name = tmp_path / ("x" * 300) / "ds"
+    outputs = [(long_name, "too long for the file system")]
+    unwritable = Path("/sys/lens_hf_output")  # sysfs refuses new folders, even to root
+    try:
+        unwritable.mkdir()
+        unwritable.rmdir()
+    except OSError:
+        outputs.append((unwritable, "cannot write there"))
+    before = tree(tmp_path)
+    huge = ("--per-class", "1000000", "--workers", "1")
+    for out, words in outputs:
+        for args in (
+            ("simulate", *huge, "--out", out),
+            ("simulate", *huge, "--format", "hf", "--out", out),
+            ("build-dataset", data, "--out", out, "--splits", "0.5,0.5"),
+        ):
+            assert_refused(cli(*args), out, words, root=tmp_path, before=before)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_read_only_output_folder_fails_before_any_work(tmp_path, cli):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    try:
+        before = tree(tmp_path)
+        for args in (
+            ("simulate", "--per-class", "1000000", "--workers", "1", "--out", locked / "sim"),
+            ("simulate", "--per-class", "1000000", "--format", "hf", "--out", locked / "sim"),
+            ("simulate", "--per-class", "1000000", "--workers", "1", "--out", locked),
+        ):
+            assert_refused(cli(*args), locked, "cannot write there", root=tmp_path, before=before)
+    finally:
+        locked.chmod(0o755)
+
+
+def test_files_are_never_echoed(tmp_path, model_dir, cli):
+    """A symlink named like an image pointing at a text file (say /etc/passwd), and files whose bytes library
+    messages would quote: skipped or refused, and no message, CSV, JSON, dataset record or card holds their
+    contents."""
+    data = write_deeplense_like(tmp_path / "data", per_class=4)
+    secret = tmp_path / "passwd"
+    secret.write_text(f"root:x:0:0:{hostile_files.CANARY}:/root:/bin/bash\n" * 20)
+    (data / "cdm" / "0000_link.npy").symlink_to(secret)
+    (data / "cdm" / "0001_link.fits").symlink_to(secret)
+    for name, (path, _) in hostile_files.write(tmp_path / "canaries", hostile_files.canaries()).items():
+        shutil.copyfile(path, data / "axion" / f"0000_{name}")
+    outputs = []
+    result = cli("predict", data, "--model", model_dir, "--skip-bad", "--output", tmp_path / "p.csv")
+    outputs += [result.out, result.err, (tmp_path / "p.csv").read_text()]
+    result = cli("predict", data, "--model", model_dir, "--skip-bad", "--output", tmp_path / "p.json")
+    outputs += [result.out, result.err, (tmp_path / "p.json").read_text()]
+    result = cli("build-dataset", data, "--out", tmp_path / "ds", "--skip-bad", "--splits", "0.5,0.5")
+    assert result.code == 0, result.err
+    outputs += [result.out, result.err]
+    outputs += [p.read_text() for p in (tmp_path / "ds").glob("*.*") if p.suffix in (".json", ".md")]
+    assert result.err.count("skipped ") == 2 + len(hostile_files.canaries())
+    for text in outputs:
+        assert hostile_files.CANARY not in text and "root:x" not in text
+    for path in (data / "cdm" / "0000_link.npy", data / "cdm" / "0001_link.fits"):
+        with pytest.raises(LensFileError) as info:
+            read_image(path)
+        assert "signature" in info.value.reason and hostile_files.CANARY not in str(info.value)
 
 
 @pytest.fixture(scope="module")
@@ -610,6 +749,7 @@ def test_missing_default_model_is_one_line(monkeypatch, deeplense_dir, tmp_path,
     import lens_hf.inference
 
     monkeypatch.setattr(lens_hf.inference, "DEFAULT_MODEL_DIR", tmp_path / "no-checkpoint")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hf-cache"))  # nor in the Hugging Face cache
     assert_refused(
         cli("predict", deeplense_dir), "shipped checkpoint", "--model", root=tmp_path, before=tree(tmp_path)
     )

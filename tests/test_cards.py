@@ -1,8 +1,13 @@
-"""lens_hf.cards: cards render from the hub_cards templates and parse with huggingface_hub's card classes."""
+"""lens_hf.cards: cards render from the hub_cards Jinja templates through huggingface_hub's card classes, tell
+only what the records say, take their physics from the presets table and their published numbers from
+reference_results.json, and publish no secret or local path."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
+import shlex
 from pathlib import Path
 
 import numpy as np
@@ -11,17 +16,24 @@ from huggingface_hub import DatasetCard, ModelCard
 from safetensors.numpy import save_file
 
 from lens_hf.cards import (
+    REFERENCE_RESULTS_FILE,
     count_safetensors_parameters,
+    published_regression,
+    published_results,
     render_dataset_card,
     render_model_card,
+    template_path,
     write_dataset_card,
     write_model_card,
 )
+from lens_hf.data.presets import PRESETS
 from lens_hf.errors import LensHFError
 from lens_hf.labels import LABELS
 from lens_hf.metrics import softmax, write_evaluation
 
+ROOT = Path(__file__).resolve().parents[1]
 MODEL_TAGS = {"gravitational-lensing", "dark-matter", "deeplense", "lens_hf", "vision-transformer"}
+TOKEN = "hf_" + "Q7vLr2XpN9sKd4TbW1mZc8YfJ3hGa6Ue0o"  # the shape of a real access token (34 characters)
 
 
 def _model_folder(root: Path, *, with_metrics: bool = True, drop_class: int | None = None) -> Path:
@@ -60,13 +72,21 @@ def _model_folder(root: Path, *, with_metrics: bool = True, drop_class: int | No
         json.dumps(
             {
                 "command": ["lens-hf", "train", "--model", "vit-spt-lsa-tiny", "--preset", "model_i"],
-                "model_args": {"model_preset": "vit-spt-lsa-tiny"},
-                "data_args": {"preset": "model_i", "per_class": 120},
+                "model_args": {
+                    "model_preset": "vit-spt-lsa-tiny",
+                    "teacher": None,
+                    "distillation_alpha": 0.5,
+                },
+                "data_args": {"dataset": None, "preset": "model_i", "per_class": 120},
                 "training_args": {
                     "learning_rate": 0.0005,
                     "num_train_epochs": 3,
+                    "max_steps": -1,
                     "seed": 7,
                     "logging_steps": 10,
+                    "lr_schedule": "step",
+                    "lr_scheduler_type": "linear",
+                    "lr_step_epochs": 2,
                 },
             }
         )
@@ -82,8 +102,24 @@ def _model_folder(root: Path, *, with_metrics: bool = True, drop_class: int | No
     return root
 
 
+def _record(folder: Path) -> dict:
+    return json.loads((folder / "lens_hf_training.json").read_text())
+
+
+def _write_record(folder: Path, record: dict) -> None:
+    (folder / "lens_hf_training.json").write_text(json.dumps(record))
+
+
 def _eval_by_config(card: ModelCard) -> dict[str, float]:
     return {(r.metric_config or r.metric_type): r.metric_value for r in card.data.eval_results}
+
+
+def test_templates_are_the_checkouts_hub_cards() -> None:
+    """From a checkout the one source of the templates is hub_cards/ (the build ships it as lens_hf/hub_cards/)."""
+    assert template_path("model_card.md") == ROOT / "hub_cards" / "model_card.md"
+    assert template_path("dataset_card.md") == ROOT / "hub_cards" / "dataset_card.md"
+    with pytest.raises(LensHFError, match="card template nothing.md not found"):
+        template_path("nothing.md")
 
 
 def test_model_card_parses_and_carries_metrics(tmp_path) -> None:
@@ -106,9 +142,10 @@ def test_model_card_parses_and_carries_metrics(tmp_path) -> None:
     assert {r.task_type for r in card.data.eval_results} == {"image-classification"}
     assert {r.dataset_type for r in card.data.eval_results} == {"deeplense-model_i"}
     assert {r.dataset_split for r in card.data.eval_results} == {"test"}
+    assert card.data.datasets is None  # simulated on the fly: no dataset to link
 
     body = card.text
-    assert "${" not in text
+    assert "{{" not in text and "{%" not in text
     assert "lens-hf train --model vit-spt-lsa-tiny --preset model_i" in body
     assert "| patch size (px) | 8 |" in body and "64x64 px, 1 channel(s)" in body
     assert "| parameters | 2,147 |" in body
@@ -116,8 +153,51 @@ def test_model_card_parses_and_carries_metrics(tmp_path) -> None:
     assert 'pipeline("image-classification", model="someone/lens-vit", trust_remote_code=True)' in body
     assert "lens-hf predict --model someone/lens-vit" in body
     assert "![ROC curves](roc.png)" in body
-    assert "0.9955" in body and "simulated" in body.lower()  # distance to the published Model I number
     assert "`training_args.learning_rate` | 0.0005" in body
+    # every number says which split and how many images
+    assert "on the 90 images of the `test` split" in body
+    assert "on the `test` split: 90 images." in body
+    # settings that took no part in the run are left out
+    assert "distillation_alpha" not in body and "max_steps" not in body and "lr_scheduler_type" not in body
+    assert "`training_args.lr_step_epochs` | 2" in body
+
+
+def test_published_numbers_come_from_the_reference_file(tmp_path) -> None:
+    folder = _model_folder(tmp_path / "model")
+    body = ModelCard(render_model_card(folder)).text
+    (group,) = published_results("model_i")
+    assert group["test_images_per_class"] == 5000 and group["results"]
+    assert "### Published results on DeepLense Model I" in body
+    assert "the official DeepLense Model I test set, 5,000 images per class" in body
+    for row in group["results"]:
+        assert f"| {row['model']} | {row['start'] or 'not stated'} | {row['value']} |" in body
+    best = max(group["results"], key=lambda r: r["value"])
+    ours = json.loads((folder / "metrics.json").read_text())["roc_auc_macro"]
+    assert (
+        f"({ours - best['value']:+.4f} against the best published, {best['model']} {best['value']})" in body
+    )
+
+    reference = json.loads(REFERENCE_RESULTS_FILE.read_text())
+    assert {g["dataset"] for g in reference["classification"]} == set(PRESETS)
+    assert published_results() == reference["classification"]
+    regression = published_regression()
+    assert regression["datasets"] == ["model_i", "model_ii", "model_iii"]
+    assert all(set(row["values"]) == set(regression["datasets"]) for row in regression["results"])
+
+
+def test_the_results_report_quotes_the_same_reference_file() -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_report", ROOT / "benchmarks" / "make_report.py")
+    report = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(report)
+    text = report.published_section()
+    for group in published_results():
+        for row in group["results"]:
+            assert f"| {row['model']} | {row['start'] or 'not stated'} | {row['value']} |" in text
+    for row in published_regression()["results"]:
+        assert f"| {row['model']} | {row['values']['model_i']:.3f} |" in text
+    assert report._best_published("model_i") == "CoAtNet-nano 0.9955"
 
 
 def test_model_card_training_kwarg_overrides_and_training_args_json(tmp_path) -> None:
@@ -131,8 +211,32 @@ def test_model_card_training_kwarg_overrides_and_training_args_json(tmp_path) ->
     )
     assert "python recipes/train.py --preset model_ii" in text
     assert "| `learning_rate` | 0.001 |" in text
-    assert "Simulation preset `model_ii`" in text
+    assert "with the `model_ii` preset (" + PRESETS["model_ii"].description + ")" in text
+    assert "The full training record is `training_args.json`" in text
     assert {r.dataset_type for r in ModelCard(text).data.eval_results} == {"deeplense-model_ii"}
+
+
+def test_simulation_settings_are_those_used_and_physics_comes_from_the_presets(tmp_path) -> None:
+    """Only the fields the preset's renderer uses are listed, with the preset's values; a recorded parameter
+    set wins over the table."""
+    folder = _model_folder(tmp_path / "model")
+    body_i = ModelCard(render_model_card(folder)).text
+    assert "| `psf_fwhm` | 0.087 arcsec |" in body_i and "| `pixel_scale` | 0.05 arcsec/px |" in body_i
+    assert "`instrument`" not in body_i and "`add_noise`" not in body_i and "`source_magnitude`" not in body_i
+
+    record = _record(folder)
+    record["data_args"]["preset"] = "model_ii"
+    _write_record(folder, record)
+    body_ii = ModelCard(render_model_card(folder)).text
+    assert "| `instrument` | Euclid |" in body_ii and "| `pixel_scale` | 0.101 arcsec/px |" in body_ii
+    assert "`psf_fwhm`" not in body_ii and "`background_rms`" not in body_ii
+
+    params = dataclasses.asdict(PRESETS["model_i"]) | {"n_subhalos": 7, "main_halo_mass": 4e11}
+    record["dataset"] = {"source": "simulated", "preset": "model_i", "simulation": params}
+    _write_record(folder, record)
+    body = ModelCard(render_model_card(folder)).text
+    assert "| `subhalo` | 7 cold-dark-matter point-mass subhalos" in body
+    assert "| `n_subhalos` | 7 |" in body and "ellipsoid of 4e11 Msun" in body
 
 
 def test_model_card_reads_the_training_record_of_lens_hf_training(tmp_path) -> None:
@@ -144,6 +248,7 @@ def test_model_card_reads_the_training_record_of_lens_hf_training(tmp_path) -> N
         "dataset": {
             "source": "simulated",
             "preset": "model_iii",
+            "seeds": {"train": 5, "validation": 6, "test": 7},
             "splits": {"train": 120, "validation": 30, "test": 60},
             "image_size": [64, 64],
             "normalization": "minmax",
@@ -151,24 +256,69 @@ def test_model_card_reads_the_training_record_of_lens_hf_training(tmp_path) -> N
         },
         "num_parameters": 12345,
     }
-    (folder / "lens_hf_training.json").write_text(json.dumps(record))
+    _write_record(folder, record)
     card = ModelCard(render_model_card(folder))
     assert {r.dataset_type for r in card.data.eval_results} == {"deeplense-model_iii"}
-    assert "Simulation preset `model_iii`" in card.text
+    assert "with the `model_iii` preset" in card.text and "seeds train 5, validation 6, test 7" in card.text
     assert "Images: train 120, validation 30, test 60." in card.text
     assert "Source images 64x64 px, per-image `minmax` normalisation, `d4` augmentation." in card.text
     assert "| parameters | 12,345 |" in card.text
+    assert "Published results on DeepLense Model III" in card.text
 
-    record["data_args"]["dataset"] = "/data/model_ii_archive"
+
+def test_a_local_dataset_is_named_never_linked_and_a_hub_dataset_is_linked(tmp_path) -> None:
+    folder = _model_folder(tmp_path / "model")
+    record = _record(folder)
+    record["data_args"] = {"dataset": "/data/model_ii_archive", "preset": "model_i", "train_per_class": 40}
     record["dataset"] = {
         "source": "/data/model_ii_archive",
         "splits": {"train": 9, "validation": 3, "test": 3},
     }
-    (folder / "lens_hf_training.json").write_text(json.dumps(record))
+    _write_record(folder, record)
     card = ModelCard(render_model_card(folder))
     assert {r.dataset_type for r in card.data.eval_results} == {"lens_hf-custom"}
-    assert "Simulation preset" not in card.text and "0.9955" not in card.text
-    assert "Dataset: `/data/model_ii_archive`." in card.text
+    assert card.data.datasets is None and "huggingface.co/datasets" not in card.text
+    assert "Dataset: `model_ii_archive` (a local folder, not published with this model)." in card.text
+    assert "/data/" not in str(card)
+    # the simulation defaults of a run that read a folder are not claimed
+    assert "`data_args.preset`" not in card.text and "`data_args.train_per_class`" not in card.text
+    assert "Published results" not in card.text and "`psf_fwhm`" not in card.text
+
+    # a relative folder that happens to look like org/name is still a local folder
+    record["dataset"]["source"] = record["data_args"]["dataset"] = "data/my_ds"
+    _write_record(folder, record)
+    assert "huggingface.co/datasets" not in render_model_card(folder)
+
+    record["data_args"] = {"dataset_name": "someone/lens-data"}
+    record["dataset"] = {"splits": {"train": 9, "test": 3}}
+    _write_record(folder, record)
+    card = ModelCard(render_model_card(folder))
+    assert card.data.datasets == ["someone/lens-data"]
+    assert "[`someone/lens-data`](https://huggingface.co/datasets/someone/lens-data)" in card.text
+    assert {r.dataset_type for r in card.data.eval_results} == {"someone/lens-data"}
+
+
+def test_model_card_publishes_no_secret_and_no_local_path(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    folder = _model_folder(tmp_path / "runs" / "model")
+    record = _record(folder)
+    record["command"] = shlex.join(
+        [
+            "/opt/venv/bin/python",
+            str(tmp_path / "recipes" / "train.py"),
+            "--hub_token",
+            TOKEN,
+            "--output_dir",
+            str(folder),
+            f"--logging_dir={tmp_path / 'logs'}",
+        ]
+    )
+    record["training_args"]["hub_token"] = TOKEN
+    record["training_args"]["output_dir"] = str(folder)
+    _write_record(folder, record)
+    text = render_model_card(folder)
+    assert TOKEN not in text and str(tmp_path) not in text
+    assert "python recipes/train.py --hub_token '***' --output_dir runs/model --logging_dir=logs" in text
 
 
 def test_model_card_names_the_evaluation_data_and_the_training_device(tmp_path) -> None:
@@ -180,16 +330,17 @@ def test_model_card_names_the_evaluation_data_and_the_training_device(tmp_path) 
     )
     metrics = json.loads((folder / "metrics.json").read_text())
     metrics["data"] = str(test_set)
-    record = json.loads((folder / "lens_hf_training.json").read_text())
+    record = _record(folder)
     record.update(train_runtime_s=300.0, device="cuda:0", device_name="NVIDIA H100 80GB HBM3")
-    (folder / "lens_hf_training.json").write_text(json.dumps(record))
+    _write_record(folder, record)
 
     body = ModelCard(render_model_card(folder, metrics=metrics)).text
     assert (
         "on the `test` split of `model_i_test_seed999` (lens_hf simulation `model_i`, seed 999, "
         "1000 images per class): 90 images." in body
     )
-    assert "5 min of training on cuda:0 (NVIDIA H100 80GB HBM3) (1 process)" in body
+    assert "5.0 min of training on cuda:0 (NVIDIA H100 80GB HBM3) (1 process)" in body
+    assert str(tmp_path) not in body
 
     # A data folder without a simulation record is named alone; metrics without a folder name none.
     (test_set / "lens_hf_simulation.json").unlink()
@@ -237,6 +388,23 @@ def test_count_safetensors_parameters(tmp_path) -> None:
     folder = _model_folder(tmp_path / "model", with_metrics=False)
     assert count_safetensors_parameters(folder) == 32 * 64 + 3 * 32 + 3
     assert count_safetensors_parameters(tmp_path) is None
+    (folder / "model.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not a header")
+    assert count_safetensors_parameters(folder) is None
+
+
+def test_the_shipped_checkpoint_card_renders_sensibly() -> None:
+    folder = ROOT / "checkpoints" / "vit-spt-lsa-model-i"
+    if not (folder / "config.json").is_file():
+        pytest.skip("no shipped checkpoint in this checkout")
+    text = render_model_card(folder, repo_id="lens-hf/vit-spt-lsa-model-i")
+    card = ModelCard(text)
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert _eval_by_config(card)["macro"] == pytest.approx(metrics["roc_auc_macro"], abs=1e-6)
+    assert f"Macro one-vs-rest ROC-AUC {metrics['roc_auc_macro']:.4f} on the 3,000 images" in card.text
+    assert "Images: train 90,000, validation 3,000, test 3,000." in card.text
+    assert "central 64 px crop" in card.text and "| parameters | 2.38 M (2,376,309) |" in card.text
+    assert "Published results on DeepLense Model I" in card.text
+    assert str(ROOT) not in text and os.path.expanduser("~") + "/" not in text
 
 
 DATASET_INFO = {
@@ -253,7 +421,7 @@ DATASET_INFO = {
 
 def test_dataset_card_parses(tmp_path) -> None:
     text = render_dataset_card(DATASET_INFO)
-    assert "${" not in text
+    assert "{{" not in text and "{%" not in text
     card = DatasetCard(text)
     assert card.data.task_categories == ["image-classification"]
     assert card.data.license == "mit"
@@ -264,12 +432,13 @@ def test_dataset_card_parses(tmp_path) -> None:
         assert f"`{name}`" in card.text
     assert "| `validation` | 2 |" in card.text
     assert "lens-hf dataset simulate --preset model_i --per-class 4" in card.text
-    assert "150x150 px" in card.text and "0.05 arcsec/px" in card.text
+    assert "150x150 px" in card.text and "| `pixel_scale` | 0.05 arcsec/px |" in card.text
+    assert "`instrument`" not in card.text
     with pytest.raises(LensHFError, match="splits"):
         render_dataset_card({**DATASET_INFO, "splits": {}})
 
 
-def test_dataset_card_from_cli_and_folder_info() -> None:
+def test_dataset_card_from_cli_and_folder_info(tmp_path, monkeypatch) -> None:
     simulated = DatasetCard(
         render_dataset_card({**DATASET_INFO, "source": "simulation (model_i)", "image_size": [150, 150]})
     )
@@ -286,10 +455,26 @@ def test_dataset_card_from_cli_and_folder_info() -> None:
     built = DatasetCard(
         render_dataset_card({**folder_info, "preset": None, "per_class": None, "image_size": [None, None]})
     )
-    assert "read from `/data/archive`" in built.text
+    assert "read from `archive`" in built.text and "/data/" not in built.text
     assert "size as in the source" in built.text and "`minmax` per image" in built.text
+    assert "no simulation settings were recorded" in built.text and "`pixel_scale`" not in built.text
     assert "# command not recorded" in built.text
     assert built.data.configs[0]["data_files"] == [{"split": "test", "path": "data/test-*.parquet"}]
+
+    # a folder that lens-hf simulate wrote carries its settings; a secret in the command is masked
+    monkeypatch.chdir(tmp_path)
+    archive = tmp_path / "sims" / "model_iii"
+    archive.mkdir(parents=True)
+    params = dataclasses.asdict(PRESETS["model_iii"]) | {"n_subhalos": 9}
+    (archive / "lens_hf_simulation.json").write_text(
+        json.dumps({"preset": "model_iii", "seed": 4, "per_class": 10, "preset_params": params})
+    )
+    command = f"lens-hf build-dataset {archive} --out {tmp_path / 'ds'} --token {TOKEN}"
+    text = render_dataset_card({**folder_info, "source": str(archive), "command": command})
+    assert "read from `sims/model_iii` (a lens_hf simulation: preset `model_iii`, seed 4" in text
+    assert "| `n_subhalos` | 9 |" in text and "| `instrument` | HST |" in text
+    assert "lens-hf build-dataset sims/model_iii --out ds --token '***'" in text
+    assert TOKEN not in text and str(tmp_path) not in text
 
 
 def test_dataset_card_configs_load_with_datasets(tmp_path, monkeypatch) -> None:
@@ -306,9 +491,20 @@ def test_dataset_card_configs_load_with_datasets(tmp_path, monkeypatch) -> None:
         pq.write_table(table, tmp_path / "data" / f"{split}-00000-of-00001.parquet")
     (tmp_path / "dataset_dict.json").write_text("{}")  # save_to_disk bookkeeping must not confuse the card
     write_dataset_card(
-        tmp_path, {**DATASET_INFO, "source": str(tmp_path), "simulation": {"pixel_scale": 0.05}}
+        tmp_path,
+        {
+            **DATASET_INFO,
+            "source": str(tmp_path),
+            "simulation": {**dataclasses.asdict(PRESETS["model_i"]), "pixel_scale": 0.04},
+        },
     )
     dd = load_dataset(str(tmp_path), cache_dir=str(tmp_path / "cache"))
     assert {k: dd[k].num_rows for k in dd} == DATASET_INFO["splits"]
     text = (tmp_path / "README.md").read_text()
-    assert "| `pixel_scale` | 0.05 |" in text
+    assert "| `pixel_scale` | 0.04 arcsec/px |" in text
+
+    yaml = {
+        "configs": [{"config_name": "default", "data_files": [{"split": "train", "path": "data/train-*"}]}]
+    }
+    card = DatasetCard(render_dataset_card(DATASET_INFO, card_yaml=yaml))
+    assert card.data.configs == yaml["configs"]

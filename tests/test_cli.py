@@ -55,7 +55,7 @@ def test_help_of_every_command(cli):
     assert result.code == 0 and "usage: lens-hf" in result.out and "dark matter substructure" in result.out
     commands = sorted(build_parser()._subparsers._group_actions[0].choices)
     assert commands == sorted(
-        ["simulate", "build-dataset", "show", "train", "evaluate", "predict", "card", "push"]
+        ["simulate", "build-dataset", "show", "train", "evaluate", "predict", "card", "push", "cache-model"]
     )
     expected = {
         "simulate": ["--per-class", "--format", "byte-identical"],
@@ -64,7 +64,8 @@ def test_help_of_every_command(cli):
         "evaluate": ["--model", "--data", "metrics.json", "--skip-bad"],
         "predict": ["--output", "--skip-bad", ".csv"],
         "card": ["--metrics", "README.md"],
-        "push": ["--repo-id", "safetensors"],
+        "push": ["--repo-id", "safetensors", "local"],
+        "cache-model": ["--model", "--repo-id", "offline"],
         "train": [
             "--output_dir",
             "--dataset",
@@ -183,7 +184,8 @@ def test_build_dataset_from_model_i_layout(sim_dir, tmp_path, cli):
     for row in rows:
         label = LABELS[row["label"]]
         assert Path(row["path"]).parent.name == DEEPLENSE_FOLDERS[label]
-        _, meta = read_image(row["path"])
+        assert not Path(row["path"]).is_absolute()  # relative to the source folder: publishable
+        _, meta = read_image(sim_dir / row["path"])
         assert row["axion_mass"] == (meta["axion_mass"] if label == "vortex" else None)
         assert row["preset"] == "model_i" and row["seed"] == 4
     info = json.loads((out / "lens_hf_dataset.json").read_text())
@@ -458,9 +460,21 @@ def test_outputs_that_cannot_be_written_fail_before_inference(model_dir, tmp_pat
         cases = [
             (("predict", data, "--output", locked / "p.csv"), locked / "p.csv", "cannot write there"),
             (("evaluate", "--data", data, "--out", locked / "eval"), locked / "eval", "cannot write there"),
-            (("predict", data, "--output", tmp_path / f"{long_name}.csv"), None, "file name too long"),
-            (("predict", data, "--output", tmp_path / long_name / "p.json"), None, "file name too long"),
-            (("evaluate", "--data", data, "--out", tmp_path / long_name), None, "file name too long"),
+            (
+                ("predict", data, "--output", tmp_path / f"{long_name}.csv"),
+                None,
+                "too long for the file system",
+            ),
+            (
+                ("predict", data, "--output", tmp_path / long_name / "p.json"),
+                None,
+                "too long for the file system",
+            ),
+            (
+                ("evaluate", "--data", data, "--out", tmp_path / long_name),
+                None,
+                "too long for the file system",
+            ),
         ]
         before = tree(tmp_path)
         for args, named, words in cases:

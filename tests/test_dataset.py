@@ -5,13 +5,19 @@ from __future__ import annotations
 import ast
 import importlib.util
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import datasets
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from hostile_files import CANARY
 
 from lens_hf.data.dataset import (
     FEATURES,
@@ -26,7 +32,9 @@ from lens_hf.data.dataset import (
 from lens_hf.errors import LensHFError
 from lens_hf.labels import LABELS
 from lens_hf.processing.file_io import LensFileError
+from lens_hf.utils import temporary_name
 
+ROOT = Path(__file__).resolve().parents[1]
 PER_CLASS = 10
 
 
@@ -54,7 +62,7 @@ def model_i_folder(tmp_path_factory) -> tuple[Path, dict[str, tuple[np.ndarray, 
             else:
                 mass = None
                 np.save(path, image)
-            truth[str(path)] = (_minmax(image), label, mass)
+            truth[f"{folder}/{path.name}"] = (_minmax(image), label, mass)  # as the path column holds it
     return root, truth
 
 
@@ -87,7 +95,7 @@ def test_model_i_folder_to_saved_dataset(model_i_folder, saved):
     assert isinstance(reopened, datasets.DatasetDict)
     assert reopened["train"].features == FEATURES
     paths = [p for ds in reopened.values() for p in ds["path"]]
-    assert sorted(paths) == sorted(truth)  # one row per file, none twice
+    assert sorted(paths) == sorted(truth)  # one row per file, none twice, relative to the source folder
     for ds in reopened.values():
         _check_rows(ds, truth)
     vortex_masses = [m for ds in reopened.values() for m, y in zip(ds["axion_mass"], ds["label"]) if y == 2]
@@ -177,7 +185,7 @@ def test_split_folders_are_kept_and_metadata_columns(tmp_path):
     )
     dd, _ = build_from_folder(tmp_path, progress=False)
     assert {name: len(ds) for name, ds in dd.items()} == {"train": 9, "validation": 3}
-    rows = {Path(r["path"]).relative_to(tmp_path).as_posix(): r for r in dd["train"]}
+    rows = {r["path"]: r for r in dd["train"]}
     vort = rows["train/vort/0.npy"]
     assert vort["axion_mass"] == 3.2e-23 and vort["n_subhalos"] == 100 and vort["preset"] == "model_i"
     assert vort["seed"] == 5 and vort["source_x"] == pytest.approx(0.1) and vort["exposure_time"] == 2000.0
@@ -282,7 +290,7 @@ def test_build_from_simulation_matches_written_archive(tmp_path):
             "preset",
         ):
             assert row[key] == twin[key], key
-        assert Path(row["path"]).is_file()
+        assert (tmp_path / "sim" / row["path"]).is_file()
 
 
 def test_data_package_imports_no_simulator_eagerly():
@@ -304,3 +312,165 @@ def test_data_package_imports_no_simulator_eagerly():
                 for m in modules
             ), name
     assert lens_hf.data.build_from_simulation is build_from_simulation
+
+
+# --------------------------------------------------------------------------------------------------- leftovers
+def _stale(out: Path) -> list[str]:
+    return sorted(p.name for p in out.parent.iterdir() if p.name.startswith(f".{out.name}."))
+
+
+def test_kill_9_while_saving_then_the_next_run_cleans_up(tmp_path, cli):
+    """``kill -9`` of ``lens-hf build-dataset`` while it writes its temporary folder (hundreds of MB at full
+    scale) leaves that folder; the next run writing the same output removes it, and keeps what is not its own:
+    another output's temporaries and those of a live process."""
+    data = tmp_path / "data"
+    rng = np.random.default_rng(0)
+    for folder in ("no_sub", "cdm", "axion"):
+        (data / folder).mkdir(parents=True)
+        for i in range(150):
+            np.save(data / folder / f"{i:03d}.npy", rng.random((150, 150), dtype=np.float32))
+    out = tmp_path / "ds"
+    live = tmp_path / temporary_name("ds")  # this test process's own: alive
+    live.mkdir()
+    other = tmp_path / ".other.tmp-1-000000-00000000"
+    other.mkdir()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    args = ["build-dataset", str(data), "--out", str(out), "--splits", "0.5,0.5"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lens_hf.cli", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 240
+    try:
+        while len(_stale(out)) < 2:  # the live decoy plus the run's own temporary folder
+            assert proc.poll() is None, "the run ended before it could be interrupted"
+            assert time.monotonic() < deadline, "the run never started saving"
+            time.sleep(0.002)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    left = [name for name in _stale(out) if name != live.name]
+    assert len(left) == 1 and f"-{proc.pid}-" in left[0] and not out.exists()
+
+    result = cli(*args)
+    assert result.code == 0, result.err
+    assert _stale(out) == [live.name] and other.is_dir()
+    assert {k: len(v) for k, v in datasets.load_from_disk(str(out)).items()} == {
+        "train": 225,
+        "validation": 225,
+    }
+
+
+def test_writing_refuses_non_finite_pixels():
+    """The last guard before pixels are written: whatever the path that built them."""
+    from lens_hf.data.dataset import _to_dataset, metadata_row
+
+    image = np.ones((8, 8), dtype=np.float32)
+    image[2, 3] = np.nan
+    with pytest.raises(LensHFError, match="cdm/a.npy: refusing to write"):
+        _to_dataset([image], [metadata_row("subhalo", {}, "cdm/a.npy")])
+
+
+def test_extreme_float32_images_give_finite_datasets(tmp_path, cli):
+    """Finite float32 images spanning about +-3e38 once wrote NaN pixels: min-max normalisation is float64."""
+    top = np.finfo(np.float32).max
+    for k, folder in enumerate(("no_sub", "cdm", "axion")):
+        (tmp_path / "data" / folder).mkdir(parents=True)
+        for i in range(2):
+            image = np.random.default_rng(k * 2 + i).uniform(-1, 1, (32, 32)).astype(np.float32) * top
+            np.save(tmp_path / "data" / folder / f"{i}.npy", image)
+    result = cli("build-dataset", tmp_path / "data", "--out", tmp_path / "ds", "--splits", "1,1")
+    assert result.code == 0, result.err
+    for ds in datasets.load_from_disk(str(tmp_path / "ds")).values():
+        for row in ds:
+            pixels = np.asarray(row["image"])
+            assert np.isfinite(pixels).all() and pixels.min() == 0.0 and pixels.max() == 1.0
+
+
+def test_dataset_record_and_card_hold_no_local_paths(tmp_path, cli, monkeypatch):
+    """``lens_hf_dataset.json``, the card and the path column name files relative to the source folder; the
+    recorded command has no absolute paths and no secrets."""
+    data = tmp_path / "deep" / "local" / "data"
+    rng = np.random.default_rng(1)
+    for folder in ("no_sub", "cdm", "axion"):
+        (data / folder).mkdir(parents=True)
+        for i in range(2):
+            np.save(data / folder / f"{i}.npy", rng.random((16, 16)))
+    (data / "cdm" / "bad.npy").write_bytes(b"junk")
+    monkeypatch.chdir(tmp_path / "deep")
+    out = tmp_path / "elsewhere" / "ds"
+    args = [
+        "build-dataset",
+        str(data),
+        "--out",
+        str(out),
+        "--splits",
+        "1,1",
+        "--skip-bad",
+        "--token",
+        "hf_abcdefgh123",
+    ]
+    monkeypatch.setattr(sys, "argv", ["lens-hf", *args])  # what the command records
+    result = cli(*args[:-2])
+    assert result.code == 0, result.err
+    record = json.loads((out / MARKER_FILE).read_text())
+    assert record["source"] == "local/data"
+    assert record["skipped"] == [{"path": "cdm/bad.npy", "error": record["skipped"][0]["error"]}]
+    assert (
+        record["command"] == "lens-hf build-dataset local/data --out ds --splits 1,1 --skip-bad --token ***"
+    )
+    texts = [(out / MARKER_FILE).read_text(), (out / "README.md").read_text()]
+    for ds in datasets.load_from_disk(str(out)).values():
+        assert all(p.count("/") == 1 and not p.startswith("/") for p in ds["path"])
+    for name in pq.ParquetFile(next((out / "data").glob("*.parquet"))).read().column("path").to_pylist():
+        assert not Path(name).is_absolute()
+    for text in texts:
+        assert str(tmp_path) not in text
+
+
+def test_metadata_errors_never_quote_the_file(tmp_path):
+    for folder in ("no_sub", "cdm"):
+        (tmp_path / folder).mkdir()
+        np.save(tmp_path / folder / "a.npy", np.random.default_rng(0).random((16, 16)))
+    meta = tmp_path / "metadata.csv"
+    meta.write_text(f"{CANARY},label\ncdm/a.npy,subhalo\n")
+    with pytest.raises(LensHFError) as info:
+        build_from_folder(tmp_path, splits="1", progress=False)
+    assert "no 'path' column (2 column(s))" in str(info.value) and CANARY not in str(info.value)
+    meta.write_text(f"path,seed\ncdm/a.npy,{CANARY}\n")
+    with pytest.raises(LensHFError) as info:
+        build_from_folder(tmp_path, splits="1", progress=False)
+    assert "metadata seed is not a number" in str(info.value) and CANARY not in str(info.value)
+    meta.write_bytes(b"path,seed\ncdm/a.npy,\xff\xfe\n")
+    with pytest.raises(LensHFError, match="not UTF-8 text"):
+        build_from_folder(tmp_path, splits="1", progress=False)
+
+
+def test_simulate_hf_removes_what_a_killed_save_left(tmp_path, cli):
+    """A killed ``simulate --format hf`` leaves its temporary folder, or (killed between the two renames of a
+    replacement) the previous dataset set aside with no dataset in place: the next run cleans up first."""
+    proc = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    dead = int(proc.stdout)
+    out = tmp_path / "sim"
+
+    def left_by_dead(kind: str) -> Path:
+        head, _, host, token = temporary_name(out.name, kind).rsplit("-", 3)
+        path = tmp_path / f"{head}-{dead}-{host}-{token}"
+        path.mkdir()
+        (path / "data-00000-of-00001.arrow").write_bytes(bytes(100_000))
+        return path
+
+    half_written = left_by_dead("tmp")
+    set_aside = left_by_dead("old")
+    (set_aside / MARKER_FILE).write_text("{}")
+    args = ("simulate", "--preset", "model_ii", "--per-class", "1", "--format", "hf", "--splits", "1")
+    result = cli(*args, "--workers", "1", "--out", out)
+    assert result.code == 0, result.err
+    assert [p.name for p in tmp_path.iterdir()] == ["sim"]
+    assert json.loads((out / MARKER_FILE).read_text())["splits"] == {"train": 3}
+    assert not half_written.exists() and not set_aside.exists()

@@ -1,10 +1,12 @@
-"""Fuzzing the safe loader: random bytes and mutated valid .npy/.npz/.png/.tif/.fits files. Whatever the bytes,
-``read_array``/``read_image`` return a valid image or raise :class:`LensFileError` with one line naming the file;
-no other exception escapes and no code from the file runs."""
+"""Fuzzing the safe loader: random bytes, mutated valid .npy/.npz/.png/.tif/.fits files and a corpus of crafted
+hostile ones. Whatever the bytes, ``read_array``/``read_image`` return a valid image or raise
+:class:`LensFileError` with one line naming the file and never quoting it; no other exception escapes and no
+code from the file runs."""
 
 from __future__ import annotations
 
 import atexit
+import gzip
 import io
 import os
 import shutil
@@ -12,8 +14,10 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+import hostile_files
 import numpy as np
 import pytest
+from hostile_files import CANARY
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -78,7 +82,12 @@ def _seeds() -> dict[str, bytes]:
     with zipfile.ZipFile(buffer, "w") as zf:
         zf.writestr("image.npy", seeds["float.npy"])
         zf.writestr("axion_mass.npy", _npy(np.array(1e-23)))
+        zf.writestr(f"{CANARY}.txt", CANARY)  # names and bytes that messages must never quote
     seeds["pair.npz"] = buffer.getvalue()
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("arr_0.npy", seeds["int.npy"])
+    seeds["deflated.npz"] = buffer.getvalue()
     for suffix, mode, data in ((".png", "L", (floats * 255).astype(np.uint8)), (".tif", "F", floats)):
         buffer = io.BytesIO()
         Image.fromarray(data, mode=mode).save(buffer, format="PNG" if suffix == ".png" else "TIFF")
@@ -86,13 +95,15 @@ def _seeds() -> dict[str, bytes]:
     buffer = io.BytesIO()
     hdu = fits.PrimaryHDU(floats)
     hdu.header["AXIONM"] = 1e-23
+    hdu.header["OBSERVER"] = CANARY
     hdu.writeto(buffer)
     seeds["image.fits"] = buffer.getvalue()
+    seeds["image.fits.gz"] = gzip.compress(seeds["image.fits"])
     return seeds
 
 
 SEEDS = _seeds()
-SUFFIXES = (".npy", ".npz", ".png", ".tif", ".tiff", ".fits", ".fit")
+SUFFIXES = (".npy", ".npz", ".png", ".tif", ".tiff", ".fits", ".fit", ".fits.gz")
 
 
 def _check(name: str, data: bytes) -> None:
@@ -117,6 +128,7 @@ def _check(name: str, data: bytes) -> None:
 def _assert_one_line(err: LensFileError, path: Path) -> None:
     text = str(err)
     assert str(path) in text and "\n" not in text and err.reason, text
+    assert CANARY not in text, text
 
 
 def _mutate(data: bytes, edits: list[tuple[int, int, int]], cut: int | None) -> bytes:
@@ -188,7 +200,7 @@ def test_seeds_are_valid_and_the_hostile_one_is_refused():
             continue
         image, meta = read_image(path)
         assert image.ndim == 2 and image.dtype == np.float32, name
-        if name in ("axion.npy", "pair.npz", "image.fits"):
+        if name in ("axion.npy", "pair.npz", "image.fits", "image.fits.gz"):
             assert meta["axion_mass"] == pytest.approx(1e-23), name
     assert not MARKER.exists()
 
@@ -216,3 +228,30 @@ def test_crafted_npy_headers(header):
     _check("crafted.npy", _raw_npy(header, version=2 if len(header) > 60000 else 1))
     with pytest.raises(LensFileError):
         read_array(WORK / "crafted.npy")
+
+
+HOSTILE = {**hostile_files.hostile(), **hostile_files.canaries()}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_hostile_files_raise_one_clean_lens_file_error(name, tmp_path):
+    """Crafted files that made NumPy, pickle, zipfile, astropy or PIL raise their own exceptions (ValueError,
+    OverflowError, RuntimeError, NotImplementedError, UnicodeError, EOFError, struct.error, zlib.error ...):
+    each is one LensFileError naming the file, saying what is wrong, quoting nothing of it."""
+    ((path, words),) = hostile_files.write(tmp_path, {name: HOSTILE[name]}).values()
+    with pytest.raises(LensFileError) as info:
+        read_image(path)
+    _assert_one_line(info.value, path)
+    assert words in info.value.reason, info.value.reason
+    assert not MARKER.exists()
+
+
+@SETTINGS
+@given(
+    name=st.sampled_from(sorted(HOSTILE)),
+    edits=EDITS,
+    cut=st.none() | st.integers(0, 1 << 16),
+)
+def test_mutated_hostile_files(name, edits, cut):
+    data = HOSTILE[name][0]
+    _check(name.replace("/", "_"), _mutate(data, edits, cut))

@@ -1,19 +1,33 @@
-"""lens_hf.hub: Hub ids resolve from a real Hugging Face cache offline; pushes send exactly the right files."""
+"""lens_hf.hub: Hub ids resolve from a real Hugging Face cache offline; pushes send exactly the right files and
+nothing that holds a secret or a local path; the default model resolves from a checkout, the cache or the Hub."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import shlex
 import shutil
+import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from huggingface_hub import HfApi, RepoUrl, scan_cache_dir
 from huggingface_hub.utils._paths import DEFAULT_IGNORE_PATTERNS
 
 from lens_hf.errors import LensHFError
-from lens_hf.hub import push_folder, resolve_model_path, upload_file_list
+from lens_hf.hub import (
+    CHECKOUT_MODEL_DIR,
+    DEFAULT_MODEL_ENV,
+    DEFAULT_MODEL_ID,
+    cache_model_folder,
+    check_publishable,
+    default_model_path,
+    push_folder,
+    resolve_model_path,
+    upload_file_list,
+)
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
@@ -197,6 +211,19 @@ def test_dataset_upload_list(tmp_path) -> None:
         upload_file_list(empty, repo_type="dataset")
 
 
+def _tiny_vit():
+    """A randomly initialised 1-layer stock ViT on 16 px single-channel images, 3 classes, in eval mode."""
+    import torch
+    from transformers import ViTConfig, ViTForImageClassification
+
+    torch.manual_seed(0)
+    config = ViTConfig(
+        image_size=16, patch_size=8, num_channels=1, hidden_size=16, num_hidden_layers=1,
+        num_attention_heads=2, intermediate_size=32, num_labels=3,
+    )  # fmt: skip
+    return ViTForImageClassification(config).eval()
+
+
 @pytest.fixture
 def recorded_hub(monkeypatch) -> dict:
     """Replace the two Hub network calls; upload_folder's file selection runs huggingface_hub's own code."""
@@ -230,14 +257,9 @@ def recorded_hub(monkeypatch) -> dict:
 
 def test_push_uploads_exactly_the_list_and_it_is_sufficient(tmp_path, recorded_hub) -> None:
     import torch
-    from transformers import AutoModelForImageClassification, ViTConfig, ViTForImageClassification
+    from transformers import AutoModelForImageClassification
 
-    torch.manual_seed(0)
-    config = ViTConfig(
-        image_size=16, patch_size=8, num_channels=1, hidden_size=16, num_hidden_layers=1,
-        num_attention_heads=2, intermediate_size=32, num_labels=3,
-    )  # fmt: skip
-    model = ViTForImageClassification(config).eval()
+    model = _tiny_vit()
     folder = tmp_path / "run"
     model.save_pretrained(folder)
     _write_files(folder, [n for n in KEEP if not (folder / n).exists()] + DROP)
@@ -290,3 +312,243 @@ def test_push_network_failure_is_one_line(tmp_path, recorded_hub, monkeypatch) -
     with pytest.raises(LensHFError, match="pushing to 'someone/x' failed: ConnectError") as err:
         push_folder(tmp_path, "someone/x")
     assert "\n" not in str(err.value)
+
+
+# ------------------------------------------------------------------------ nothing secret or local is pushed
+TOKEN = "hf_" + "Q7vLr2XpN9sKd4TbW1mZc8YfJ3hGa6Ue0o"  # the shape of a real access token (34 characters)
+
+
+def _saved_model(tmp_path: Path) -> Path:
+    """A real saved tiny ViT folder (config, safetensors) with a metrics file."""
+    from lens_hf.metrics import softmax, write_evaluation
+
+    folder = tmp_path / "runs" / "model"
+    _tiny_vit().save_pretrained(folder)
+    y = np.arange(30) % 3
+    write_evaluation(folder, y, softmax(np.eye(3)[y] + np.random.default_rng(0).normal(size=(30, 3))))
+    return folder
+
+
+def _all_text(folder: Path, files: list[str]) -> str:
+    return "\n".join((folder / f).read_bytes().decode("utf-8", "replace") for f in files)
+
+
+def test_card_then_push_publishes_no_token_and_no_local_path(
+    tmp_path, monkeypatch, cli, recorded_hub
+) -> None:
+    """A training record written with --hub_token and absolute paths in its command: after `lens-hf card`, no
+    file push would upload holds the token or the working directory, and push goes through."""
+    monkeypatch.chdir(tmp_path)
+    folder = _saved_model(tmp_path)
+    record = {
+        "command": shlex.join(
+            [
+                sys.executable,
+                str(tmp_path / "recipes" / "train_vit_spt_lsa.py"),
+                "--hub_token",
+                TOKEN,
+                "--output_dir",
+                str(folder),
+                "--dataset",
+                str(tmp_path / "data" / "model_i"),
+            ]
+        ),
+        "training_args": {"hub_token": TOKEN, "output_dir": str(folder), "logging_dir": str(folder / "logs")},
+        "data_args": {"dataset": str(tmp_path / "data" / "model_i")},
+        "dataset": {"source": str(tmp_path / "data" / "model_i"), "splits": {"train": 30, "test": 30}},
+    }
+    (folder / "lens_hf_training.json").write_text(json.dumps(record))
+    metrics = json.loads((folder / "metrics.json").read_text())
+    (folder / "metrics.json").write_text(
+        json.dumps({**metrics, "model": str(folder), "data": str(tmp_path / "t")})
+    )
+    with pytest.raises(
+        LensHFError, match=r"lens_hf_training\.json: .*token-like string; refusing to publish"
+    ):
+        push_folder(folder, "someone/lens-vit")
+    assert "create_repo" not in recorded_hub
+
+    result = cli("card", "--model", folder)
+    assert result.code == 0, result.err
+    assert "masked secrets and local paths in lens_hf_training.json, metrics.json" in result.out
+    files = upload_file_list(folder)
+    assert {"README.md", "lens_hf_training.json", "metrics.json", "config.json", "model.safetensors"} <= set(
+        files
+    )
+    published = _all_text(folder, files)
+    assert TOKEN not in published and str(tmp_path) not in published
+    saved = json.loads((folder / "lens_hf_training.json").read_text())
+    assert saved["command"] == (
+        "python recipes/train_vit_spt_lsa.py --hub_token '***' --output_dir runs/model --dataset data/model_i"
+    )
+    assert saved["training_args"] == {
+        "hub_token": "***",
+        "output_dir": "runs/model",
+        "logging_dir": "runs/model/logs",
+    }
+    assert "Dataset: `data/model_i` (a local folder, not published with this model)." in published
+
+    assert push_folder(folder, "someone/lens-vit") == "https://huggingface.co/someone/lens-vit"
+    assert recorded_hub["uploaded"] == files
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "problem"),
+    [
+        ("modeling_extra.py", f'TOKEN = "{TOKEN}"\n', "line 1 holds a token-like string"),
+        ("README.md", "---\nlicense: mit\n---\ntrained in {cwd}/runs\n", "line 4 holds the local path"),
+        ("README.md", "see {home}/notes.txt\n", "line 1 holds the local path"),
+        (
+            "metrics.json",
+            '{{"data": "/mnt/lab/test_set"}}',
+            "holds the absolute local path '/mnt/lab/test_set'",
+        ),
+        ("training_args.json", '{{"push": "{token}"}}', "holds a token-like string"),
+    ],
+)
+def test_push_refuses_a_file_with_a_secret_or_a_local_path(
+    tmp_path, monkeypatch, recorded_hub, name, content, problem
+):
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / "model"
+    _write_files(folder, ["config.json", "model.safetensors"])
+    (folder / name).write_text(content.format(cwd=tmp_path, home=Path.home(), token=TOKEN))
+    with pytest.raises(LensHFError) as err:
+        push_folder(folder, "someone/lens-vit")
+    message = str(err.value)
+    assert message.startswith(f"{folder / name}: {problem}") and "refusing to publish" in message
+    assert TOKEN not in message and "\n" not in message
+    assert "create_repo" not in recorded_hub  # refused before any network call
+
+
+def test_push_refuses_secret_environment_values_and_weights_metadata(tmp_path, monkeypatch, recorded_hub):
+    from safetensors.numpy import save_file
+
+    folder = tmp_path / "model"
+    _write_files(folder, ["config.json"])
+    save_file(
+        {"w": np.zeros(2, np.float32)}, str(folder / "model.safetensors"), metadata={"source": "/srv/x/run"}
+    )
+    with pytest.raises(LensHFError, match=r"model\.safetensors: holds the absolute local path '/srv/x/run'"):
+        push_folder(folder, "someone/lens-vit")
+    save_file({"w": np.zeros(2, np.float32)}, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    (folder / "README.md").write_text("pushed with not-prefixed-secret-value\n")
+    monkeypatch.setenv("MY_SERVICE_PASSWORD", "not-prefixed-secret-value")
+    with pytest.raises(LensHFError, match=r"README\.md: line 1 holds a token-like string"):
+        push_folder(folder, "someone/lens-vit")
+    monkeypatch.delenv("MY_SERVICE_PASSWORD")
+    assert push_folder(folder, "someone/lens-vit").endswith("someone/lens-vit")
+
+
+def test_dataset_push_checks_parquet_string_columns(tmp_path, monkeypatch, recorded_hub) -> None:
+    """Absolute paths left in a dataset's parquet shards (the path column, or the path inside the image struct)
+    or its record are caught."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / "ds"
+    (folder / "data").mkdir(parents=True)
+    (folder / "README.md").write_text("---\nlicense: mit\n---\n# data\n")
+    shard = folder / "data" / "train-00000-of-00001.parquet"
+
+    def write(paths: list, image_paths: list) -> None:
+        images = [{"bytes": b"\x00", "path": p} for p in image_paths]
+        pq.write_table(pa.table({"image": images, "label": [0, 1], "path": paths}), shard)
+
+    write(["cdm/a.npy", None], [None, None])
+    (folder / "lens_hf_dataset.json").write_text(json.dumps({"source": "archive", "splits": {"train": 2}}))
+    assert push_folder(folder, "someone/lens-data", repo_type="dataset").endswith(
+        "datasets/someone/lens-data"
+    )
+
+    write(["cdm/a.npy", str(tmp_path / "archive" / "cdm" / "b.npy")], [None, None])
+    with pytest.raises(LensHFError, match=r"train-00000-of-00001\.parquet: holds the absolute local path"):
+        push_folder(folder, "someone/lens-data", repo_type="dataset")
+    write(["cdm/a.npy", "cdm/b.npy"], ["/home/someone/archive/cdm/a.npy", None])
+    with pytest.raises(LensHFError, match=r"parquet: holds the absolute local path '/home/someone/archive"):
+        push_folder(folder, "someone/lens-data", repo_type="dataset")
+    write(["cdm/a.npy", "cdm/b.npy"], [None, None])
+    (folder / "lens_hf_dataset.json").write_text(json.dumps({"source": str(tmp_path / "archive")}))
+    with pytest.raises(LensHFError, match=r"lens_hf_dataset\.json: holds the absolute local path"):
+        push_folder(folder, "someone/lens-data", repo_type="dataset")
+    assert "create_repo" not in recorded_hub or recorded_hub["create_repo"]["repo_id"] == "someone/lens-data"
+
+
+def test_code_identifiers_and_the_shipped_checkpoint_pass_the_check(tmp_path) -> None:
+    """No false alarms: names such as hf_logging in code, and the shipped model folder as committed."""
+    folder = tmp_path / "model"
+    _write_files(folder, ["config.json", "model.safetensors"])
+    (folder / "helpers.py").write_text("hf_logging = hf_quantizer = hf_dataset_path = 'ok/relative'\n")
+    check_publishable(folder, upload_file_list(folder))
+    if (CHECKOUT_MODEL_DIR / "config.json").is_file():
+        check_publishable(CHECKOUT_MODEL_DIR, upload_file_list(CHECKOUT_MODEL_DIR))
+
+
+# --------------------------------------------------------------------------- the default model and the cache
+def test_cache_model_folder_writes_a_snapshot_the_hub_library_reads(tmp_path, monkeypatch) -> None:
+    from huggingface_hub import snapshot_download, try_to_load_from_cache
+
+    folder = _saved_model(tmp_path)
+    (folder / "optimizer.pt").write_bytes(b"never cached")
+    cache = tmp_path / "hf-cache"
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    snapshot = cache_model_folder(folder, "team/lens-model")
+    assert snapshot == cache_model_folder(folder, "team/lens-model")  # same content, same snapshot
+    found = snapshot_download("team/lens-model", cache_dir=cache, local_files_only=True)
+    assert Path(found) == snapshot
+    assert sorted(p.name for p in snapshot.iterdir()) == upload_file_list(folder)
+    assert try_to_load_from_cache("team/lens-model", "config.json", cache_dir=cache) == str(
+        snapshot / "config.json"
+    )
+    info = scan_cache_dir(cache)
+    assert not info.warnings and [r.repo_id for r in info.repos] == ["team/lens-model"]
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert resolve_model_path("team/lens-model") == snapshot
+
+    (folder / "metrics.json").write_text(json.dumps({"data": TOKEN}))
+    with pytest.raises(LensHFError, match="token-like string"):
+        cache_model_folder(folder, "team/lens-model")
+    assert snapshot_download("team/lens-model", cache_dir=cache, local_files_only=True) == str(snapshot)
+
+
+def test_default_model_resolution_order(tmp_path, monkeypatch, model_dir) -> None:
+    """LENS_HF_DEFAULT_MODEL, then the checkout's folder, then the Hugging Face cache; offline and uncached:
+    one line saying how to get it."""
+    cache = tmp_path / "hf-cache"
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv(DEFAULT_MODEL_ENV, raising=False)
+    missing = tmp_path / "no-checkout"
+    with pytest.raises(LensHFError) as err:
+        default_model_path(missing)
+    message = str(err.value)
+    assert DEFAULT_MODEL_ID in message and "lens-hf cache-model" in message and "--model" in message
+    assert "\n" not in message and err.value.__cause__ is None
+
+    snapshot = cache_model_folder(model_dir, DEFAULT_MODEL_ID)
+    assert default_model_path(missing) == snapshot
+    assert default_model_path(model_dir) == model_dir  # a checkout's copy comes first
+    monkeypatch.setenv(DEFAULT_MODEL_ENV, str(tmp_path))
+    assert default_model_path(model_dir) == tmp_path  # the variable overrides both
+    monkeypatch.setenv(DEFAULT_MODEL_ENV, "org/not-cached")
+    with pytest.raises(
+        LensHFError, match=f"^{DEFAULT_MODEL_ENV}: model 'org/not-cached' is not a local folder"
+    ):
+        default_model_path(model_dir)
+
+
+def test_cache_model_command_and_predict_without_model(tmp_path, monkeypatch, cli, model_dir, deeplense_dir):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    monkeypatch.delenv(DEFAULT_MODEL_ENV, raising=False)
+    monkeypatch.setattr("lens_hf.inference.DEFAULT_MODEL_DIR", tmp_path / "no-checkout")
+    result = cli("predict", deeplense_dir)
+    assert result.code == 2 and len(result.err_lines) == 1 and "lens-hf cache-model" in result.err
+    result = cli("cache-model", "--model", model_dir)
+    assert result.code == 0, result.err
+    assert f"as {DEFAULT_MODEL_ID} in" in result.out
+    result = cli("predict", deeplense_dir)
+    assert result.code == 0, result.err
+    assert "12 image(s) classified" in result.err
+    result = cli("cache-model", "--model", tmp_path / "nothing")
+    assert result.code == 2 and "no such model folder" in result.err

@@ -12,7 +12,6 @@ import json
 import math
 import os
 import shutil
-import uuid
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -34,8 +33,8 @@ from datasets import (
 from lens_hf.data.readers import SPLIT_FOLDERS, Record, load_images, scan_folder
 from lens_hf.errors import LensHFError
 from lens_hf.labels import LABEL2ID, LABELS
-from lens_hf.processing.file_io import as_image_2d, normalize_image
-from lens_hf.utils import replace_folder
+from lens_hf.processing.file_io import normalize_image
+from lens_hf.utils import make_temporary_folder, replace_folder
 
 FEATURES = Features(
     {
@@ -49,7 +48,9 @@ FEATURES = Features(
         "exposure_time": Value("float32"),  # s
         "seed": Value("int64"),
         "preset": Value("string"),
-        "path": Value("string"),  # source file; None for images simulated in memory
+        "path": Value(
+            "string"
+        ),  # source file relative to the source folder; None for images simulated in memory
     }
 )
 SPLIT_NAMES: tuple[str, ...] = ("train", "validation", "test")
@@ -175,8 +176,8 @@ def _to_float(value: Any, key: str, source: str) -> float | None:
         return None
     try:
         out = float(value)
-    except (TypeError, ValueError):
-        raise LensHFError(f"{source}: metadata {key}={value!r} is not a number") from None
+    except (TypeError, ValueError, OverflowError):
+        raise LensHFError(f"{source}: metadata {key} is not a number") from None
     return out if math.isfinite(out) else None
 
 
@@ -185,13 +186,16 @@ def _to_int(value: Any, key: str, source: str) -> int | None:
     if number is None:
         return None
     if not number.is_integer() or abs(number) > _INT_COLUMNS[key]:
-        raise LensHFError(f"{source}: metadata {key}={value!r} is not a valid integer")
+        raise LensHFError(f"{source}: metadata {key} is not an integer of the column's range")
     return int(number)
 
 
-def metadata_row(label: str, meta: Mapping[str, Any], path: str | None) -> dict[str, Any]:
-    """The non-image columns of one row from a label, a metadata dict (simulator or reader keys) and a path."""
-    source = path or "simulated image"
+def metadata_row(
+    label: str, meta: Mapping[str, Any], path: str | None, *, source: str | None = None
+) -> dict[str, Any]:
+    """The non-image columns of one row from a label, a metadata dict (simulator or reader keys) and the path to
+    store (relative to the source folder). ``source`` names the image in errors (default: ``path``)."""
+    source = source or path or "simulated image"
     row: dict[str, Any] = {"label": LABEL2ID[label]}
     for key in _FLOAT_COLUMNS:
         row[key] = _to_float(meta.get(key), key, source)
@@ -206,10 +210,15 @@ def metadata_row(label: str, meta: Mapping[str, Any], path: str | None) -> dict[
 
 
 def _to_dataset(images: list[np.ndarray], rows: list[dict[str, Any]]) -> Dataset:
-    """Rows -> Dataset with :data:`FEATURES`, encoded a chunk at a time (images are consumed and freed)."""
+    """Rows -> Dataset with :data:`FEATURES`, encoded a chunk at a time (images are consumed and freed).
+    Every image is checked to be finite float32 (H, W) here, where it is written."""
     parts = []
     for start in range(0, len(rows), _CHUNK_ROWS):
         chunk = rows[start : start + _CHUNK_ROWS]
+        for image, row in zip(images[start : start + _CHUNK_ROWS], chunk):
+            if image.dtype != np.float32 or image.ndim != 2 or not np.isfinite(image).all():
+                where = row["path"] or "a simulated image"
+                raise LensHFError(f"{where}: refusing to write an image that is not finite float32 (H, W)")
         columns: dict[str, list] = {
             name: images[start : start + _CHUNK_ROWS] if name == "image" else [r[name] for r in chunk]
             for name in FEATURES
@@ -222,9 +231,15 @@ def _to_dataset(images: list[np.ndarray], rows: list[dict[str, Any]]) -> Dataset
 
 
 def _records_to_dict(
-    groups: Mapping[str, Sequence[Record]], *, normalize: str, skip_bad: bool, progress: bool
+    groups: Mapping[str, Sequence[Record]],
+    root: str | os.PathLike,
+    *,
+    normalize: str,
+    skip_bad: bool,
+    progress: bool,
 ) -> tuple[DatasetDict, list[tuple[str, str]]]:
-    """{split: records} -> DatasetDict. All images are read in one pass so mixed sizes are caught across splits."""
+    """{split: records} -> DatasetDict. All images are read in one pass so mixed sizes are caught across splits.
+    The ``path`` column holds each file's path relative to ``root`` (the folder the records were found in)."""
     names = [n for n in SPLIT_NAMES if n in groups] + [n for n in groups if n not in SPLIT_NAMES]
     ordered = [rec for n in names for rec in groups[n]]
     splits_of = [n for n in names for _ in groups[n]]
@@ -234,7 +249,15 @@ def _records_to_dict(
     out = {}
     for name in names:
         sel = [i for i, s in enumerate(split_of_kept) if s == name]
-        rows = [metadata_row(kept[i].label, kept[i].meta, kept[i].path) for i in sel]
+        rows = [
+            metadata_row(
+                kept[i].label,
+                kept[i].meta,
+                Path(kept[i].path).relative_to(root).as_posix(),
+                source=kept[i].path,
+            )
+            for i in sel
+        ]
         out[name] = _to_dataset([images[i] for i in sel], rows)
     return DatasetDict(out), skipped
 
@@ -253,8 +276,9 @@ def build_from_folder(
 
     Split folders (train/val/validation/test) are kept as they are. Otherwise each class is split at random
     (seeded by ``seed``) by ``splits`` (fractions or counts per class, default ``"0.8,0.1,0.1"``); only the
-    files chosen are read. Rows of a split are ordered by label id, then file path.
-    Returns ``(dataset_dict, skipped)`` with ``skipped`` the ``(path, reason)`` of files left out (``skip_bad``).
+    files chosen are read. Rows of a split are ordered by label id, then file path; the ``path`` column is
+    relative to ``src`` (``cdm/img_001.npy``). Returns ``(dataset_dict, skipped)`` with ``skipped`` the
+    ``(path, reason)`` of files left out (``skip_bad``), paths as read.
     """
     records = scan_folder(src)
     has_split_folders = records[0].split is not None
@@ -270,7 +294,7 @@ def build_from_folder(
         spec = parse_splits(DEFAULT_SPLITS if splits is None else splits)
         assignment = stratified_split([r.label for r in records], spec, seed)
         groups = {name: [records[i] for i in idx] for name, idx in assignment.items()}
-    return _records_to_dict(groups, normalize=normalize, skip_bad=skip_bad, progress=progress)
+    return _records_to_dict(groups, src, normalize=normalize, skip_bad=skip_bad, progress=progress)
 
 
 def build_from_simulation(
@@ -294,7 +318,7 @@ def build_from_simulation(
     metas: list[dict[str, Any]] = []
     for image, meta in iter_simulations(preset, per_class, seed, workers=workers, progress=progress):
         source = f"simulated {meta.get('label')} #{meta.get('index')}"
-        images.append(normalize_image(as_image_2d(image, source), normalize, source))
+        images.append(normalize_image(image, normalize, source))
         metas.append(dict(meta))
     spec = parse_splits(DEFAULT_SPLITS if splits is None else splits)
     assignment = stratified_split([str(m["label"]) for m in metas], spec, seed)
@@ -352,8 +376,9 @@ def save_dataset(
     ``README.md`` (dataset card) and ``lens_hf_dataset.json`` (``info`` plus split sizes and image size).
 
     Everything is written into a temporary sibling folder that is then renamed into place, so ``out_dir`` is
-    never half-written. An existing ``out_dir`` is replaced only when it is empty or a previous lens_hf
-    dataset; otherwise :class:`LensHFError`.
+    never half-written; temporaries that killed earlier runs left next to ``out_dir`` are removed first. An
+    existing ``out_dir`` is replaced only when it is empty or a previous lens_hf dataset; otherwise
+    :class:`LensHFError`. ``info`` is recorded as given: keep local paths out of it (see :mod:`lens_hf.redact`).
     """
     if not isinstance(dd, DatasetDict) or not len(dd):
         raise LensHFError("save_dataset needs a non-empty DatasetDict")
@@ -376,8 +401,7 @@ def save_dataset(
     full_info["splits"] = {name: len(ds) for name, ds in dd.items()}
     full_info["image_size"] = [height, width]
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp = make_temporary_folder(out)
     try:
         dd.save_to_disk(str(tmp))
         (tmp / "data").mkdir()
@@ -484,7 +508,7 @@ def load_any(
         if name not in groups:
             raise LensHFError(f"{p}: no split {split!r} (available: {', '.join(groups)})")
         groups = {name: groups[name]}
-    dd, skipped = _records_to_dict(groups, normalize=normalize, skip_bad=skip_bad, progress=progress)
+    dd, skipped = _records_to_dict(groups, p, normalize=normalize, skip_bad=skip_bad, progress=progress)
     if skipped:
         warnings.warn(
             f"skipped {len(skipped)} unreadable file(s), e.g. {skipped[0][0]}: {skipped[0][1]}", stacklevel=2

@@ -17,7 +17,7 @@ from __future__ import annotations
 import csv
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -132,26 +132,35 @@ def _parse_value(text: str) -> Any:
     return value if math.isfinite(value) else None
 
 
-def read_metadata_csv(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
-    """``metadata.csv`` -> {relative posix path: {column: value}} (numbers parsed, empty cells None)."""
+def read_metadata_csv(
+    path: str | os.PathLike, keep: Collection[str] | None = None
+) -> dict[str, dict[str, Any]]:
+    """``metadata.csv`` -> {relative posix path: {column: value}} (numbers parsed, empty cells None).
+
+    With ``keep`` (relative posix paths), only those rows are kept, so memory follows the images found rather
+    than the file's size. Errors name the file and the problem, never its contents.
+    """
     p = Path(path)
     try:
         with open(p, newline="", encoding="utf-8") as f:
             reader = csv.DictReader(f)
             if reader.fieldnames is None or "path" not in reader.fieldnames:
-                raise LensHFError(
-                    f"{p}: metadata file has no 'path' column (columns: {', '.join(reader.fieldnames or [])})"
-                )
+                columns = len(reader.fieldnames or [])
+                raise LensHFError(f"{p}: metadata file has no 'path' column ({columns} column(s))")
             table: dict[str, dict[str, Any]] = {}
             for row in reader:
-                rel = (row.pop("path") or "").strip()
-                if not rel:
+                rel = Path((row.pop("path") or "").strip()).as_posix()
+                if rel == "." or (keep is not None and rel not in keep):
                     continue
                 row.pop(None, None)  # cells beyond the header
-                table[Path(rel).as_posix()] = {k: _parse_value(v or "") for k, v in row.items() if k}
+                table[rel] = {k: _parse_value(v or "") for k, v in row.items() if k}
             return table
-    except (OSError, UnicodeDecodeError, csv.Error) as err:
-        raise LensHFError(f"{p}: cannot read metadata file ({err})") from None
+    except UnicodeDecodeError as err:
+        raise LensHFError(f"{p}: cannot read metadata file (not UTF-8 text at byte {err.start})") from None
+    except csv.Error:
+        raise LensHFError(f"{p}: cannot read metadata file (malformed CSV)") from None
+    except OSError as err:
+        raise LensHFError(f"{p}: cannot read metadata file ({err.strerror or type(err).__name__})") from None
 
 
 def scan_folder(root: str | os.PathLike) -> list[Record]:
@@ -218,9 +227,10 @@ def scan_folder(root: str | os.PathLike) -> list[Record]:
 
     meta_file = root_path / METADATA_FILE
     if meta_file.is_file():
-        table = read_metadata_csv(meta_file)
+        relative = {rec.path: Path(rec.path).relative_to(root_path).as_posix() for rec in records}
+        table = read_metadata_csv(meta_file, keep=set(relative.values()))
         for rec in records:
-            row = table.get(Path(rec.path).relative_to(root_path).as_posix())
+            row = table.get(relative[rec.path])
             if row:
                 rec.meta.update(row)
 

@@ -17,22 +17,19 @@ Loading folders back as pipelines is :func:`lens_hf.inference.load_pipeline`.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from transformers import PreTrainedConfig, PreTrainedModel
 
-from lens_hf.utils import replace_folder  # saving.py does not travel with model folders
+# saving.py does not travel with model folders: it may import the rest of lens_hf.
+from lens_hf.utils import make_temporary_folder, replace_folder
 
 from .image_processing_lens import LensImageProcessor
 from .pipeline_lens import RECORD_FIELD, TASK
-
-logger = logging.getLogger(__name__)
 
 CODE_FILES: tuple[str, ...] = ("image_processing_lens.py", "pipeline_lens.py", "file_io.py")
 _CORE_FILES: tuple[str, ...] = ("config.json", "preprocessor_config.json", *CODE_FILES)
@@ -118,14 +115,10 @@ def save_model_folder(
     out = Path(out_dir).expanduser().absolute()
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"{out} exists and is not a folder")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    tmp.chmod(0o777 & ~umask)  # mkdtemp makes it private; the final folder gets the usual permissions
+    tmp = make_temporary_folder(out)  # also removes what killed earlier saves left next to out_dir
     try:
         # Recorded with the weights: a folder that loses its preprocessor_config.json can rebuild it.
-        model.config.__dict__[RECORD_FIELD] = processor.settings()
+        setattr(model.config, RECORD_FIELD, processor.settings())
         if not _is_lens_hf_class(model):
             # Stock transformers configs cannot drop a `custom_pipelines` entry where lens_hf is imported (ours
             # does), and transformers refuses such a folder without trust_remote_code: so no pipeline entry here.

@@ -1,0 +1,577 @@
+"""Which vision transformer learns lensing substructure from scratch? Every family, side by side, equal budgets.
+
+    python benchmarks/family_study.py                      # CPU profile: all cells, 3 seeds, resumable
+    python benchmarks/family_study.py --cells model_ii:1000 --seeds 0 --jobs 2
+    python benchmarks/family_study.py --report-only        # rebuild results/family_study.{json,md,png}
+    python benchmarks/family_study.py --profile gpu        # Model I at full 150 px on one CUDA device
+    python benchmarks/family_study.py --profile quick --work /tmp/q --out /tmp/q   # a minute, numbers mean nothing
+
+Families (each trained by its own recipe in ``recipes/`` with the recipe's defaults; only the hybrid row has a
+convolutional stem, every other family reads pixels with its own tokenizer):
+
+| family | recipe | preset |
+|---|---|---|
+| vit | finetune_vit | vit-tiny (stock HF ViT) |
+| vit-spt, vit-lsa, vit-spt-lsa | train_vit_spt_lsa | vit-spt-tiny, vit-lsa-tiny, vit-spt-lsa-tiny (one class, two switches) |
+| deit | finetune_deit | deit-tiny, both heads learn the labels |
+| deit-distilled | finetune_deit --teacher | deit-tiny, hard distillation from the resnet-18 of the same cell and seed |
+| swin | finetune_swin | swin-tiny |
+| hybrid | train_vit_spt_lsa | vit-spt-lsa-stem (SPT+LSA ViT behind a 3-convolution stem) |
+| resnet-18 | train_cnn_teacher | resnet-18, the CNN baseline (and the teacher) |
+
+A cell is (dataset preset, training images per class). Per cell, one training set, a validation set (best epoch)
+and an independent test set are simulated once (seeds below) and shared by every family and seed; the seed of a
+run sets the initialisation, the data order and the augmentation. The budget of a cell is a number of epochs, the
+same for every family; the CPU-minutes each run used (user + system time of its process, measured by the kernel)
+are recorded beside it. Runs go one per core (``--jobs``, one torch thread each), each in its own folder under
+``--work``; a finished run leaves ``study_row.json`` and is skipped on the next call, an interrupted one resumes
+from its last checkpoint. Results: ``results/family_study.json`` (one row per run + a summary per cell and
+family + paired differences), ``family_study.md`` and ``family_study.png`` (test macro ROC-AUC vs training
+images, one line per family, error bars = standard deviation over seeds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import math
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+ROOT = Path(__file__).resolve().parents[1]
+RECIPES = ROOT / "recipes"
+RESULTS_DIR = ROOT / "benchmarks" / "results"
+WORK_DIR = ROOT / "benchmarks" / "work" / "family_study"
+NAME = "family_study"
+ROW_FILE = "study_row.json"
+
+# Seeds of the simulated sets: training, validation and test are disjoint (a simulated image depends only on
+# preset, class, seed and index), and no other lens_hf benchmark or shipped model uses them.
+DATA_SEEDS = {"train": 7100, "validation": 7101, "test": 7102}
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    recipe: str
+    args: tuple[str, ...] = ()
+    teacher: str | None = None  # family whose run of the same cell and seed is the teacher
+
+
+FAMILIES: dict[str, Family] = {
+    f.name: f
+    for f in (
+        Family("resnet-18", "train_cnn_teacher"),
+        Family("vit", "finetune_vit"),
+        Family("vit-spt", "train_vit_spt_lsa", ("--model_preset", "vit-spt-tiny")),
+        Family("vit-lsa", "train_vit_spt_lsa", ("--model_preset", "vit-lsa-tiny")),
+        Family("vit-spt-lsa", "train_vit_spt_lsa", ("--model_preset", "vit-spt-lsa-tiny")),
+        Family("deit", "finetune_deit"),
+        Family("deit-distilled", "finetune_deit", teacher="resnet-18"),
+        Family("swin", "finetune_swin"),
+        Family("hybrid", "train_vit_spt_lsa", ("--model_preset", "vit-spt-lsa-stem")),
+    )
+}
+
+# Paired comparisons reported with their uncertainty: (name, family, reference family).
+CONTRASTS = (
+    ("SPT (vit-spt - vit)", "vit-spt", "vit"),
+    ("LSA (vit-lsa - vit)", "vit-lsa", "vit"),
+    ("SPT+LSA (vit-spt-lsa - vit)", "vit-spt-lsa", "vit"),
+    ("distillation (deit-distilled - deit)", "deit-distilled", "deit"),
+    ("Swin - ViT", "swin", "vit"),
+    ("hybrid stem (hybrid - vit-spt-lsa)", "hybrid", "vit-spt-lsa"),
+)
+
+
+@dataclass(frozen=True)
+class Cell:
+    dataset: str  # simulation preset: model_i, model_ii, model_iii
+    train_per_class: int
+    epochs: int
+    seeds: tuple[int, ...]
+    validation_per_class: int = 200
+    test_per_class: int = 1000
+
+    @property
+    def key(self) -> str:
+        return f"{self.dataset}-{self.train_per_class}"
+
+
+@dataclass
+class Profile:
+    cells: tuple[Cell, ...]
+    threads: int = 1
+    extra: tuple[str, ...] = ()  # flags given to every run
+    max_run_minutes: float | None = None  # wall-clock guard per run (--max_train_minutes)
+    notes: list[str] = field(default_factory=list)
+
+
+PROFILES: dict[str, Profile] = {
+    "cpu": Profile(
+        cells=(
+            Cell("model_ii", 1000, epochs=30, seeds=(0, 1, 2)),
+            Cell("model_ii", 5000, epochs=12, seeds=(0, 1, 2)),
+            Cell("model_i", 5000, epochs=12, seeds=(0, 1, 2)),
+            Cell("model_iii", 1000, epochs=30, seeds=(0,)),
+        ),
+    ),
+    "gpu": Profile(
+        # Model I at the published full 150 px, archive-like scale, one GPU; fits in about 8 minutes.
+        cells=(Cell("model_i", 5000, epochs=15, seeds=(0,), validation_per_class=300, test_per_class=1000),),
+        threads=8,
+        extra=("--image_size", "150", "--dataloader_num_workers", "4", "--per_device_eval_batch_size", "256"),
+        max_run_minutes=1.2,
+        notes=["every family at the full 150x150 px (the published setting), no crop"],
+    ),
+    "quick": Profile(
+        cells=(Cell("model_ii", 4, epochs=1, seeds=(0,), validation_per_class=3, test_per_class=4),),
+        extra=("--config_overrides", '{"num_hidden_layers": 1}', "--per_device_train_batch_size", "4"),
+    ),
+}
+# ResNet has no num_hidden_layers: its quick run uses the preset as is.
+QUICK_NO_OVERRIDES = {"resnet-18"}
+
+
+# ------------------------------------------------------------------------------------------------------ data
+def prepare_data(cell: Cell, work: Path) -> Path:
+    """Simulate (once) and save the cell's train/validation/test DatasetDict; return its folder."""
+    from datasets import DatasetDict
+
+    from lens_hf.data.dataset import build_from_simulation, save_dataset
+
+    folder = work / "data" / cell.key
+    if (folder / "dataset_dict.json").is_file():
+        return folder
+    sizes = {
+        "train": cell.train_per_class,
+        "validation": cell.validation_per_class,
+        "test": cell.test_per_class,
+    }
+    splits = {}
+    for split, per_class in sizes.items():
+        dd = build_from_simulation(
+            cell.dataset, per_class, DATA_SEEDS[split], splits={"train": per_class}, progress=True
+        )
+        splits[split] = dd["train"]
+    info = {
+        "preset": cell.dataset,
+        "per_class": sizes,
+        "seed": DATA_SEEDS,
+        "normalization": "minmax",
+        "source": "simulated",
+    }
+    save_dataset(DatasetDict(splits), folder, info=info)
+    return folder
+
+
+# ------------------------------------------------------------------------------------------------------ runs
+@dataclass(frozen=True)
+class Run:
+    cell: Cell
+    family: Family
+    seed: int
+
+    def folder(self, work: Path) -> Path:
+        return work / "runs" / self.cell.key / self.family.name / f"seed{self.seed}"
+
+
+def run_command(run: Run, data: Path, work: Path, profile: Profile, profile_name: str) -> list[str]:
+    fam = run.family
+    cmd = [sys.executable, str(RECIPES / f"{fam.recipe}.py"), *fam.args]
+    cmd += ["--dataset", str(data), "--output_dir", str(run.folder(work))]
+    cmd += ["--seed", str(run.seed), "--num_train_epochs", str(run.cell.epochs)]
+    cmd += ["--disable_tqdm", "true", "--save_total_limit", "1", "--logging_steps", "50"]
+    cmd += ["--resume_from_checkpoint", "last"]
+    if fam.teacher:
+        cmd += ["--teacher", str(Run(run.cell, FAMILIES[fam.teacher], run.seed).folder(work))]
+    extra = list(profile.extra)
+    if profile_name == "quick" and fam.name in QUICK_NO_OVERRIDES:
+        i = extra.index("--config_overrides")
+        del extra[i : i + 2]
+    cmd += extra
+    if profile.max_run_minutes:
+        cmd += ["--max_train_minutes", str(profile.max_run_minutes)]
+    return cmd
+
+
+def _row(run: Run, folder: Path, cpu_seconds: float, wall_seconds: float) -> dict[str, Any]:
+    metrics = json.loads((folder / "metrics.json").read_text())
+    record = json.loads((folder / "lens_hf_training.json").read_text())
+    return {
+        "dataset": run.cell.dataset,
+        "family": run.family.name,
+        "train_per_class": run.cell.train_per_class,
+        "seed": run.seed,
+        "epochs": record.get("epochs"),
+        "epochs_budget": run.cell.epochs,
+        "cpu_minutes": round(cpu_seconds / 60.0, 2),
+        "wall_minutes": round(wall_seconds / 60.0, 2),
+        "roc_auc_macro": metrics["roc_auc_macro"],
+        "roc_auc_micro": metrics.get("roc_auc_micro"),
+        "roc_auc_per_class": metrics["roc_auc_per_class"],
+        "accuracy": metrics.get("accuracy"),
+        "test_images": metrics.get("num_samples"),
+        "images_per_s": record.get("train_images_per_second"),
+        "num_parameters": record.get("num_parameters"),
+        "input_size": record.get("input_size"),
+        "stopped_by_time_limit": record.get("stopped_by_time_limit"),
+    }
+
+
+class Scheduler:
+    """Runs at most ``jobs`` recipe processes at once; a distilled run waits for its teacher."""
+
+    def __init__(self, runs: list[Run], work: Path, profile: Profile, profile_name: str, jobs: int):
+        self.pending = list(runs)
+        self.work, self.profile, self.profile_name, self.jobs = work, profile, profile_name, jobs
+        self.running: dict[int, tuple[Run, subprocess.Popen, float, Any]] = {}
+        self.failed: list[str] = []
+
+    def _ready(self, run: Run) -> bool:
+        if not run.family.teacher:
+            return True
+        teacher = Run(run.cell, FAMILIES[run.family.teacher], run.seed)
+        return (teacher.folder(self.work) / ROW_FILE).is_file()
+
+    def _teacher_failed(self, run: Run) -> bool:
+        return bool(run.family.teacher) and any(
+            f"{run.cell.key}/{run.family.teacher}/seed{run.seed}" in name for name in self.failed
+        )
+
+    def _start(self, run: Run, data: Path) -> None:
+        folder = run.folder(self.work)
+        folder.mkdir(parents=True, exist_ok=True)
+        cmd = run_command(run, data, self.work, self.profile, self.profile_name)
+        env = dict(os.environ)
+        env.update(
+            OMP_NUM_THREADS=str(self.profile.threads),
+            MKL_NUM_THREADS=str(self.profile.threads),
+            PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])),
+            TOKENIZERS_PARALLELISM="false",
+        )
+        log = open(folder / "run.log", "a", encoding="utf-8")  # noqa: SIM115 - closed when the run ends
+        log.write(f"$ {shlex.join(cmd)}\n")
+        log.flush()
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+        self.running[proc.pid] = (run, proc, time.time(), log)
+        print(f"[start] {run.cell.key} {run.family.name} seed {run.seed}", flush=True)
+
+    def _reap(self) -> None:
+        pid, status, usage = os.wait4(-1, 0)
+        if pid not in self.running:
+            return
+        run, _proc, start, log = self.running.pop(pid)
+        log.close()
+        wall = time.time() - start
+        folder = run.folder(self.work)
+        code = os.waitstatus_to_exitcode(status)
+        name = f"{run.cell.key}/{run.family.name}/seed{run.seed}"
+        cpu = usage.ru_utime + usage.ru_stime
+        partial = folder / "cpu_seconds_before_resume.json"
+        earlier = float(json.loads(partial.read_text())) if partial.is_file() else 0.0
+        if code != 0 or not (folder / "metrics.json").is_file():
+            # Kept, so that a resumed run reports the CPU time of all its attempts.
+            partial.write_text(json.dumps(earlier + cpu))
+            self.failed.append(name)
+            print(f"[failed] {name} (exit {code}; see {folder / 'run.log'})", flush=True)
+            return
+        # CPU time of this run's process (user + system), plus earlier attempts of an interrupted run.
+        row = _row(run, folder, cpu + earlier, wall)
+        (folder / ROW_FILE).write_text(json.dumps(row, indent=2) + "\n")
+        print(
+            f"[done] {name}: macro AUC {row['roc_auc_macro']:.4f}, {row['cpu_minutes']} CPU-min", flush=True
+        )
+
+    def run(self, data: dict[str, Path]) -> None:
+        while self.pending or self.running:
+            started = False
+            for run in list(self.pending):
+                if len(self.running) >= self.jobs:
+                    break
+                if self._teacher_failed(run):
+                    self.pending.remove(run)
+                    self.failed.append(f"{run.cell.key}/{run.family.name}/seed{run.seed} (teacher failed)")
+                elif self._ready(run):
+                    self.pending.remove(run)
+                    self._start(run, data[run.cell.key])
+                    started = True
+            if self.running:
+                self._reap()
+            elif self.pending and not started:
+                raise RuntimeError("runs wait for teachers that are not scheduled")
+
+
+# --------------------------------------------------------------------------------------------------- report
+def _mean_std(values: Sequence[float]) -> tuple[float, float]:
+    n = len(values)
+    mean = sum(values) / n
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else 0.0
+    return mean, std
+
+
+def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Mean and standard deviation over seeds per (dataset, train_per_class, family)."""
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault((row["dataset"], row["train_per_class"], row["family"]), []).append(row)
+    order = list(FAMILIES)
+    out = []
+    for (dataset, n, family), group in sorted(
+        groups.items(),
+        key=lambda kv: (kv[0][0], kv[0][1], order.index(kv[0][2]) if kv[0][2] in order else 99),
+    ):
+        macro = _mean_std([r["roc_auc_macro"] for r in group])
+        per_class = {
+            label: _mean_std([r["roc_auc_per_class"][label] for r in group])[0]
+            for label in group[0]["roc_auc_per_class"]
+        }
+        out.append(
+            {
+                "dataset": dataset,
+                "train_per_class": n,
+                "family": family,
+                "seeds": len(group),
+                "roc_auc_macro_mean": macro[0],
+                "roc_auc_macro_std": macro[1],
+                "roc_auc_per_class_mean": per_class,
+                "epochs": group[0]["epochs_budget"],
+                "cpu_minutes_mean": _mean_std([r["cpu_minutes"] for r in group])[0],
+                "images_per_s_mean": _mean_std([r["images_per_s"] or 0.0 for r in group])[0],
+                "test_images": group[0]["test_images"],
+            }
+        )
+    return out
+
+
+def contrasts(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Paired differences of macro AUC (same cell, same seed): mean, standard error and a 95 % t interval."""
+    t95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571}
+    index = {(r["dataset"], r["train_per_class"], r["family"], r["seed"]): r["roc_auc_macro"] for r in rows}
+    cells = sorted({(r["dataset"], r["train_per_class"]) for r in rows})
+    out = []
+    for dataset, n in cells:
+        for name, fam, ref in CONTRASTS:
+            diffs = [
+                index[(dataset, n, fam, s)] - index[(dataset, n, ref, s)]
+                for (d, m, f, s) in index
+                if (d, m, f) == (dataset, n, fam) and (dataset, n, ref, s) in index
+            ]
+            if not diffs:
+                continue
+            mean, std = _mean_std(diffs)
+            se = std / math.sqrt(len(diffs)) if len(diffs) > 1 else None
+            half = t95.get(len(diffs) - 1, 1.96) * se if se is not None else None
+            out.append(
+                {
+                    "dataset": dataset,
+                    "train_per_class": n,
+                    "contrast": name,
+                    "pairs": len(diffs),
+                    "difference_mean": mean,
+                    "difference_se": se,
+                    "ci95": None if half is None else [mean - half, mean + half],
+                }
+            )
+    return out
+
+
+def plot(summary: list[dict[str, Any]], path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    datasets = sorted({s["dataset"] for s in summary})
+    fig, axes = plt.subplots(1, len(datasets), figsize=(5.2 * len(datasets), 4.2), squeeze=False)
+    for ax, dataset in zip(axes[0], datasets, strict=True):
+        for family in FAMILIES:
+            pts = sorted(
+                (s["train_per_class"] * 3, s["roc_auc_macro_mean"], s["roc_auc_macro_std"])
+                for s in summary
+                if s["dataset"] == dataset and s["family"] == family
+            )
+            if pts:
+                x, y, e = zip(*pts, strict=True)
+                ax.errorbar(x, y, yerr=e, marker="o", capsize=3, label=family)
+        ax.set_xscale("log")
+        ax.set_xlabel("training images (3 classes)")
+        ax.set_ylabel("test macro ROC-AUC")
+        ax.set_title(dataset.replace("_", " ").title().replace("Ii", "II").replace("Iii", "III"))
+        ax.axhline(0.5, color="grey", lw=0.8, ls=":")
+        ax.grid(alpha=0.3)
+    axes[0][-1].legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    lines = [
+        "# Family study: every transformer family from scratch, equal budgets",
+        "",
+        f"- date: {report['date']}",
+        f"- command: `{report['command']}`",
+        f"- machine: {report['machine']}",
+        "- test sets: independent simulated sets (seed "
+        f"{DATA_SEEDS['test']}), `test_images` images, never used for training or model selection",
+        "- macro ROC-AUC: one-vs-rest, on softmax probabilities; mean ± standard deviation over seeds",
+        "",
+        "| dataset | train / class | family | seeds | epochs | CPU-min / run | train img/s | macro AUC | "
+        "no_sub | subhalo | vortex | test images |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for s in report["summary"]:
+        pc = s["roc_auc_per_class_mean"]
+        lines.append(
+            f"| {s['dataset']} | {s['train_per_class']:,} | {s['family']} | {s['seeds']} | {s['epochs']} | "
+            f"{s['cpu_minutes_mean']:.1f} | {s['images_per_s_mean']:.0f} | "
+            f"**{s['roc_auc_macro_mean']:.4f}** ± {s['roc_auc_macro_std']:.4f} | "
+            f"{pc.get('no_substructure', float('nan')):.4f} | {pc.get('subhalo', float('nan')):.4f} | "
+            f"{pc.get('vortex', float('nan')):.4f} | {s['test_images']:,} |"
+        )
+    if report["contrasts"]:
+        lines += [
+            "",
+            "## Paired differences (same cell, same seed)",
+            "",
+            "| dataset | train / class | contrast | pairs | Δ macro AUC | s.e. | 95 % interval |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for c in report["contrasts"]:
+            se = "n/a" if c["difference_se"] is None else f"{c['difference_se']:.4f}"
+            ci = "n/a" if c["ci95"] is None else f"[{c['ci95'][0]:+.4f}, {c['ci95'][1]:+.4f}]"
+            lines.append(
+                f"| {c['dataset']} | {c['train_per_class']:,} | {c['contrast']} | {c['pairs']} | "
+                f"{c['difference_mean']:+.4f} | {se} | {ci} |"
+            )
+    if report.get("missing"):
+        lines += ["", f"Runs not finished yet: {len(report['missing'])} ({', '.join(report['missing'][:12])}"]
+        lines[-1] += ", ...)" if len(report["missing"]) > 12 else ")"
+    return "\n".join(lines) + "\n"
+
+
+def collect(work: Path, runs: list[Run]) -> tuple[list[dict[str, Any]], list[str]]:
+    rows, missing = [], []
+    for run in runs:
+        path = run.folder(work) / ROW_FILE
+        if path.is_file():
+            rows.append(json.loads(path.read_text()))
+        else:
+            missing.append(f"{run.cell.key}/{run.family.name}/seed{run.seed}")
+    return rows, missing
+
+
+def write_report(rows: list[dict[str, Any]], missing: list[str], out: Path, name: str, command: str) -> dict:
+    import torch
+
+    machine = (
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}"
+    )
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                machine = f"{line.split(':', 1)[1].strip()}, {os.cpu_count()} CPUs, torch {torch.__version__}"
+                break
+    except OSError:
+        pass
+    if torch.cuda.is_available():
+        machine += f", {torch.cuda.get_device_name(0)}"
+    summary = summarize(rows) if rows else []
+    report = {
+        "name": name,
+        "date": dt.date.today().isoformat(),
+        "command": command,
+        "machine": machine,
+        "data_seeds": DATA_SEEDS,
+        "rows": rows,
+        "summary": summary,
+        "contrasts": contrasts(rows) if rows else [],
+        "missing": missing,
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.json").write_text(json.dumps(report, indent=2) + "\n")
+    (out / f"{name}.md").write_text(render_markdown(report))
+    if summary:
+        plot(summary, out / f"{name}.png")
+    return report
+
+
+# ----------------------------------------------------------------------------------------------------- main
+def _parse_cells(text: str | None, profile: Profile) -> list[Cell]:
+    if not text:
+        return list(profile.cells)
+    wanted = {tuple(part.split(":")) for part in text.split(",")}
+    cells = [c for c in profile.cells if (c.dataset, str(c.train_per_class)) in wanted]
+    if len(cells) != len(wanted):
+        known = ", ".join(f"{c.dataset}:{c.train_per_class}" for c in profile.cells)
+        raise SystemExit(f"family_study: unknown cell in {text!r} (this profile has {known})")
+    return cells
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--profile", choices=sorted(PROFILES), default="cpu")
+    parser.add_argument("--cells", help="comma-separated dataset:train_per_class, e.g. model_ii:1000")
+    parser.add_argument("--families", help=f"comma-separated subset of {', '.join(FAMILIES)}")
+    parser.add_argument("--seeds", help="comma-separated seeds (default: the cell's)")
+    parser.add_argument("--jobs", type=int, default=2, help="runs at once (one per core on CPU)")
+    parser.add_argument("--work", type=Path, default=WORK_DIR)
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR)
+    parser.add_argument("--name", default=None, help="results file name (default family_study[_<profile>])")
+    parser.add_argument(
+        "--report-only", action="store_true", help="only rebuild the report from finished runs"
+    )
+    args = parser.parse_args(argv)
+
+    profile = PROFILES[args.profile]
+    name = args.name or (NAME if args.profile == "cpu" else f"{NAME}_{args.profile}")
+    cells = _parse_cells(args.cells, profile)
+    families = [FAMILIES[f] for f in (args.families.split(",") if args.families else FAMILIES)]
+    # A distilled DeiT needs its teacher in the same call.
+    for fam in list(families):
+        if fam.teacher and FAMILIES[fam.teacher] not in families:
+            families.insert(0, FAMILIES[fam.teacher])
+    runs = []
+    for cell in cells:
+        seeds = tuple(int(s) for s in args.seeds.split(",")) if args.seeds else cell.seeds
+        for seed in seeds:
+            runs += [Run(cell, fam, seed) for fam in families]
+    command = "python benchmarks/family_study.py " + shlex.join(argv if argv is not None else sys.argv[1:])
+    if not args.report_only:
+        todo = [r for r in runs if not (r.folder(args.work) / ROW_FILE).is_file()]
+        data = {
+            cell.key: prepare_data(cell, args.work) for cell in cells if any(r.cell == cell for r in todo)
+        }
+        print(f"{len(runs) - len(todo)} of {len(runs)} runs already done; {len(todo)} to go", flush=True)
+        scheduler = Scheduler(todo, args.work, profile, args.profile, args.jobs)
+        try:
+            scheduler.run(data)
+        except BaseException:
+            for _run, proc, _start, _log in scheduler.running.values():
+                proc.terminate()
+            raise
+        finally:
+            rows, missing = collect(args.work, runs)
+            write_report(rows, missing, args.out, name, command.strip())
+        if scheduler.failed:
+            print(f"failed runs: {', '.join(scheduler.failed)}", file=sys.stderr)
+    rows, missing = collect(args.work, runs)
+    return write_report(rows, missing, args.out, name, command.strip())
+
+
+if __name__ == "__main__":
+    main()

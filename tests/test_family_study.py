@@ -1,0 +1,137 @@
+"""The family study's scheduling, statistics and report, on a tiny configuration."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load_study():
+    spec = importlib.util.spec_from_file_location("family_study", ROOT / "benchmarks" / "family_study.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["family_study"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+study = _load_study()
+
+
+def _row(family: str, seed: int, auc: float, dataset: str = "model_ii", n: int = 1000) -> dict:
+    return {
+        "dataset": dataset,
+        "family": family,
+        "train_per_class": n,
+        "seed": seed,
+        "epochs": 3.0,
+        "epochs_budget": 3,
+        "cpu_minutes": 1.0 + seed,
+        "roc_auc_macro": auc,
+        "roc_auc_per_class": {"no_substructure": auc, "subhalo": auc - 0.01, "vortex": auc + 0.01},
+        "images_per_s": 100.0,
+        "test_images": 3000,
+    }
+
+
+def test_summary_gives_mean_and_sample_std_over_seeds():
+    rows = [_row("vit", 0, 0.90), _row("vit", 1, 0.92), _row("vit", 2, 0.94), _row("resnet-18", 0, 0.95)]
+    summary = {s["family"]: s for s in study.summarize(rows)}
+    assert summary["vit"]["seeds"] == 3
+    assert summary["vit"]["roc_auc_macro_mean"] == pytest.approx(0.92)
+    assert summary["vit"]["roc_auc_macro_std"] == pytest.approx(0.02)
+    assert summary["vit"]["cpu_minutes_mean"] == pytest.approx(2.0)
+    assert summary["resnet-18"]["roc_auc_macro_std"] == 0.0
+    # table order follows the family table (resnet-18 first)
+    assert [s["family"] for s in study.summarize(rows)] == ["resnet-18", "vit"]
+
+
+def test_contrasts_are_paired_by_seed_with_a_t_interval():
+    rows = [_row("vit", s, 0.90 + 0.01 * s) for s in range(3)]
+    rows += [_row("vit-spt", s, 0.92 + 0.01 * s + (0.01 if s == 2 else 0.0)) for s in range(3)]
+    rows.append(_row("vit-lsa", 0, 0.5))  # a single pair: no standard error
+    found = {c["contrast"]: c for c in study.contrasts(rows)}
+    spt = found["SPT (vit-spt - vit)"]
+    assert spt["pairs"] == 3
+    assert spt["difference_mean"] == pytest.approx((0.02 + 0.02 + 0.03) / 3)
+    lo, hi = spt["ci95"]
+    assert lo < spt["difference_mean"] < hi and lo > 0
+    assert found["LSA (vit-lsa - vit)"]["difference_se"] is None
+
+
+def test_report_files_and_plot(tmp_path):
+    rows = [_row(f, s, 0.8 + 0.05 * i) for i, f in enumerate(study.FAMILIES) for s in range(2)]
+    rows += [_row("vit", 0, 0.97, n=5000)]
+    report = study.write_report(rows, ["model_i-5000/vit/seed0"], tmp_path, "fs", "python x")
+    data = json.loads((tmp_path / "fs.json").read_text())
+    assert data["rows"][0].keys() >= {
+        "dataset",
+        "family",
+        "train_per_class",
+        "seed",
+        "epochs",
+        "cpu_minutes",
+        "roc_auc_macro",
+        "roc_auc_per_class",
+        "images_per_s",
+    }
+    text = (tmp_path / "fs.md").read_text()
+    assert "| model_ii | 1,000 | deit-distilled |" in text and "Runs not finished yet: 1" in text
+    assert (tmp_path / "fs.png").read_bytes()[:4] == b"\x89PNG"
+    assert len(report["summary"]) == len(study.FAMILIES) + 1
+
+
+def test_distilled_run_waits_for_its_teacher_and_commands_name_it(tmp_path):
+    cell = study.Cell("model_ii", 4, epochs=1, seeds=(0,))
+    student = study.Run(cell, study.FAMILIES["deit-distilled"], 0)
+    teacher = study.Run(cell, study.FAMILIES["resnet-18"], 0)
+    sched = study.Scheduler([student], tmp_path, study.PROFILES["quick"], "quick", jobs=2)
+    assert not sched._ready(student)
+    teacher.folder(tmp_path).mkdir(parents=True)
+    (teacher.folder(tmp_path) / study.ROW_FILE).write_text("{}")
+    assert sched._ready(student)
+    cmd = study.run_command(student, tmp_path / "data", tmp_path, study.PROFILES["quick"], "quick")
+    assert cmd[cmd.index("--teacher") + 1] == str(teacher.folder(tmp_path))
+    assert "--config_overrides" in cmd
+    cmd = study.run_command(teacher, tmp_path / "data", tmp_path, study.PROFILES["quick"], "quick")
+    assert "--config_overrides" not in cmd
+
+
+@pytest.mark.slow
+def test_quick_study_end_to_end_with_distillation(tmp_path):
+    """Two real recipe runs (the ResNet teacher, then the distilled DeiT) on a tiny simulated Model II cell."""
+    report = study.main(
+        [
+            "--profile",
+            "quick",
+            "--families",
+            "deit-distilled",
+            "--work",
+            str(tmp_path),
+            "--out",
+            str(tmp_path),
+        ]
+    )
+    families = sorted(r["family"] for r in report["rows"])
+    assert families == ["deit-distilled", "resnet-18"], report["missing"]
+    for row in report["rows"]:
+        assert 0.0 <= row["roc_auc_macro"] <= 1.0 and row["cpu_minutes"] > 0 and row["test_images"] == 12
+    # a second call finds every run done and only rewrites the report
+    again = study.main(
+        [
+            "--profile",
+            "quick",
+            "--families",
+            "deit-distilled",
+            "--work",
+            str(tmp_path),
+            "--out",
+            str(tmp_path),
+        ]
+    )
+    assert again["rows"] == report["rows"]
