@@ -2,12 +2,12 @@
 
 Importing lens_hf registers its model (``model_type="vit_spt_lsa"``) with ``AutoConfig``, ``AutoModel`` and
 ``AutoModelForImageClassification``, its image processor with ``AutoImageProcessor`` and its pipeline for the
-``image-classification`` task, so saved folders load without ``trust_remote_code``.
+``image-classification`` task (:func:`lens_hf.registration.register_auto_classes`), so saved folders load
+without ``trust_remote_code``.
 """
 
-from lens_hf import processing as _processing  # noqa: I001  (registration order: processing, then models)
-from lens_hf import models as _models  # noqa: F401  (registers the model classes)
 from lens_hf.hub import DEFAULT_MODEL_ID
+from lens_hf.inference import load_pipeline
 from lens_hf.labels import ID2LABEL, LABEL2ID, LABELS
 from lens_hf.models import (
     ViTSPTLSAConfig,
@@ -18,14 +18,10 @@ from lens_hf.models import (
     load_for_finetuning,
     load_model,
 )
-from lens_hf.processing import (
-    LensImageClassificationPipeline,
-    LensImageProcessor,
-    load_pipeline,
-    save_model_folder,
-)
+from lens_hf.processing import LensImageClassificationPipeline, LensImageProcessor, save_model_folder
+from lens_hf.registration import register_auto_classes
 
-_processing.register_auto_classes()  # the processor for the SPT+LSA config, now that lens_hf.models is loaded
+register_auto_classes()
 
 __version__ = "0.1.0"
 

@@ -13,8 +13,8 @@ import contextlib
 import csv
 import importlib
 import importlib.util
-import io
 import json
+import logging
 import os
 import shutil
 import sys
@@ -210,11 +210,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if output is not None:
         if output.suffix.lower() not in PREDICTION_FORMATS:
             raise _user_error(f"{output}: --output must end in {' or '.join(PREDICTION_FORMATS)}")
+        check_output_location(output)
         if output.is_dir():
             raise _user_error(f"{output}: is a folder; give a .csv or .json file name")
     files = collect_files(args.paths)
     loaded = load_classifier(args.model)
-    preds = predict_files(loaded, files, batch_size=args.batch_size, skip_bad=args.skip_bad, progress=_tty())
+    preds = predict_files(
+        loaded, files, batch_size=args.batch_size, tta=args.tta, skip_bad=args.skip_bad, progress=_tty()
+    )
     rows = preds.rows(include_skipped=True)
     if output is not None:
         _write_predictions(output, rows, preds.labels)
@@ -223,11 +226,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
     counts = Counter(r["label"] for r in rows if r["error"] is None)
     summary = ", ".join(f"{name}: {counts.get(name, 0)}" for name in preds.labels)
     for path, reason in preds.skipped:
-        print(f"skipped {path}: {reason}", file=sys.stderr)
+        print(f"skipped {_escape(path)}: {reason}", file=sys.stderr)
     print(
         f"{len(preds.sources)} image(s) classified ({summary})"
+        + (f" with test-time augmentation {args.tta}" if args.tta != "none" else "")
         + (f"; {len(preds.skipped)} skipped" if preds.skipped else "")
-        + (f"; wrote {output}" if output is not None else ""),
+        + (f"; wrote {_escape(str(output))}" if output is not None else ""),
         file=sys.stderr,
     )
     return EXIT_OK
@@ -239,6 +243,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from lens_hf.metrics import format_table, write_evaluation
 
     out = Path(args.out)
+    check_output_location(out, inside=True)
     if out.exists() and not out.is_dir():
         raise _user_error(f"{out}: exists and is not a folder")
     if not Path(args.data).exists():
@@ -249,6 +254,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         args.data,
         split=args.split,
         batch_size=args.batch_size,
+        tta=args.tta,
         skip_bad=args.skip_bad,
         progress=_tty(),
     )
@@ -256,6 +262,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         "model": str(loaded.path),
         "data": str(args.data),
         "split": args.split,
+        "tta": args.tta,
         "skipped": [{"path": p, "error": r} for p, r in preds.skipped],
     }
     with _staged_folder(out) as staging:
@@ -264,9 +271,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         )
     print(format_table(metrics))
     for path, reason in preds.skipped:
-        print(f"skipped {path}: {reason}", file=sys.stderr)
+        print(f"skipped {_escape(path)}: {reason}", file=sys.stderr)
     print(
-        f"wrote metrics.json, roc.png, confusion_matrix.png, predictions.csv to {out}"
+        f"wrote metrics.json, roc.png, confusion_matrix.png, predictions.csv to {_escape(str(out))}"
         + (f"; {len(preds.skipped)} file(s) skipped (listed in metrics.json)" if preds.skipped else ""),
         file=sys.stderr,
     )
@@ -389,39 +396,51 @@ def _staged_folder(out: Path) -> Iterator[Path]:
 
 
 def _write_predictions(path: Path, rows: list[dict], labels: list[str]) -> None:
-    """``rows`` (with an ``error`` column, empty for classified images) as CSV or JSON, atomically."""
-    from lens_hf.utils import atomic_write_text
+    """``rows`` (with an ``error`` column, empty for classified images) as CSV or JSON, atomically. The CSV is
+    RFC 4180 (the csv module quotes paths holding commas, quotes, tabs or line breaks)."""
+    from lens_hf.utils import atomic_path
 
-    if path.suffix.lower() == ".json":
-        skipped = sum(r["error"] is not None for r in rows)
-        text = json.dumps({"labels": labels, "num_skipped": skipped, "predictions": rows}, indent=2) + "\n"
-    else:
-        buf = io.StringIO()
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
+        if path.suffix.lower() == ".json":
+            skipped = sum(r["error"] is not None for r in rows)
+            json.dump({"labels": labels, "num_skipped": skipped, "predictions": rows}, f, indent=2)
+            f.write("\n")
+            return
         fields = ["path", "label", "score", *[f"p_{name}" for name in labels], "error"]
-        writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+        writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()
         for row in rows:
             writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
-        text = buf.getvalue()
-    atomic_write_text(path, text)
+
+
+def _escape(text: str) -> str:
+    """``text`` on one line and free of tabs: backslashes, tabs and line breaks written as ``\\``, ``\\t``,
+    ``\\n``, ``\\r`` (file names may hold them; the table is tab-separated, messages are one line)."""
+    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
 
 
 def _print_rows(rows: list[dict], labels: list[str]) -> None:
+    """A tab-separated table on stdout, one line per image (paths escaped with :func:`_escape`)."""
     header = ["label", "score", *[f"p_{n}" for n in labels], "path"]
     print("\t".join(header))
     for r in rows:
         if r["error"] is not None:
-            print("\t".join(["skipped", *[""] * (1 + len(labels)), r["path"]]))
+            print("\t".join(["skipped", *[""] * (1 + len(labels)), _escape(r["path"])]))
             continue
-        print(
-            "\t".join([r["label"], f"{r['score']:.4f}", *[f"{r[f'p_{n}']:.4f}" for n in labels], r["path"]])
-        )
+        cells = [r["label"], f"{r['score']:.4f}", *[f"{r[f'p_{n}']:.4f}" for n in labels], _escape(r["path"])]
+        print("\t".join(cells))
 
 
 # ----------------------------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     from lens_hf.data.presets import PRESETS
     from lens_hf.processing.file_io import NORMALIZATIONS
+    from lens_hf.processing.pipeline_lens import TTA_MODES
+
+    tta_help = (
+        "test-time augmentation: d4 averages the softmax probabilities over the 8 rotations and flips of each "
+        "image (8x the compute); none: one pass (default: none)"
+    )
 
     parser = argparse.ArgumentParser(
         prog="lens-hf",
@@ -531,6 +550,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--split", default="test", help="split of a saved DatasetDict or split folder (default: test)"
     )
     p.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default: 64)")
+    p.add_argument("--tta", choices=TTA_MODES, default="none", help=tta_help)
     p.add_argument("--skip-bad", action="store_true", help="skip unreadable files (listed in metrics.json)")
     p.set_defaults(func=cmd_evaluate)
 
@@ -546,6 +566,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--output", default=None, help="write predictions to this .csv or .json (default: print a table)"
     )
     p.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default: 64)")
+    p.add_argument("--tta", choices=TTA_MODES, default="none", help=tta_help)
     p.add_argument(
         "--skip-bad",
         action="store_true",
@@ -611,8 +632,8 @@ def _split_debug(argv: list[str]) -> tuple[list[str], bool]:
 @contextlib.contextmanager
 def _quiet_libraries(command: str, debug: bool) -> Iterator[None]:
     """Library warnings and progress bars would bury the one-line messages: transformers logs only errors and
-    (off a terminal) no library shows progress bars, for the duration of the command. Training keeps its
-    logs; ``--debug`` keeps everything."""
+    (off a terminal) no library shows progress bars, for the duration of the command; lens_hf's own warnings
+    are one ``lens-hf: warning: ...`` line each. Training keeps its logs; ``--debug`` keeps everything."""
     if command == "train" or debug:
         yield
         return
@@ -626,9 +647,15 @@ def _quiet_libraries(command: str, debug: bool) -> Iterator[None]:
     if not sys.stderr.isatty():
         hf_logging.disable_progress_bar()
         datasets.disable_progress_bars()
+    warnings_handler = logging.StreamHandler(sys.stderr)
+    warnings_handler.setLevel(logging.WARNING)
+    warnings_handler.setFormatter(logging.Formatter("lens-hf: warning: %(message)s"))
+    lens_logger = logging.getLogger("lens_hf")
+    lens_logger.addHandler(warnings_handler)
     try:
         yield
     finally:
+        lens_logger.removeHandler(warnings_handler)
         hf_logging.set_verbosity(verbosity)
         if bars[0]:
             hf_logging.enable_progress_bar()

@@ -1,4 +1,10 @@
-"""Batch inference on files, folders and datasets: what ``lens-hf predict`` and ``lens-hf evaluate`` run.
+"""Model folders as pipelines, and batch inference on files, folders and datasets (``lens-hf predict/evaluate``).
+
+There is one way an image becomes a prediction: :class:`~lens_hf.processing.LensImageClassificationPipeline`.
+:func:`load_pipeline` builds it for a model folder, a Hub id or a model object; :func:`predict_files`,
+:func:`evaluate_data` and :func:`predict_arrays` run its ``preprocess`` on each image, its ``forward`` on batches
+and its ``postprocess`` on each result, adding what a command needs around it: progress bars, skipping bad files
+(``skip_bad``) and every class probability in the model's label order.
 
 Nothing from a model folder or an input file is ever executed: models are built from transformers' and
 lens_hf's own registered classes (the ``*.py`` files a saved folder carries are never imported), weights are
@@ -11,17 +17,34 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from safetensors import safe_open
 from tqdm.auto import tqdm
+from transformers import PreTrainedModel, pipeline
+from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
+from lens_hf.data.dataset import load_any
+from lens_hf.data.readers import SPLIT_FOLDERS, scan_folder
 from lens_hf.errors import LensHFError
-from lens_hf.processing.file_io import SUFFIXES, LensFileError, is_image_file, read_image
+from lens_hf.hub import default_model_path as hub_default_model_path
+from lens_hf.hub import resolve_model_path
+from lens_hf.labels import canonical_label
+from lens_hf.models.factory import load_model
+from lens_hf.processing.file_io import SUFFIXES, LensFileError, is_image_file
+from lens_hf.processing.image_processing_lens import LensImageProcessor
+from lens_hf.processing.pipeline_lens import (
+    PREPROCESSOR_FILE,
+    TASK,
+    TTA_MODES,
+    LensImageClassificationPipeline,
+)
+from lens_hf.processing.saving import processor_for_config
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # The model `lens-hf predict` / `lens-hf evaluate` use when no --model is given.
@@ -34,19 +57,7 @@ _SUPPORTED = " ".join(SUFFIXES)
 def default_model_path() -> Path:
     """The shipped Model I checkpoint (see :func:`lens_hf.hub.default_model_path`: the checkout's copy, the
     Hugging Face cache, a download); a one-line error saying how to get it when none has it."""
-    from lens_hf.hub import default_model_path as resolve_default_model
-
-    return resolve_default_model(DEFAULT_MODEL_DIR)
-
-
-@dataclass
-class LoadedModel:
-    """A classifier in eval mode, its image processor and its label names in id order."""
-
-    model: torch.nn.Module
-    processor: Any
-    labels: list[str]
-    path: Path
+    return hub_default_model_path(DEFAULT_MODEL_DIR)
 
 
 def _first_line(err: BaseException) -> str:
@@ -54,15 +65,13 @@ def _first_line(err: BaseException) -> str:
     return lines[0][:300] if lines else type(err).__name__
 
 
+# ------------------------------------------------------------------------------------------------ loading
 def check_model_folder(path: Path) -> None:
     """Refuse folders that cannot be loaded safely, naming the file at fault.
 
     ``config.json`` must be a JSON object; the weights must be safetensors (a folder holding only pickled
     weights such as ``pytorch_model.bin`` is refused) whose headers parse and whose data is complete.
     """
-    from safetensors import safe_open
-    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
-
     config = path / "config.json"
     if not config.is_file():
         raise LensHFError(f"{path}: not a model folder (no config.json)")
@@ -100,50 +109,87 @@ def check_model_folder(path: Path) -> None:
             raise LensFileError(file, f"corrupt safetensors weights ({_first_line(err)})") from None
 
 
-def load_classifier(name_or_path: str | os.PathLike | None) -> LoadedModel:
-    """Load a model folder or Hub id (``None`` = the shipped checkpoint) with its image processor.
+def folder_processor(path: Path) -> LensImageProcessor | None:
+    """The folder's :class:`LensImageProcessor`, or None when ``preprocessor_config.json`` is missing or holds
+    another kind of processor (the pipeline then rebuilds the recorded preprocessing, or refuses). Only the JSON
+    settings are read; a broken file raises :class:`LensFileError` naming it."""
+    file = path / PREPROCESSOR_FILE
+    if not file.is_file():
+        return None
+    try:
+        saved = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise LensFileError(file, f"not a valid JSON processor config ({_first_line(err)})") from None
+    if not isinstance(saved, dict) or saved.get("image_processor_type") != LensImageProcessor.__name__:
+        return None
+    try:
+        return LensImageProcessor.from_pretrained(str(path))
+    except (OSError, ValueError, TypeError, KeyError) as err:
+        raise LensFileError(file, f"invalid image processor settings ({_first_line(err)})") from None
 
-    Weights load as safetensors only and no code from the folder runs: lens_hf's classes are registered on
-    import, and the image processor is always lens_hf's :class:`LensImageProcessor` (from the folder's
-    ``preprocessor_config.json`` when it holds one, else sized from ``config.json``).
+
+def load_pipeline(
+    model_or_path: str | os.PathLike | PreTrainedModel,
+    processor: LensImageProcessor | None = None,
+    **kwargs: Any,
+) -> LensImageClassificationPipeline:
+    """The lensing pipeline for a model folder, a Hub id (the local cache when offline) or a model object.
+
+    A folder or Hub id is checked (:func:`check_model_folder`) and loaded with lens_hf's and transformers' own
+    classes from safetensors; ``processor`` defaults to its ``preprocessor_config.json`` (if that is missing or
+    foreign, the pipeline rebuilds the preprocessing recorded in the model config, or refuses). A model object
+    without ``processor`` gets its recorded preprocessing, else one sized from its config. Other keyword
+    arguments go to :func:`transformers.pipeline` (``device``, ``batch_size``, ...).
     """
-    from lens_hf.hub import resolve_model_path
-    from lens_hf.models.factory import load_model
-    from lens_hf.processing.image_processing_lens import LensImageProcessor
-    from lens_hf.processing.saving import processor_for_config
+    if isinstance(model_or_path, (str, os.PathLike)):
+        path = resolve_model_path(str(model_or_path))
+        check_model_folder(path)
+        model = load_model(path)
+        if processor is None:
+            processor = folder_processor(path)
+    else:
+        model = model_or_path
+        if processor is None and not isinstance(getattr(model.config, "lens_preprocessing", None), dict):
+            processor = processor_for_config(model.config)
+    return pipeline(
+        TASK, model=model, image_processor=processor, pipeline_class=LensImageClassificationPipeline, **kwargs
+    )
 
+
+@dataclass
+class LoadedModel:
+    """A model folder as a lensing pipeline, with its label names in id order."""
+
+    pipeline: LensImageClassificationPipeline
+    labels: list[str]
+    path: Path
+
+    @property
+    def model(self) -> torch.nn.Module:
+        return self.pipeline.model
+
+    @property
+    def processor(self) -> LensImageProcessor:
+        return self.pipeline.image_processor
+
+
+def load_classifier(name_or_path: str | os.PathLike | None) -> LoadedModel:
+    """Load a model folder or Hub id (``None`` = the shipped checkpoint) as a pipeline (:func:`load_pipeline`)."""
     path = default_model_path() if name_or_path is None else resolve_model_path(str(name_or_path))
-    check_model_folder(path)
-    model = load_model(str(path))
-    processor_file = path / "preprocessor_config.json"
-    processor = None
-    if processor_file.is_file():
-        try:
-            saved = json.loads(processor_file.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, ValueError) as err:
-            raise LensFileError(
-                processor_file, f"not a valid JSON processor config ({_first_line(err)})"
-            ) from None
-        if isinstance(saved, dict) and saved.get("image_processor_type") == LensImageProcessor.__name__:
-            try:
-                processor = LensImageProcessor.from_pretrained(str(path))
-            except (OSError, ValueError, TypeError, KeyError) as err:
-                raise LensFileError(
-                    processor_file, f"invalid image processor settings ({_first_line(err)})"
-                ) from None
-    if processor is None:
-        processor = processor_for_config(model.config)
-    model.eval()
-    id2label = model.config.id2label
+    pipe = load_pipeline(path)
+    id2label = pipe.model.config.id2label
     try:
         labels = [str(id2label[i]) for i in range(len(id2label))]
     except KeyError:
         raise LensFileError(
             path / "config.json", f"id2label is not numbered 0..{len(id2label) - 1}"
         ) from None
-    return LoadedModel(model=model, processor=processor, labels=labels, path=path)
+    if len(set(labels)) != len(labels):
+        raise LensFileError(path / "config.json", f"id2label repeats a label ({', '.join(labels)})")
+    return LoadedModel(pipeline=pipe, labels=labels, path=path)
 
 
+# ------------------------------------------------------------------------------------------------ files
 def collect_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
     """Expand files and folders (searched recursively, hidden entries skipped) into image files.
 
@@ -180,8 +226,8 @@ def collect_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
 
 @dataclass
 class Predictions:
-    """Softmax probabilities ``probs`` (N, num_labels) of the N images that could be read (``sources``), the
-    ``(path, reason)`` of the files skipped, and ``order``: every input in input order."""
+    """Softmax probabilities ``probs`` (N, num_labels) of the N images that could be classified (``sources``),
+    the ``(path, reason)`` of the inputs skipped, and ``order``: every input in input order."""
 
     labels: list[str]
     probs: np.ndarray
@@ -214,52 +260,81 @@ class Predictions:
         return [out[s] for s in order if s in out]
 
 
-def _pixels(loaded: LoadedModel, image: np.ndarray, source: str) -> torch.Tensor:
-    """One (H, W) image -> (num_channels, h, w) model input; processor errors name ``source``."""
-    try:
-        return loaded.processor(image, return_tensors="pt")["pixel_values"][0]
-    except LensFileError as err:
-        raise LensFileError(source, err.reason) from None
-
-
+# ------------------------------------------------------------------------------------------------ running
 def _progress(progress: bool | None) -> bool | None:
     """tqdm's ``disable``: None hides the bar when stderr is not a terminal."""
     return None if progress is None else not progress
 
 
-@torch.inference_mode()
-def _classify(
+def _check_tta(tta: str) -> None:
+    if tta not in TTA_MODES:
+        raise LensHFError(f"unknown test-time augmentation {tta!r} (choose from {', '.join(TTA_MODES)})")
+
+
+def classify(
     loaded: LoadedModel,
-    items: Iterable[tuple[str, torch.Tensor]],
+    items: Iterable[tuple[str, Any]],
     *,
-    batch_size: int,
-    total: int | None,
-    desc: str,
-    progress: bool | None,
-) -> tuple[np.ndarray, list[str]]:
-    """Softmax probabilities (N, num_labels) float32 and the sources of ``(source, pixel_values)`` items,
-    each ``pixel_values`` one preprocessed image (num_channels, h, w)."""
+    batch_size: int = 64,
+    tta: str = "none",
+    skip_bad: bool = False,
+    total: int | None = None,
+    desc: str = "predict",
+    progress: bool | None = None,
+) -> tuple[np.ndarray, list[str], list[tuple[str, str]]]:
+    """Classify ``(source, image)`` items through the pipeline, ``batch_size`` images per forward pass.
+
+    ``image`` is anything the pipeline takes (a file path, an (H, W) array, ...); ``source`` names it in
+    errors and results. Returns the probabilities (N, num_labels) float64 in label-id order, the N sources
+    classified and the ``(source, reason)`` of those skipped. A bad input (unreadable, constant, NaN logits, ...)
+    raises :class:`LensFileError` naming it, unless ``skip_bad``.
+    """
     if batch_size < 1:
         raise LensHFError(f"batch size must be at least 1, got {batch_size}")
-    probs: list[np.ndarray] = []
+    _check_tta(tta)
+    pipe, labels = loaded.pipeline, loaded.labels
+    probs: list[list[float]] = []
     sources: list[str] = []
-    batch: list[torch.Tensor] = []
+    skipped: list[tuple[str, str]] = []
+    batch: list[tuple[str, torch.Tensor]] = []
 
-    def flush() -> None:
-        logits = loaded.model(pixel_values=torch.stack(batch)).logits
-        probs.append(torch.softmax(logits.float(), dim=-1).numpy())
-        batch.clear()
+    def forward(part: list[tuple[str, torch.Tensor]]) -> None:
+        inputs = {"pixel_values": torch.cat([p for _, p in part]), "source": [s for s, _ in part]}
+        try:
+            logits = pipe.forward(inputs, tta=tta)["logits"]
+        except LensFileError as err:  # non-finite logits, naming the image
+            if not skip_bad:
+                raise
+            if len(part) == 1:
+                skipped.append((part[0][0], err.reason))
+                return
+            for item in part:  # find the bad one(s); keep the others
+                forward([item])
+            return
+        for i, (source, _) in enumerate(part):
+            scores = pipe.postprocess({"logits": logits[i : i + 1]}, top_k=len(labels))
+            by_label = {r["label"]: r["score"] for r in scores}
+            probs.append([by_label[name] for name in labels])
+            sources.append(source)
 
-    for source, pixels in tqdm(items, total=total, desc=desc, unit="img", disable=_progress(progress)):
-        batch.append(pixels)
-        sources.append(source)
+    for source, image in tqdm(items, total=total, desc=desc, unit="img", disable=_progress(progress)):
+        try:
+            pixel_values = pipe.preprocess(image)["pixel_values"]
+        except LensFileError as err:
+            if not isinstance(image, (str, os.PathLike)):  # name the dataset row, not "input array"
+                err = LensFileError(source, err.reason)
+            if not skip_bad:
+                raise err from None
+            skipped.append((source, err.reason))
+            continue
+        batch.append((source, pixel_values))
         if len(batch) == batch_size:
-            flush()
+            forward(batch)
+            batch = []
     if batch:
-        flush()
-    if not probs:
-        return np.zeros((0, len(loaded.labels)), dtype=np.float32), sources
-    return np.concatenate(probs), sources
+        forward(batch)
+    out = np.asarray(probs, dtype=np.float64).reshape(len(probs), len(labels))
+    return out, sources, skipped
 
 
 def predict_arrays(
@@ -267,35 +342,17 @@ def predict_arrays(
     images: Iterable[np.ndarray],
     *,
     batch_size: int = 64,
+    tta: str = "none",
     total: int | None = None,
     desc: str = "predict",
     progress: bool | None = None,
 ) -> np.ndarray:
-    """Softmax probabilities (N, num_labels) for 2-D images (H, W), batched through the model's processor."""
-    items = ((f"image {i}", _pixels(loaded, image, f"image {i}")) for i, image in enumerate(images))
-    probs, _ = _classify(loaded, items, batch_size=batch_size, total=total, desc=desc, progress=progress)
+    """Softmax probabilities (N, num_labels) for 2-D images (H, W), batched through the pipeline."""
+    items = ((f"image {i}", image) for i, image in enumerate(images))
+    probs, _, _ = classify(
+        loaded, items, batch_size=batch_size, tta=tta, total=total, desc=desc, progress=progress
+    )
     return probs
-
-
-def _read_checked(path: Path) -> np.ndarray:
-    image, _ = read_image(path)
-    if not float(image.max()) > float(image.min()):
-        raise LensFileError(path, "constant image (all pixels equal): nothing to classify")
-    return image
-
-
-def _readable(
-    files: Sequence[Path], skipped: list[tuple[str, str]], skip_bad: bool
-) -> Iterator[tuple[str, np.ndarray]]:
-    for f in files:
-        try:
-            image = _read_checked(f)
-        except LensFileError as err:
-            if not skip_bad:
-                raise
-            skipped.append((str(f), err.reason))
-            continue
-        yield str(f), image
 
 
 def predict_files(
@@ -303,6 +360,7 @@ def predict_files(
     files: Sequence[Path],
     *,
     batch_size: int = 64,
+    tta: str = "none",
     skip_bad: bool = False,
     progress: bool | None = None,
 ) -> Predictions:
@@ -312,21 +370,15 @@ def predict_files(
     naming it, unless ``skip_bad``: then it is listed in :attr:`Predictions.skipped`. No readable file at all
     raises :class:`LensHFError`.
     """
-    skipped: list[tuple[str, str]] = []
-
-    def items() -> Iterator[tuple[str, torch.Tensor]]:
-        for source, image in _readable(files, skipped, skip_bad):
-            try:
-                pixels = _pixels(loaded, image, source)  # processor problems count as bad files too
-            except LensFileError as err:
-                if not skip_bad:
-                    raise
-                skipped.append((source, err.reason))
-                continue
-            yield source, pixels
-
-    probs, sources = _classify(
-        loaded, items(), batch_size=batch_size, total=len(files), desc="predict", progress=progress
+    probs, sources, skipped = classify(
+        loaded,
+        ((str(f), str(f)) for f in files),
+        batch_size=batch_size,
+        tta=tta,
+        skip_bad=skip_bad,
+        total=len(files),
+        desc="predict",
+        progress=progress,
     )
     if not sources:
         first = f"; first: {skipped[0][0]}: {skipped[0][1]}" if skipped else ""
@@ -342,6 +394,7 @@ def evaluate_data(
     *,
     split: str = "test",
     batch_size: int = 64,
+    tta: str = "none",
     skip_bad: bool = False,
     progress: bool | None = None,
 ) -> tuple[np.ndarray, Predictions]:
@@ -350,10 +403,7 @@ def evaluate_data(
 
     Returns the true label ids (N,) in the model's label order and the predictions.
     """
-    from lens_hf.data.dataset import load_any
-    from lens_hf.data.readers import SPLIT_FOLDERS, scan_folder
-    from lens_hf.labels import canonical_label
-
+    _check_tta(tta)
     model_index = {}
     for i, name in enumerate(loaded.labels):
         canon = canonical_label(name)
@@ -378,17 +428,26 @@ def evaluate_data(
         if not hasattr(feature, "names"):
             raise LensHFError(f"{path}: the label column is not a class label ({feature})")
         names = feature.names
-        y_true = np.array([to_model_id(names[i]) for i in ds["label"]], dtype=np.int64)
+        y_all = np.array([to_model_id(names[i]) for i in ds["label"]], dtype=np.int64)
         paths = ds["path"] if "path" in ds.column_names else [None] * len(ds)
-        sources = [p if p else f"{path}[{split}][{i}]" for i, p in enumerate(paths)]
-        items = (
-            (sources[i], _pixels(loaded, np.asarray(row["image"], dtype=np.float32), sources[i]))
-            for i, row in enumerate(ds)
+        order = [p if p else f"{path}[{split}][{i}]" for i, p in enumerate(paths)]
+        items = ((order[i], np.asarray(row["image"], dtype=np.float32)) for i, row in enumerate(ds))
+        probs, sources, skipped = classify(
+            loaded,
+            items,
+            batch_size=batch_size,
+            tta=tta,
+            skip_bad=skip_bad,
+            total=len(ds),
+            desc="evaluate",
+            progress=progress,
         )
-        probs, _ = _classify(
-            loaded, items, batch_size=batch_size, total=len(ds), desc="evaluate", progress=progress
-        )
-        return y_true, Predictions(labels=loaded.labels, probs=probs, sources=sources, order=sources)
+        if not sources:
+            raise LensHFError(f"{path}: none of the {len(ds)} image(s) could be classified")
+        dropped = {s for s, _ in skipped}
+        y_true = np.array([y for s, y in zip(order, y_all) if s not in dropped], dtype=np.int64)
+        preds = Predictions(labels=loaded.labels, probs=probs, sources=sources, skipped=skipped, order=order)
+        return y_true, preds
     records = scan_folder(path)
     if records[0].split is not None:
         wanted = SPLIT_FOLDERS.get(split.lower(), split)
@@ -400,7 +459,12 @@ def evaluate_data(
     for r in records:
         to_model_id(r.label)
     preds = predict_files(
-        loaded, [Path(r.path) for r in records], batch_size=batch_size, skip_bad=skip_bad, progress=progress
+        loaded,
+        [Path(r.path) for r in records],
+        batch_size=batch_size,
+        tta=tta,
+        skip_bad=skip_bad,
+        progress=progress,
     )
     y_true = np.array([to_model_id(label_of[s]) for s in preds.sources], dtype=np.int64)
     return y_true, preds
@@ -424,11 +488,14 @@ __all__ = [
     "LoadedModel",
     "Predictions",
     "check_model_folder",
+    "classify",
     "collect_files",
     "default_model_path",
     "evaluate_data",
+    "folder_processor",
     "is_saved_dataset",
     "load_classifier",
+    "load_pipeline",
     "predict_arrays",
     "predict_files",
 ]

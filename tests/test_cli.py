@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import MODEL_INPUT_PX, copy_model, tree
+from conftest import MODEL_INPUT_PX, TINY_VIT, copy_model, tree
 
 from lens_hf.cli import build_parser, main
 from lens_hf.labels import DEEPLENSE_FOLDERS, LABELS
@@ -374,3 +375,215 @@ def test_simulate_rerun_keeps_complete_files(sim_dir, tmp_path, cli):
     )
     assert result.code == 0 and f"kept {3 * PER_CLASS} complete" in result.out
     assert tree(copy) == before
+
+
+# ------------------------------------------------------------------------------------------------ TTA
+def _probs_of(doc: dict) -> dict[str, np.ndarray]:
+    return {r["path"]: np.array([r[f"p_{n}"] for n in LABELS]) for r in doc["predictions"]}
+
+
+def test_predict_is_the_pipeline_and_tta_is_rotation_invariant(sim_dir, model_dir, tmp_path, cli):
+    from lens_hf.inference import load_pipeline
+
+    data = tmp_path / "rotated"
+    data.mkdir()
+    source = sorted((sim_dir / "cdm").glob("*.npy"))[0]
+    image = read_image(source)[0]
+    np.save(data / "a_original.npy", image)
+    np.save(data / "b_rot90.npy", np.rot90(image).copy())
+    np.save(data / "c_flipped.npy", image[::-1].copy())
+    pipe = load_pipeline(model_dir)
+    for tta in ("none", "d4"):
+        out = tmp_path / f"{tta}.json"
+        result = cli(
+            "predict", data, "--model", model_dir, "--tta", tta, "--batch-size", "2", "--output", out
+        )
+        assert result.code == 0, result.err
+        probs = _probs_of(json.loads(out.read_text()))
+        for path, p in probs.items():  # the command gives what the pipeline gives
+            scores = {r["label"]: r["score"] for r in pipe(path, tta=tta)}
+            np.testing.assert_allclose(p, [scores[n] for n in LABELS], atol=1e-6)
+        original, rotated, flipped = (probs[str(data / name)] for name in sorted(os.listdir(data)))
+        if tta == "d4":
+            np.testing.assert_allclose(rotated, original, atol=1e-6)
+            np.testing.assert_allclose(flipped, original, atol=1e-6)
+            assert "test-time augmentation d4" in result.err
+        else:
+            assert np.abs(rotated - original).max() > 1e-5  # the test can fail
+    assert cli("predict", data, "--model", model_dir, "--tta", "d8").code == 2
+
+
+def test_evaluate_with_tta_and_the_default_model(sim_dir, tmp_path, cli):
+    from lens_hf.inference import DEFAULT_MODEL_DIR
+
+    if not (DEFAULT_MODEL_DIR / "config.json").is_file():
+        pytest.skip("no shipped checkpoint in this checkout")
+    plain, tta = tmp_path / "plain", tmp_path / "tta"
+    assert cli("evaluate", "--data", sim_dir, "--out", plain).code == 0
+    result = cli("evaluate", "--data", sim_dir, "--out", tta, "--tta", "d4")
+    assert result.code == 0, result.err
+    assert sorted(os.listdir(tta)) == sorted(os.listdir(plain))
+    metrics = _check_evaluation(tta, 3 * PER_CLASS)
+    assert metrics["tta"] == "d4" and metrics["model"] == str(DEFAULT_MODEL_DIR)
+    assert json.loads((plain / "metrics.json").read_text())["tta"] == "none"
+
+
+# ------------------------------------------------------------------------------------------------ outputs
+def _constant_image_folder(root: Path) -> Path:
+    """A folder whose only image would stop inference (constant): an error naming the output comes first."""
+    root.mkdir()
+    np.save(root / "flat.npy", np.full((40, 40), 3.0))
+    return root
+
+
+def test_outputs_that_cannot_be_written_fail_before_inference(model_dir, tmp_path, cli):
+    data = _constant_image_folder(tmp_path / "data")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    try:
+        if os.access(locked, os.W_OK):  # root writes whatever the mode: use a folder nobody can write into
+            locked = Path("/sys/kernel")
+            if not locked.is_dir() or os.access(locked, os.W_OK) and _can_create(locked):
+                pytest.skip("no read-only folder available")
+        long_name = "x" * 300
+        cases = [
+            (("predict", data, "--output", locked / "p.csv"), locked / "p.csv", "cannot write there"),
+            (("evaluate", "--data", data, "--out", locked / "eval"), locked / "eval", "cannot write there"),
+            (
+                ("predict", data, "--output", tmp_path / f"{long_name}.csv"),
+                None,
+                "too long for the file system",
+            ),
+            (
+                ("predict", data, "--output", tmp_path / long_name / "p.json"),
+                None,
+                "too long for the file system",
+            ),
+            (
+                ("evaluate", "--data", data, "--out", tmp_path / long_name),
+                None,
+                "too long for the file system",
+            ),
+        ]
+        before = tree(tmp_path)
+        for args, named, words in cases:
+            result = cli(*args[:1], "--model", model_dir, *args[1:])
+            user_path = str(named or args[-1])
+            assert result.code == 2 and len(result.err_lines) == 1, result.err
+            line = result.err_lines[0]
+            assert line.startswith(f"lens-hf: error: {user_path}: ") and words in line, line
+            assert "constant" not in line and ".tmp" not in line and "probe" not in line, line
+            assert tree(tmp_path) == before
+    finally:
+        (tmp_path / "locked").chmod(0o755)
+
+
+def _can_create(folder: Path) -> bool:
+    import tempfile
+
+    try:
+        fd, name = tempfile.mkstemp(dir=folder)
+    except OSError:
+        return False
+    os.close(fd)
+    os.unlink(name)
+    return True
+
+
+def test_tabs_and_newlines_in_file_names(model_dir, tmp_path, cli):
+    from conftest import lens_image
+
+    data = tmp_path / "data"
+    data.mkdir()
+    rng = np.random.default_rng(5)
+    names = ["plain.npy", "tab\there.npy", "new\nline.npy", "carriage\rreturn.npy", 'quote",comma.npy']
+    for name in names:
+        np.save(data / name, lens_image(rng, 1))
+    np.save(data / "bad\tflat.npy", np.full((40, 40), 2.0))
+    expected = sorted(str(data / name) for name in [*names, "bad\tflat.npy"])
+
+    result = cli("predict", data, "--model", model_dir, "--skip-bad")
+    assert result.code == 0, result.err
+    lines = result.out.splitlines()
+    assert len(lines) == 1 + len(expected)
+    assert {line.count("\t") for line in lines} == {len(LABELS) + 2}
+    escaped = [line.split("\t")[-1] for line in lines[1:]]
+    assert escaped == [p.replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r") for p in expected]
+    skipped = [line for line in result.err_lines if line.startswith("skipped ")]
+    assert skipped == [
+        f"skipped {data}/bad\\tflat.npy: constant image (all pixels equal): cannot min-max normalise"
+    ]
+
+    for suffix in ("csv", "json"):
+        out = tmp_path / f"p.{suffix}"
+        assert cli("predict", data, "--model", model_dir, "--skip-bad", "--output", out).code == 0
+        if suffix == "csv":
+            with open(out, newline="", encoding="utf-8") as f:
+                rows = list(csv.DictReader(f))
+        else:
+            rows = json.loads(out.read_text())["predictions"]
+        assert [r["path"] for r in rows] == expected
+        assert [bool(r["error"]) for r in rows] == [p.endswith("bad\tflat.npy") for p in expected]
+
+
+# ------------------------------------------------------------------------------------------------ models
+def test_non_finite_logits_name_the_file_and_skip_bad_skips_it(tmp_path, cli):
+    from conftest import lens_image
+
+    from lens_hf.models.factory import create_model
+    from lens_hf.processing import LensImageProcessor, save_model_folder
+
+    torch.manual_seed(0)
+    model = create_model("vit-spt-lsa-tiny", image_size=MODEL_INPUT_PX, **TINY_VIT)
+    raw = LensImageProcessor(size=MODEL_INPUT_PX, normalization="none")  # raw counts reach the model
+    folder = save_model_folder(model, raw, tmp_path / "raw-model")
+    data = tmp_path / "data"
+    data.mkdir()
+    rng = np.random.default_rng(2)
+    for i in range(3):
+        np.save(data / f"ok{i}.npy", lens_image(rng, i))
+    huge = lens_image(rng, 0).astype(np.float64) * 1e20  # finite pixels, beyond what the model handles
+    np.save(data / "huge.npy", huge)
+
+    before = tree(tmp_path)
+    result = cli("predict", data, "--model", folder, "--output", tmp_path / "p.csv")
+    assert result.code == 2 and result.err_lines == [
+        f"lens-hf: error: {data / 'huge.npy'}: the model gave non-finite logits (NaN or inf) for this image; "
+        "no prediction"
+    ]
+    assert tree(tmp_path) == before
+    result = cli(
+        "predict", data, "--model", folder, "--skip-bad", "--output", tmp_path / "p.csv", "--batch-size", "4"
+    )
+    assert result.code == 0, result.err
+    with open(tmp_path / "p.csv", newline="") as f:
+        rows = {Path(r["path"]).name: r for r in csv.DictReader(f)}
+    assert "non-finite" in rows["huge.npy"]["error"] and rows["huge.npy"]["label"] == ""
+    for i in range(3):  # the rest of its batch is classified
+        probs = np.array([float(rows[f"ok{i}.npy"][f"p_{n}"]) for n in LABELS])
+        assert np.isfinite(probs).all() and abs(probs.sum() - 1) < 1e-5
+
+
+def test_model_folder_without_its_processor(model_dir, deeplense_dir, tmp_path, cli):
+    """With the preprocessing recorded in config.json: the same predictions and a warning; without: refused."""
+    image = next((deeplense_dir / "cdm").iterdir())
+    assert cli("predict", image, "--model", model_dir, "--output", tmp_path / "with.csv").code == 0
+    folder = copy_model(model_dir, tmp_path / "model")
+    (folder / "preprocessor_config.json").unlink()
+    result = cli("predict", image, "--model", folder, "--output", tmp_path / "without.csv")
+    assert result.code == 0, result.err
+    warning = f"lens-hf: warning: {folder / 'preprocessor_config.json'}: no such file; using the preprocessing recorded"
+    assert [line for line in result.err_lines if "warning" in line][0].startswith(warning), result.err
+    assert (tmp_path / "without.csv").read_text() == (tmp_path / "with.csv").read_text()
+
+    config = json.loads((folder / "config.json").read_text())
+    del config["lens_preprocessing"]
+    (folder / "config.json").write_text(json.dumps(config))
+    before = tree(tmp_path)
+    result = cli("predict", image, "--model", folder, "--output", tmp_path / "p.csv")
+    assert result.code == 2 and len(result.err_lines) == 1, result.err
+    assert result.err_lines[0].startswith(
+        f"lens-hf: error: {folder / 'preprocessor_config.json'}: no such file"
+    )
+    assert "refusing to guess" in result.err and tree(tmp_path) == before

@@ -9,6 +9,7 @@ import torch
 from PIL import Image
 
 from lens_hf.processing import LensFileError, LensImageProcessor, normalize_image
+from lens_hf.processing.image_processing_lens import d4_transform
 
 torch.set_num_threads(1)
 
@@ -102,12 +103,16 @@ def test_float_values_are_not_clipped(counts):
     assert torch.equal(via_pil, raw)
 
 
-def test_minmax_is_the_default_and_matches_file_io(counts):
+def test_minmax_is_the_default_and_is_file_io_normalize_image(counts):
     processor = LensImageProcessor(do_resize=False)
     assert processor.normalization == "minmax"
     out = _pixels(processor, counts)[0, 0].numpy()
     assert out.min() == 0.0 and out.max() == 1.0
-    np.testing.assert_allclose(out, normalize_image(counts, "minmax"), rtol=0, atol=1e-6)
+    # The processor calls file_io.normalize_image itself: the same numbers, bit for bit, for every method.
+    for method in ("minmax", "none"):
+        expected = normalize_image(counts, method, "array")
+        got = _pixels(LensImageProcessor(do_resize=False, normalization=method), counts)[0, 0].numpy()
+        np.testing.assert_array_equal(got, expected)
     # Idempotent: an already normalised image (as stored in the datasets) comes out unchanged.
     np.testing.assert_allclose(_pixels(processor, out)[0, 0].numpy(), out, rtol=0, atol=1e-6)
 
@@ -238,13 +243,7 @@ def test_save_load_round_trip(counts, tmp_path):
     overridden = LensImageProcessor.from_pretrained(tmp_path, num_channels=1, image_mean=None, image_std=None)
     assert overridden.num_channels == 1
 
-    try:
-        import lens_hf.models.vit_spt_lsa  # noqa: F401  (registers the processor by name)
-    except ImportError:
-        return
-    import lens_hf.processing
-
-    assert lens_hf.processing.register_auto_classes()
+    # `import lens_hf` (run by any lens_hf import) registered the class: the saved name resolves to it.
     auto = AutoImageProcessor.from_pretrained(tmp_path)
     assert type(auto) is LensImageProcessor
     assert auto.to_dict() == processor.to_dict()
@@ -263,3 +262,25 @@ def test_list_of_float_arrays_is_fast():
     elapsed = time.perf_counter() - start
     assert out.shape == (256, 1, 64, 64)
     assert elapsed < 1.5, f"{elapsed:.2f} s"
+
+
+def test_settings_rebuild_the_processor_and_give_its_output_size():
+    processor = LensImageProcessor(size=96, crop_size=64, do_center_crop=True, image_mean=0.2, image_std=0.5)
+    settings = processor.settings()
+    assert set(settings) == set(LensImageProcessor._CONFIG_KEYS)
+    assert LensImageProcessor(**settings).to_dict() == processor.to_dict()
+    assert processor.output_size == (64, 64)
+    assert LensImageProcessor(size=(30, 40)).output_size == (30, 40)
+    assert LensImageProcessor(do_resize=False).output_size is None
+
+
+def test_d4_transform_is_the_dihedral_group():
+    x = torch.arange(16.0).view(4, 4)
+    views = [d4_transform(x, e) for e in range(8)]
+    assert len({tuple(v.flatten().tolist()) for v in views}) == 8  # all distinct
+    assert torch.equal(views[0], x) and torch.equal(views[1], x.flip(-1)) and torch.equal(views[2], x.rot90())
+    for e in range(8):  # closed under composition: a view of a view is a view
+        for f in range(8):
+            assert any(torch.equal(d4_transform(views[e], f), v) for v in views)
+    with pytest.raises(ValueError, match="0..7"):
+        d4_transform(x, 8)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -29,25 +30,18 @@ from transformers import (
     pipeline,
 )
 
+from lens_hf.inference import load_pipeline
 from lens_hf.labels import ID2LABEL, LABEL2ID, LABELS
+from lens_hf.models.vit_spt_lsa import ViTSPTLSAConfig, ViTSPTLSAForImageClassification
 from lens_hf.processing import (
     LensFileError,
     LensImageClassificationPipeline,
     LensImageProcessor,
-    load_pipeline,
     save_model_folder,
 )
 
 torch.set_num_threads(1)
 SIZE = 32
-
-
-def _spt_lsa_classes():
-    try:
-        from lens_hf.models.vit_spt_lsa import ViTSPTLSAConfig, ViTSPTLSAForImageClassification
-    except ImportError:
-        return None
-    return ViTSPTLSAConfig, ViTSPTLSAForImageClassification
 
 
 def _tiny_models() -> dict[str, PreTrainedModel]:
@@ -89,10 +83,7 @@ def _tiny_models() -> dict[str, PreTrainedModel]:
             )
         ),
     }
-    spt_lsa = _spt_lsa_classes()
-    if spt_lsa is not None:
-        config_class, model_class = spt_lsa
-        models["vit_spt_lsa"] = model_class(config_class(**vit, **labels))
+    models["vit_spt_lsa"] = ViTSPTLSAForImageClassification(ViTSPTLSAConfig(**vit, **labels))
     for model in models.values():
         model.eval()
     return models
@@ -109,7 +100,13 @@ def image() -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory, image):
-    """Saved folders of every tiny model, the .npy input and the probabilities each model gave before saving."""
+    """Saved folders of every tiny model, the .npy input and the probabilities each model gave before saving.
+
+    ``folders`` are written by ``save_model_folder``; ``plain`` is an SPT+LSA model saved the ordinary way
+    (``Trainer.save_model`` then ``processor.save_pretrained``), and ``no_processor`` a copy of it without
+    ``preprocessor_config.json`` (nothing records how its images were resized)."""
+    from transformers import Trainer, TrainingArguments
+
     root = tmp_path_factory.mktemp("models")
     processor = LensImageProcessor(size=SIZE)
     pixel_values = processor(image)["pixel_values"]
@@ -117,11 +114,30 @@ def saved(tmp_path_factory, image):
     np.save(npy, image)
     np.save(root / "pixel_values.npy", pixel_values.numpy())
     folders, expected = {}, {}
-    for name, model in _tiny_models().items():
+    models = _tiny_models()
+    for name, model in models.items():
         with torch.no_grad():
             expected[name] = model(pixel_values=pixel_values).logits.softmax(-1)[0].numpy()
         folders[name] = save_model_folder(model, processor, root / f"model_{name}")
-    return {"root": root, "folders": folders, "expected": expected, "npy": npy, "pixel_values": pixel_values}
+    plain = root / "model_plain"
+    args = TrainingArguments(output_dir=str(root / "trainer"), use_cpu=True, report_to=[])
+    fresh = _tiny_models()[
+        "vit_spt_lsa"
+    ]  # the same weights, and a config that has not been saved with a record
+    Trainer(model=fresh, args=args).save_model(str(plain))
+    processor.save_pretrained(plain)
+    no_processor = root / "model_no_processor"
+    shutil.copytree(plain, no_processor)
+    (no_processor / "preprocessor_config.json").unlink()
+    return {
+        "root": root,
+        "folders": folders,
+        "plain": plain,
+        "no_processor": no_processor,
+        "expected": expected,
+        "npy": npy,
+        "pixel_values": pixel_values,
+    }
 
 
 def _scores(result: list[dict]) -> np.ndarray:
@@ -132,10 +148,35 @@ def _scores(result: list[dict]) -> np.ndarray:
 
 
 def test_spt_lsa_model_is_covered(saved):
-    if _spt_lsa_classes() is None:
-        pytest.skip("lens_hf.models.vit_spt_lsa is not importable")
     names = {p.name for p in saved["folders"]["vit_spt_lsa"].iterdir()}
     assert {"configuration_vit_spt_lsa.py", "modeling_vit_spt_lsa.py"} <= names
+
+
+def test_plain_save_pretrained_writes_the_pipeline(saved):
+    """`Trainer.save_model` (the model's own save_pretrained) + `processor.save_pretrained`: the folder holds
+    what the file-reading pipeline needs, and the model's config in memory is left as it was."""
+    names = {p.name for p in saved["plain"].iterdir()}
+    assert {
+        "config.json",
+        "model.safetensors",
+        "preprocessor_config.json",
+        "configuration_vit_spt_lsa.py",
+        "modeling_vit_spt_lsa.py",
+        "pipeline_lens.py",
+        "image_processing_lens.py",
+        "file_io.py",
+    } <= names
+    config = json.loads((saved["plain"] / "config.json").read_text())
+    assert config["custom_pipelines"] == {
+        "image-classification": {
+            "impl": "pipeline_lens.LensImageClassificationPipeline",
+            "pt": ["AutoModelForImageClassification"],
+        }
+    }
+    assert config["auto_map"]["AutoModelForImageClassification"].startswith("modeling_vit_spt_lsa.")
+    model = _tiny_models()["vit_spt_lsa"]
+    model.save_pretrained(saved["root"] / "again")
+    assert "custom_pipelines" not in model.config.to_dict()
 
 
 def test_folder_contents(saved):
@@ -164,18 +205,22 @@ def test_folder_contents(saved):
             # Stock configs cannot drop a custom_pipelines entry where lens_hf is imported; none is written.
             assert "custom_pipelines" not in config and "pipeline_lens.py" not in names, name
         assert config["id2label"] == {str(i): label for i, label in enumerate(LABELS)}
+        # The preprocessing the model was trained with, recorded next to the weights.
+        assert config["lens_preprocessing"] == LensImageProcessor(size=SIZE).settings(), name
 
 
 def test_fresh_python_without_lens_hf_loads_every_folder(saved):
-    """One subprocess for all folders: the import of torch + transformers dominates its cost."""
+    """One subprocess for all folders (the import of torch + transformers dominates its cost), where importing
+    lens_hf is impossible: ``sys.modules["lens_hf"] = None``."""
     script = textwrap.dedent(
         """
         import json, sys
+        sys.modules["lens_hf"] = None  # any `import lens_hf...` now fails
         import numpy as np
         import torch
         from transformers import AutoModelForImageClassification, pipeline
 
-        folders, npy, pv = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3]
+        folders, npy, pv, refused = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
         image, pixel_values = np.load(npy), torch.from_numpy(np.load(pv))
         out = {}
         for name, folder in folders.items():
@@ -183,14 +228,21 @@ def test_fresh_python_without_lens_hf_loads_every_folder(saved):
             with torch.no_grad():
                 probs = model(pixel_values=pixel_values).logits.softmax(-1)[0].tolist()
             pipe = pipeline("image-classification", model=folder, trust_remote_code=True)
+            lensing = "custom_pipelines" in json.load(open(folder + "/config.json"))
             out[name] = {
                 "model": type(model).__module__ + "." + type(model).__name__,
                 "pipeline": type(pipe).__module__ + "." + type(pipe).__name__,
                 "processor": type(pipe.image_processor).__module__ + "." + type(pipe.image_processor).__name__,
                 "model_probs": probs,
                 "array": pipe(image),
-                "path": pipe(npy) if "custom_pipelines" in json.load(open(folder + "/config.json")) else None,
+                "path": pipe(npy) if lensing else None,
+                "tta": pipe(npy, tta="d4") if lensing else None,
             }
+        try:
+            pipeline("image-classification", model=refused, trust_remote_code=True)
+            out["refused"] = None
+        except Exception as err:
+            out["refused"] = type(err).__name__ + ": " + str(err)
         out["lens_hf_modules"] = sorted(m for m in sys.modules if m.split(".")[0] == "lens_hf")
         print(json.dumps(out))
         """
@@ -201,6 +253,7 @@ def test_fresh_python_without_lens_hf_loads_every_folder(saved):
         HF_HUB_OFFLINE="1", HF_HOME=str(root / "hf_home"), TRANSFORMERS_VERBOSITY="error", OMP_NUM_THREADS="1"
     )
     folders = {name: str(folder) for name, folder in saved["folders"].items()}
+    folders["plain"] = str(saved["plain"])
     proc = subprocess.run(
         [
             sys.executable,
@@ -210,6 +263,7 @@ def test_fresh_python_without_lens_hf_loads_every_folder(saved):
             json.dumps(folders),
             str(saved["npy"]),
             str(root / "pixel_values.npy"),
+            str(saved["no_processor"]),
         ],
         cwd=root,
         env=env,
@@ -220,22 +274,27 @@ def test_fresh_python_without_lens_hf_loads_every_folder(saved):
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert out.pop("lens_hf_modules") == []
+    assert out.pop("lens_hf_modules") == ["lens_hf"]  # only the blocker
+    refused = out.pop("refused")
+    assert refused.startswith("LensFileError: ") and "preprocessor_config.json" in refused, refused
+    assert "refusing to guess" in refused and "\n" not in refused
     assert set(out) == set(folders)
     for name, result in out.items():
         assert result["processor"].endswith(".image_processing_lens.LensImageProcessor"), name
-        if name == "vit_spt_lsa":
+        expected = saved["expected"]["vit_spt_lsa" if name == "plain" else name]
+        if name in ("vit_spt_lsa", "plain"):
             assert result["model"].startswith("transformers_modules."), result["model"]
             assert result["pipeline"].startswith("transformers_modules.") and result["pipeline"].endswith(
                 ".pipeline_lens.LensImageClassificationPipeline"
             ), name
             forms = ("array", "path")
+            local = load_pipeline(folders[name])(saved["npy"], tta="d4")
+            np.testing.assert_allclose(_scores(result["tta"]), _scores(local), atol=1e-6, err_msg=name)
         else:
             # Stock models use the stock pipeline (with the lensing processor): arrays, not .npy paths.
             assert result["pipeline"].endswith(".ImageClassificationPipeline"), name
             assert result["path"] is None, name
             forms = ("array",)
-        expected = saved["expected"][name]
         np.testing.assert_allclose(result["model_probs"], expected, atol=1e-5, err_msg=name)
         for form in forms:
             scores = _scores(result[form])
@@ -244,36 +303,26 @@ def test_fresh_python_without_lens_hf_loads_every_folder(saved):
 
 
 def test_with_lens_hf_imported_no_remote_code_needed(saved, image):
-    spt_lsa = _spt_lsa_classes()
-    try:
-        import lens_hf.models  # noqa: F401  (registers ViTSPTLSA* with the Auto classes)
-    except ImportError:
-        pass
     from transformers import CONFIG_MAPPING
 
-    registered = "vit_spt_lsa" in CONFIG_MAPPING
+    assert "vit_spt_lsa" in CONFIG_MAPPING  # any lens_hf import runs `import lens_hf`, which registers it
     for name, folder in saved["folders"].items():
         expected = saved["expected"][name]
-        if name != "vit_spt_lsa" or registered:
-            model = AutoModelForImageClassification.from_pretrained(folder)
-            assert type(model).__module__.split(".")[0] in ("transformers", "lens_hf"), type(model)
-            with torch.no_grad():
-                probs = model.eval()(pixel_values=saved["pixel_values"]).logits.softmax(-1)[0].numpy()
-            np.testing.assert_allclose(probs, expected, atol=1e-5, err_msg=name)
-            # Plain pipeline(), no trust_remote_code: importing lens_hf registered the lensing pipeline.
-            pipe = pipeline("image-classification", model=str(folder))
-            assert type(pipe) is LensImageClassificationPipeline, name
-            for form in (image, saved["npy"]):
-                np.testing.assert_allclose(_scores(pipe(form)), expected, atol=1e-5, err_msg=name)
-        if spt_lsa is not None:
-            processor = AutoImageProcessor.from_pretrained(folder)
-            assert type(processor) is LensImageProcessor, name
+        model = AutoModelForImageClassification.from_pretrained(folder)
+        assert type(model).__module__.split(".")[0] in ("transformers", "lens_hf"), type(model)
+        with torch.no_grad():
+            probs = model.eval()(pixel_values=saved["pixel_values"]).logits.softmax(-1)[0].numpy()
+        np.testing.assert_allclose(probs, expected, atol=1e-5, err_msg=name)
+        # Plain pipeline(), no trust_remote_code: importing lens_hf registered the lensing pipeline.
+        pipe = pipeline("image-classification", model=str(folder))
+        assert type(pipe) is LensImageClassificationPipeline, name
+        for form in (image, saved["npy"]):
+            np.testing.assert_allclose(_scores(pipe(form)), expected, atol=1e-5, err_msg=name)
+        assert type(AutoImageProcessor.from_pretrained(folder)) is LensImageProcessor, name
         pipe = load_pipeline(folder)
         assert type(pipe) is LensImageClassificationPipeline
         for form in (image, saved["npy"], str(saved["npy"])):
             np.testing.assert_allclose(_scores(pipe(form)), expected, atol=1e-5, err_msg=name)
-    if spt_lsa is not None and not registered:
-        pytest.skip("lens_hf.models does not register ViTSPTLSAConfig with AutoConfig yet")
 
 
 def test_pipeline_inputs_keep_floats_and_refuse_bad_arrays(saved, image, tmp_path):
@@ -355,3 +404,185 @@ def test_folder_files_are_loadable_code_only(saved):
     import lens_hf.processing.file_io as file_io
 
     assert (folder / "file_io.py").read_text() == Path(file_io.__file__).read_text()
+
+
+# ------------------------------------------------------------------------------------------------ preprocessing
+def _without_processor(folder: Path, dest: Path) -> Path:
+    shutil.copytree(folder, dest)
+    (dest / "preprocessor_config.json").unlink()
+    return dest
+
+
+def test_missing_foreign_or_mismatched_processor_uses_the_record_or_is_refused(
+    saved, image, tmp_path, caplog
+):
+    """Never a guessed resize: the folder's processor if it fits the model, else the preprocessing recorded in
+    config.json (with a warning), else a one-line refusal naming preprocessor_config.json."""
+    expected = saved["expected"]["vit_spt_lsa"]
+    recorded = _without_processor(saved["folders"]["vit_spt_lsa"], tmp_path / "recorded")
+    stock = {"image_processor_type": "ViTImageProcessor", "size": {"height": SIZE, "width": SIZE}}
+    for case in ("missing", "foreign", "mismatched"):
+        if case == "foreign":
+            (recorded / "preprocessor_config.json").write_text(json.dumps(stock))
+        if case == "mismatched":
+            LensImageProcessor(size=SIZE + 16).save_pretrained(recorded)
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="lens_hf.processing.pipeline_lens"):
+            pipe = load_pipeline(recorded)
+        assert "lens_preprocessing" in caplog.text, case
+        np.testing.assert_allclose(_scores(pipe(image)), expected, atol=1e-5, err_msg=case)
+
+    unrecorded = saved["no_processor"]  # saved plainly: config.json records nothing
+    for case, words in (
+        ("missing", "no such file"),
+        ("foreign", "ViTImageProcessor"),
+        ("mismatched", f"gives {SIZE + 16}x{SIZE + 16} px images but the model takes {SIZE}x{SIZE} px"),
+    ):
+        folder = tmp_path / f"unrecorded-{case}"
+        shutil.copytree(unrecorded, folder)
+        if case == "foreign":
+            (folder / "preprocessor_config.json").write_text(json.dumps(stock))
+        if case == "mismatched":
+            LensImageProcessor(size=SIZE + 16).save_pretrained(folder)
+        with pytest.raises(LensFileError) as err:
+            load_pipeline(folder)
+        message = str(err.value)
+        assert message.startswith(str(folder / "preprocessor_config.json")) and "\n" not in message, case
+        assert words in message and "refusing to guess" in message, message
+    with pytest.raises(LensFileError, match="config.num_channels"):
+        load_pipeline(saved["plain"], processor=LensImageProcessor(size=SIZE, num_channels=3))
+
+
+def test_shipped_model_without_its_processor_gives_the_same_probabilities(tmp_path, image):
+    from lens_hf.inference import DEFAULT_MODEL_DIR
+
+    if not (DEFAULT_MODEL_DIR / "config.json").is_file():
+        pytest.skip("no shipped checkpoint in this checkout")
+    folder = _without_processor(DEFAULT_MODEL_DIR, tmp_path / "shipped")
+    with_file, without = load_pipeline(DEFAULT_MODEL_DIR), load_pipeline(folder)
+    assert without.image_processor.settings() == with_file.image_processor.settings()
+    assert without.image_processor.size == {"height": 96, "width": 96}  # not the model's 64 px: the record
+    np.testing.assert_allclose(_scores(without(image)), _scores(with_file(image)), atol=0)
+
+
+def test_non_finite_logits_fail_naming_the_image(saved, image, tmp_path):
+    model = _tiny_models()["vit_spt_lsa"]
+    with torch.no_grad():
+        model.classifier.bias[1] = float("nan")
+    folder = save_model_folder(model, LensImageProcessor(size=SIZE), tmp_path / "nan")
+    pipe = load_pipeline(folder)
+    for form, name in ((image, "input array"), (saved["npy"], str(saved["npy"]))):
+        for tta in ("none", "d4"):
+            with pytest.raises(LensFileError) as err:
+                pipe(form, tta=tta)
+            assert str(err.value).startswith(f"{name}: ") and "non-finite logits" in str(err.value)
+    with pytest.raises(LensFileError, match="non-finite"):
+        pipe([image, saved["npy"]], batch_size=2)
+
+
+# ------------------------------------------------------------------------------------------------ TTA
+@pytest.fixture(scope="module")
+def asymmetric() -> np.ndarray:
+    """(150, 150) counts: a ring plus an off-centre arc, so that rotations and flips change the image."""
+    rng = np.random.default_rng(11)
+    y, x = np.mgrid[:150, :150]
+    ring = np.exp(-((np.hypot(x - 75, y - 75) - 30) ** 2) / 20.0)
+    blob = np.exp(-((x - 110) ** 2 + (y - 60) ** 2) / 30.0)
+    return (rng.poisson(20 + 5000 * ring + 8000 * blob) + 0.5).astype(np.float32)
+
+
+def test_tta_is_invariant_to_rotations_and_flips(saved, asymmetric):
+    pipe = load_pipeline(saved["folders"]["vit_spt_lsa"])
+    reference = _scores(pipe(asymmetric, tta="d4"))
+    plain = _scores(pipe(asymmetric))
+    for k in range(4):
+        for flip in (False, True):
+            view = np.rot90(asymmetric[:, ::-1] if flip else asymmetric, k).copy()
+            np.testing.assert_allclose(_scores(pipe(view, tta="d4")), reference, atol=1e-6, err_msg=(k, flip))
+            if (k, flip) != (0, False):  # the test can fail: without TTA the predictions move
+                assert np.abs(_scores(pipe(view)) - plain).max() > 1e-4, (k, flip)
+
+
+def test_tta_is_the_mean_of_the_eight_views(saved, asymmetric, tmp_path):
+    from lens_hf.processing import d4_transform
+
+    pipe = load_pipeline(saved["folders"]["vit_spt_lsa"])
+    pixel_values = pipe.image_processor(asymmetric)["pixel_values"]
+    with torch.no_grad():
+        views = [pipe.model(pixel_values=d4_transform(pixel_values, e)).logits.softmax(-1) for e in range(8)]
+    mean = torch.stack(views).mean(0)[0].numpy()
+    np.testing.assert_allclose(_scores(pipe(asymmetric, tta="d4")), mean, atol=1e-6)
+    assert not np.allclose(_scores(pipe(asymmetric)), mean, atol=1e-5)
+    # A pipeline parameter: at construction, at call time, batched; "none" is the plain prediction.
+    path = tmp_path / "lens.npy"
+    np.save(path, asymmetric)
+    np.testing.assert_allclose(
+        _scores(load_pipeline(saved["folders"]["vit_spt_lsa"], tta="d4")(path)), mean, atol=1e-6
+    )
+    batch = pipe([asymmetric, str(path)], tta="d4", batch_size=2)
+    for result in batch:
+        np.testing.assert_allclose(_scores(result), mean, atol=1e-6)
+    np.testing.assert_allclose(_scores(pipe(asymmetric, tta="none")), _scores(pipe(asymmetric)), atol=0)
+    with pytest.raises(ValueError, match="tta must be one of none, d4"):
+        pipe(asymmetric, tta="d8")
+
+
+# ------------------------------------------------------------------------------------------------ code
+def test_registration_happens_in_one_place():
+    """Only lens_hf/registration.py registers with transformers, and the modules of this part import at module
+    level (no import inside a function keeps a cycle alive)."""
+    import ast
+
+    root = Path(__file__).resolve().parents[1] / "lens_hf"
+    names = {"register", "register_for_auto_class", "register_pipeline", "register_auto_classes"}
+    callers = {}
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call):
+                func = node.func
+                name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+                if name in names:
+                    callers.setdefault(path.relative_to(root).as_posix(), set()).add(name)
+    assert callers == {
+        "__init__.py": {"register_auto_classes"},
+        "registration.py": {"register", "register_for_auto_class", "register_pipeline"},
+        "processing/pipeline_lens.py": {"register_pipeline"},  # PIPELINE_REGISTRY.register_pipeline, once
+    }, callers
+    modules = (
+        "__init__.py",
+        "registration.py",
+        "inference.py",
+        "models/__init__.py",
+        "models/vit_spt_lsa/__init__.py",
+        "models/vit_spt_lsa/modeling_vit_spt_lsa.py",
+        "processing/__init__.py",
+        "processing/checks.py",
+        "processing/image_processing_lens.py",
+        "processing/pipeline_lens.py",
+        "processing/saving.py",
+    )
+    for rel in modules:
+        tree = ast.parse((root / rel).read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                inner = [n for n in ast.walk(node) if isinstance(n, (ast.Import, ast.ImportFrom))]
+                assert not inner, f"{rel}: import inside {node.name}()"
+
+
+def test_shipped_checkpoint_carries_the_current_code():
+    """The remote-code copies in checkpoints/ are the package's modules, byte for byte."""
+    import lens_hf.models.vit_spt_lsa.configuration_vit_spt_lsa as configuration
+    import lens_hf.models.vit_spt_lsa.modeling_vit_spt_lsa as modeling
+    import lens_hf.processing.file_io as file_io
+    import lens_hf.processing.image_processing_lens as image_processing
+    import lens_hf.processing.pipeline_lens as pipeline_module
+    from lens_hf.inference import DEFAULT_MODEL_DIR
+
+    if not DEFAULT_MODEL_DIR.is_dir():
+        pytest.skip("no shipped checkpoint in this checkout")
+    modules = (configuration, modeling, file_io, image_processing, pipeline_module)
+    copies = sorted(p.name for p in DEFAULT_MODEL_DIR.glob("*.py"))
+    assert copies == sorted(Path(m.__file__).name for m in modules)
+    for module in modules:
+        source = Path(module.__file__)
+        assert (DEFAULT_MODEL_DIR / source.name).read_bytes() == source.read_bytes(), source.name

@@ -1,11 +1,12 @@
-"""Image processor for single-channel floating-point lensing images.
+"""Image processor for single-channel floating-point lensing images, and the D4 symmetries of an image.
 
 Stock image processors assume 8-bit RGB photographs: they convert to RGB, rescale by 1/255 and clip. Lensing
 images are single-channel counts or fluxes whose values may lie anywhere (Model I: Poisson counts up to ~10^4).
 :class:`LensImageProcessor` keeps them as float32 from input to ``pixel_values``:
 
-    input -> (H, W) float32 -> per-image normalisation -> resize (bilinear, antialiased) -> centre crop
-          -> replicate to ``num_channels`` -> optional dataset standardisation -> (batch, C, H', W') float32
+    input -> (H, W) float32 -> per-image normalisation (file_io.normalize_image) -> resize (bilinear,
+          antialiased) -> centre crop -> replicate to ``num_channels`` -> optional dataset standardisation
+          -> (batch, C, H', W') float32
 
 The module travels with saved models as remote code: it imports only numpy, torch, transformers, PIL and
 its sibling ``file_io``.
@@ -13,6 +14,7 @@ its sibling ``file_io``.
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -24,9 +26,25 @@ from transformers.image_processing_base import ImageProcessingMixin
 from transformers.image_processing_utils import BaseImageProcessor, BatchFeature
 from transformers.processing_utils import ImagesKwargs
 
-from .file_io import LensFileError, as_image_2d, pil_to_array, read_image
+from .file_io import NORMALIZATIONS, LensFileError, as_image_2d, normalize_image, pil_to_array, read_image
 
-NORMALIZATIONS: tuple[str, ...] = ("minmax", "none")
+# The dihedral group D4: the 4 rotations by multiples of 90 degrees, each with or without a mirror flip. Lensing
+# images have no preferred orientation, and these map the pixel grid onto itself without interpolation.
+D4_ORDER = 8
+
+
+def d4_transform(x: torch.Tensor, element: int) -> torch.Tensor:
+    """Apply D4 element ``element`` (0-7) to the last two axes of ``x`` (..., H, W).
+
+    ``element = 2 * k + f``: rotate by ``k`` quarter turns (counter-clockwise), after mirroring the
+    columns when ``f == 1``. Element 0 is the identity. Needs ``H == W`` for the odd rotations to keep the shape.
+    """
+    if not 0 <= element < D4_ORDER:
+        raise ValueError(f"D4 element must be in 0..7, got {element}")
+    k, flip = divmod(element, 2)
+    if flip:
+        x = x.flip(-1)
+    return torch.rot90(x, k, dims=(-2, -1)) if k else x
 
 
 class LensImageProcessorKwargs(ImagesKwargs, total=False):
@@ -212,6 +230,20 @@ class LensImageProcessor(BaseImageProcessor):
         output = ImageProcessingMixin.to_dict(self)
         return {key: value for key, value in output.items() if not key.startswith("_")}
 
+    def settings(self) -> dict[str, Any]:
+        """The preprocessing settings alone, JSON-ready: ``LensImageProcessor(**processor.settings())`` rebuilds
+        the processor (this is what a model records in ``config.lens_preprocessing``)."""
+        return {key: copy.deepcopy(getattr(self, key)) for key in self._CONFIG_KEYS}
+
+    @property
+    def output_size(self) -> tuple[int, int] | None:
+        """(height, width) in pixels of every ``pixel_values`` image, or None when it follows the input size."""
+        if self.do_center_crop:
+            return self.crop_size["height"], self.crop_size["width"]
+        if self.do_resize:
+            return self.size["height"], self.size["width"]
+        return None
+
     # ------------------------------------------------------------------------------------------ inputs
     def _collect(self, images: Any) -> list[tuple[Any, str]]:
         """Flatten the input into ``(raw image, source name)`` pairs, one per image."""
@@ -251,9 +283,8 @@ class LensImageProcessor(BaseImageProcessor):
             item = item.detach().cpu().numpy()
         return as_image_2d(item, source)
 
-    def _to_batch(self, images: Any) -> list[tuple[torch.Tensor, list[str], list[int]]]:
-        """Load and validate all images -> groups of equal-sized images: ((n, H, W) float32 tensor, source
-        names, positions in the input order)."""
+    def _load(self, images: Any) -> list[tuple[np.ndarray, str]]:
+        """Load and validate all images -> ``(image, source name)`` pairs, each image (H, W) float32."""
         items = self._collect(images)
         raw = [item for item, _ in items]
         sources = [source for _, source in items]
@@ -268,8 +299,16 @@ class LensImageProcessor(BaseImageProcessor):
                 bad = int(np.flatnonzero(~finite)[0])
                 as_image_2d(raw[bad], sources[bad])  # raises the one-line error naming the image
             as_image_2d(stack[0], sources[0])  # size limits, shared by the whole stack
-            return [(torch.from_numpy(np.ascontiguousarray(stack)), sources, list(range(len(raw))))]
-        arrays = [self._load_one(item, source) for item, source in items]
+            return list(zip(stack, sources))
+        return [(self._load_one(item, source), source) for item, source in items]
+
+    def _to_batch(self, images: Any, normalization: str) -> list[tuple[torch.Tensor, list[str], list[int]]]:
+        """Load, validate and normalise all images -> groups of equal-sized images: ((n, H, W) float32 tensor,
+        source names, positions in the input order)."""
+        arrays, sources = [], []
+        for image, source in self._load(images):
+            arrays.append(normalize_image(image, normalization, source))
+            sources.append(source)
         groups: dict[tuple[int, ...], list[int]] = {}
         for i, array in enumerate(arrays):
             groups.setdefault(array.shape, []).append(i)
@@ -284,19 +323,6 @@ class LensImageProcessor(BaseImageProcessor):
 
     # ------------------------------------------------------------------------------------------ transforms
     @staticmethod
-    def _minmax(batch: torch.Tensor, sources: list[str]) -> torch.Tensor:
-        """Per-image min-max to [0, 1]; (n, H, W) -> (n, H, W). A constant image is refused."""
-        lo = batch.amin(dim=(-2, -1), keepdim=True)
-        hi = batch.amax(dim=(-2, -1), keepdim=True)
-        span = hi - lo
-        flat = (span <= 0).flatten()
-        if bool(flat.any()):
-            raise LensFileError(
-                sources[int(flat.nonzero()[0])], "constant image (all pixels equal): cannot min-max normalise"
-            )
-        return (batch - lo) / span
-
-    @staticmethod
     def _center_crop(batch: torch.Tensor, crop: dict[str, int], sources: list[str]) -> torch.Tensor:
         height, width = batch.shape[-2:]
         if crop["height"] > height or crop["width"] > width:
@@ -309,9 +335,7 @@ class LensImageProcessor(BaseImageProcessor):
         return batch[..., top : top + crop["height"], left : left + crop["width"]]
 
     def _transform(self, batch: torch.Tensor, sources: list[str], settings: dict[str, Any]) -> torch.Tensor:
-        """(n, H, W) float32 -> (n, C, H', W') float32 following ``settings``."""
-        if settings["normalization"] == "minmax":
-            batch = self._minmax(batch, sources)
+        """(n, H, W) normalised float32 -> (n, C, H', W') float32 following ``settings``."""
         batch = batch.unsqueeze(1)  # (n, 1, H, W)
         if settings["do_resize"]:
             target = (settings["size"]["height"], settings["size"]["width"])
@@ -344,7 +368,7 @@ class LensImageProcessor(BaseImageProcessor):
                 f"unknown LensImageProcessor option(s) {', '.join(unknown)} (valid: {', '.join(self._CONFIG_KEYS)})"
             )
         settings = self._resolve(**{key: overrides.get(key, getattr(self, key)) for key in self._CONFIG_KEYS})
-        groups = self._to_batch(images)
+        groups = self._to_batch(images, settings["normalization"])
         outputs = [self._transform(batch, sources, settings) for batch, sources, _ in groups]
         if len(outputs) == 1:
             pixel_values = outputs[0]
@@ -369,4 +393,4 @@ class LensImageProcessor(BaseImageProcessor):
         return self.preprocess(images, *args, **kwargs)
 
 
-__all__ = ["NORMALIZATIONS", "LensImageProcessor", "LensImageProcessorKwargs"]
+__all__ = ["D4_ORDER", "LensImageProcessor", "LensImageProcessorKwargs", "d4_transform"]

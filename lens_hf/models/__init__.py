@@ -1,6 +1,5 @@
-"""Models: the SPT+LSA ViT (registered with the transformers Auto classes on import) and the preset factory."""
-
-from transformers import AutoConfig, AutoModel, AutoModelForImageClassification
+"""Models: the SPT+LSA ViT and the preset factory (the Auto classes learn the SPT+LSA ViT from
+:func:`lens_hf.registration.register_auto_classes`, run by ``import lens_hf``)."""
 
 from .factory import (
     MODEL_PRESETS,
@@ -18,10 +17,6 @@ from .vit_spt_lsa import (
     ViTSPTLSAModel,
     ViTSPTLSAPreTrainedModel,
 )
-
-AutoConfig.register(ViTSPTLSAConfig.model_type, ViTSPTLSAConfig, exist_ok=True)
-AutoModel.register(ViTSPTLSAConfig, ViTSPTLSAModel, exist_ok=True)
-AutoModelForImageClassification.register(ViTSPTLSAConfig, ViTSPTLSAForImageClassification, exist_ok=True)
 
 __all__ = [
     "MODEL_PRESETS",

@@ -1,15 +1,13 @@
 """Reading, preprocessing and classifying lensing images; saving model folders that carry this code.
 
-Importing this package registers :class:`LensImageClassificationPipeline` as the ``image-classification``
-pipeline and :class:`LensImageProcessor` with ``AutoImageProcessor`` (for the SPT+LSA config; that also lets
-``AutoImageProcessor`` find the class by the name saved in any ``preprocessor_config.json``).
+:class:`LensImageClassificationPipeline` and :class:`LensImageProcessor` are registered with transformers by
+:func:`lens_hf.registration.register_auto_classes` (run by ``import lens_hf``).
 """
 
 from __future__ import annotations
 
-from transformers import AutoImageProcessor
-
 from .file_io import (
+    NORMALIZATIONS,
     SUFFIXES,
     LensFileError,
     as_image_2d,
@@ -18,54 +16,31 @@ from .file_io import (
     read_array,
     read_image,
 )
-from .image_processing_lens import LensImageProcessor
-from .pipeline_lens import LensImageClassificationPipeline, register_pipeline
-from .saving import load_pipeline, processor_for_config, save_model_folder
-
-
-def register_image_processor(config_class: type) -> None:
-    """Register :class:`LensImageProcessor` with ``AutoImageProcessor`` for ``config_class``.
-
-    Once registered under any config, ``AutoImageProcessor.from_pretrained`` resolves the name
-    ``LensImageProcessor`` in ViT, DeiT, Swin or ResNet folders too, without ``trust_remote_code``."""
-    AutoImageProcessor.register(
-        config_class,
-        image_processor_classes={"torchvision": LensImageProcessor, "pil": LensImageProcessor},
-        exist_ok=True,
-    )
-
-
-def register_auto_classes() -> bool:
-    """Register the pipeline and, when lens_hf.models imports, the processor for the SPT+LSA config.
-
-    Returns True when the processor was registered. Safe to call again (e.g. after ``import lens_hf.models``
-    when this package was first imported from inside that import)."""
-    register_pipeline()
-    try:
-        from lens_hf.models.vit_spt_lsa import ViTSPTLSAConfig
-    except ImportError:
-        # lens_hf.models absent, or importing it now would be circular (lens_hf.errors -> file_io -> here).
-        return False
-    register_image_processor(ViTSPTLSAConfig)
-    return True
-
-
-register_auto_classes()
+from .image_processing_lens import D4_ORDER, LensImageProcessor, d4_transform
+from .pipeline_lens import (
+    TTA_MODES,
+    LensImageClassificationPipeline,
+    register_pipeline,
+    resolve_image_processor,
+)
+from .saving import processor_for_config, save_model_folder
 
 __all__ = [
+    "D4_ORDER",
+    "NORMALIZATIONS",
     "SUFFIXES",
+    "TTA_MODES",
     "LensFileError",
     "LensImageClassificationPipeline",
     "LensImageProcessor",
     "as_image_2d",
+    "d4_transform",
     "is_image_file",
-    "load_pipeline",
     "normalize_image",
     "processor_for_config",
     "read_array",
     "read_image",
-    "register_auto_classes",
-    "register_image_processor",
     "register_pipeline",
+    "resolve_image_processor",
     "save_model_folder",
 ]

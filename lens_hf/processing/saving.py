@@ -1,8 +1,9 @@
-"""Save a classifier as a self-contained model folder, and load it back as a lensing pipeline.
+"""Save a classifier as a self-contained model folder.
 
-A folder written by :func:`save_model_folder` holds ``config.json``, ``model.safetensors``,
-``preprocessor_config.json`` (with ``auto_map``) and the code files of the processor. For lens_hf's own models
-it also holds the model code and the pipeline (``custom_pipelines`` in config.json), so
+A folder written by :func:`save_model_folder` holds ``config.json`` (with the preprocessing the model was
+trained with, ``lens_preprocessing``), ``model.safetensors``, ``preprocessor_config.json`` (with ``auto_map``)
+and the code files of the processor. For lens_hf's own models it also holds the model code and the pipeline
+(``custom_pipelines`` in config.json; the model's own ``save_pretrained`` writes them), so
 
     pipeline("image-classification", model=folder, trust_remote_code=True)
 
@@ -10,32 +11,28 @@ gives :class:`LensImageClassificationPipeline` (which reads .npy/.fits paths) in
 installed, while ``pipeline("image-classification", model=folder)`` works without ``trust_remote_code`` where
 lens_hf is imported. Stock ViT/DeiT/Swin/ResNet folders carry no pipeline entry (see ``save_model_folder``):
 they load anywhere, classify arrays with ``trust_remote_code=True``, and read file paths where lens_hf is imported.
+Loading folders back as pipelines is :func:`lens_hf.inference.load_pipeline`.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import os
 import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
-from transformers import PreTrainedConfig, PreTrainedModel, pipeline
+from transformers import PreTrainedConfig, PreTrainedModel
 
 # saving.py does not travel with model folders: it may import the rest of lens_hf.
 from lens_hf.utils import make_temporary_folder, replace_folder
 
 from .image_processing_lens import LensImageProcessor
-from .pipeline_lens import LensImageClassificationPipeline, register_pipeline
+from .pipeline_lens import RECORD_FIELD, TASK
 
-logger = logging.getLogger(__name__)
-
-TASK = "image-classification"
 CODE_FILES: tuple[str, ...] = ("image_processing_lens.py", "pipeline_lens.py", "file_io.py")
 _CORE_FILES: tuple[str, ...] = ("config.json", "preprocessor_config.json", *CODE_FILES)
-_MISSING = object()
 
 
 def _is_lens_hf_class(obj: Any) -> bool:
@@ -120,30 +117,15 @@ def save_model_folder(
         raise FileExistsError(f"{out} exists and is not a folder")
     tmp = make_temporary_folder(out)  # also removes what killed earlier saves left next to out_dir
     try:
-        if _is_lens_hf_class(model):
-            model.register_for_auto_class("AutoModelForImageClassification")
-            model.config.register_for_auto_class()
-        processor.register_for_auto_class()
-        if _is_lens_hf_class(model):
-            register_pipeline()
-            pipe = LensImageClassificationPipeline(model=model, image_processor=processor, task=TASK)
-            # pipe.save_pretrained records the pipeline in model.config; keep the caller's config as it was so
-            # later checkpoints (which carry no pipeline code) do not point at it.
-            previous = model.config.__dict__.get("custom_pipelines", _MISSING)
-            try:
-                pipe.save_pretrained(tmp)
-            finally:
-                if previous is _MISSING:
-                    model.config.__dict__.pop("custom_pipelines", None)
-                else:
-                    model.config.custom_pipelines = previous
-        else:
+        # Recorded with the weights: a folder that loses its preprocessor_config.json can rebuild it.
+        setattr(model.config, RECORD_FIELD, processor.settings())
+        if not _is_lens_hf_class(model):
             # Stock transformers configs cannot drop a `custom_pipelines` entry where lens_hf is imported (ours
             # does), and transformers refuses such a folder without trust_remote_code: so no pipeline entry here.
             # The processor still travels as remote code; importing lens_hf gives the file-reading pipeline.
             model.config.__dict__.pop("custom_pipelines", None)
-            model.save_pretrained(tmp)
-            processor.save_pretrained(tmp)
+        model.save_pretrained(tmp)  # lens_hf's model also writes its code and the pipeline's
+        processor.save_pretrained(tmp)
         if extra_files:
             _write_extra(tmp, extra_files)
         _check_folder(tmp, model)
@@ -154,51 +136,13 @@ def save_model_folder(
     return out
 
 
-def load_pipeline(
-    model_or_path: str | os.PathLike | PreTrainedModel,
-    processor: LensImageProcessor | None = None,
-    **kwargs: Any,
-) -> LensImageClassificationPipeline:
-    """A :class:`LensImageClassificationPipeline` for a saved folder or an in-memory model.
-
-    ``processor`` defaults to the folder's ``preprocessor_config.json`` (or, for a model object or a folder
-    without a lensing processor, one sized from ``config.image_size`` / ``config.num_channels``). Other keyword
-    arguments go to :func:`transformers.pipeline` (``device``, ``batch_size``, ``trust_remote_code``, ...).
-    """
-    if isinstance(model_or_path, (str, os.PathLike)):
-        folder = Path(model_or_path)
-        if processor is None:
-            processor = _folder_processor(folder)
-        model: Any = str(folder)
-    else:
-        model = model_or_path
-        if processor is None:
-            processor = processor_for_config(model.config)
-    return pipeline(
-        TASK, model=model, image_processor=processor, pipeline_class=LensImageClassificationPipeline, **kwargs
-    )
-
-
 def processor_for_config(config: PreTrainedConfig) -> LensImageProcessor:
     """Default processor for a model config: its ``image_size`` and ``num_channels``, min-max normalisation."""
     size = getattr(config, "image_size", 150)
     return LensImageProcessor(size=size, num_channels=int(getattr(config, "num_channels", 1)))
 
 
-def _folder_processor(folder: Path) -> LensImageProcessor:
-    config_file = folder / "preprocessor_config.json"
-    if config_file.is_file():
-        saved = json.loads(config_file.read_text(encoding="utf-8"))
-        if saved.get("image_processor_type") == LensImageProcessor.__name__:
-            return LensImageProcessor.from_pretrained(folder)
-    config_json = folder / "config.json"
-    if not config_json.is_file():
-        raise FileNotFoundError(f"{folder}: not a model folder (no config.json)")
-    logger.warning("%s has no LensImageProcessor config; using one built from config.json", folder)
-    return processor_for_config(PreTrainedConfig.from_json_file(str(config_json)))
-
-
-__all__ = ["CODE_FILES", "TASK", "load_pipeline", "processor_for_config", "save_model_folder"]
+__all__ = ["CODE_FILES", "TASK", "install_model_folder", "processor_for_config", "save_model_folder"]
 
 
 def install_model_folder(

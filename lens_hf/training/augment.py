@@ -2,7 +2,7 @@
 
 Strong-lensing images have no preferred orientation, so the training set is augmented with the dihedral
 group D4 (the 4 rotations by multiples of 90 degrees, each with or without a mirror flip), which maps
-the pixel grid onto itself without interpolation.
+the pixel grid onto itself without interpolation (``d4_transform``, shared with test-time augmentation).
 """
 
 from __future__ import annotations
@@ -15,23 +15,9 @@ import torch
 
 from lens_hf.errors import LensHFError
 from lens_hf.processing.file_io import as_image_2d, pil_to_array
+from lens_hf.processing.image_processing_lens import D4_ORDER, d4_transform
 
 AUGMENTATIONS: tuple[str, ...] = ("d4", "none")
-D4_ORDER = 8
-
-
-def d4_transform(x: torch.Tensor, element: int) -> torch.Tensor:
-    """Apply D4 element ``element`` (0-7) to the last two axes of ``x`` (..., H, W).
-
-    ``element = 2 * k + f``: rotate by ``k`` quarter turns (counter-clockwise), after mirroring the
-    columns when ``f == 1``. Element 0 is the identity. Needs ``H == W`` for the odd rotations to keep the shape.
-    """
-    if not 0 <= element < D4_ORDER:
-        raise ValueError(f"D4 element must be in 0..7, got {element}")
-    k, flip = divmod(element, 2)
-    if flip:
-        x = x.flip(-1)
-    return torch.rot90(x, k, dims=(-2, -1)) if k else x
 
 
 def random_d4(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -6,20 +6,24 @@ models as remote code: it imports only torch, transformers and its configuration
 """
 
 import math
+import os
 from collections.abc import Callable
 
 import torch
 from torch import nn
 from transformers import initialization as init
 from transformers.activations import ACT2FN
+from transformers.dynamic_module_utils import custom_object_save
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import BaseModelOutput, BaseModelOutputWithPooling, ImageClassifierOutput
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS, PreTrainedModel
+from transformers.pipelines import PIPELINE_REGISTRY
 
 from .configuration_vit_spt_lsa import ViTSPTLSAConfig
 
 # Attention implementations that take the boolean diagonal mask LSA needs.
 LSA_ATTENTION_IMPLEMENTATIONS = ("eager", "sdpa")
+PIPELINE_TASK = "image-classification"
 
 
 class ViTSPTLSAConvStem(nn.Module):
@@ -362,6 +366,37 @@ class ViTSPTLSAPreTrainedModel(PreTrainedModel):
             )
         return super()._flash_attn_can_dispatch(flash_attn_version, is_init_check)
 
+    def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs) -> None:
+        """`PreTrainedModel.save_pretrained`, plus the `image-classification` pipeline when this process registered
+        a custom one for it (importing lens_hf registers its file-reading pipeline).
+
+        As `Pipeline.save_pretrained` does, the pipeline's module (and the modules it imports relatively) is copied
+        into the folder and named in config.json (`custom_pipelines`), so a plain `model.save_pretrained(folder)`
+        (e.g. `Trainer.save_model`) gives a folder that `pipeline("image-classification", model=folder,
+        trust_remote_code=True)` loads as that pipeline where lens_hf is not installed. Without such a pipeline,
+        config.json names none (a name without its code would make the folder unloadable). The model's own config
+        is left as it was.
+        """
+        pipeline_class = registered_pipeline_class()
+        missing = object()
+        previous = self.config.__dict__.get("custom_pipelines", missing)
+        if pipeline_class is None:
+            self.config.__dict__.pop("custom_pipelines", None)
+        else:
+            info = dict(pipeline_class._registered_impl[PIPELINE_TASK])
+            info["impl"] = f"{pipeline_class.__module__.split('.')[-1]}.{pipeline_class.__name__}"
+            info["pt"] = tuple(model_class.__name__ for model_class in info["pt"])
+            self.config.custom_pipelines = {PIPELINE_TASK: info}
+        try:
+            super().save_pretrained(save_directory, *args, **kwargs)
+        finally:
+            if previous is missing:
+                self.config.__dict__.pop("custom_pipelines", None)
+            else:
+                self.config.custom_pipelines = previous
+        if pipeline_class is not None and kwargs.get("is_main_process", True):
+            custom_object_save(pipeline_class, save_directory)
+
     def _init_weights(self, module: nn.Module) -> None:
         super()._init_weights(module)
         std = self.config.initializer_range
@@ -479,4 +514,19 @@ class ViTSPTLSAForImageClassification(ViTSPTLSAPreTrainedModel):
         return output if return_dict else output.to_tuple()
 
 
-__all__ = ["ViTSPTLSAForImageClassification", "ViTSPTLSAModel", "ViTSPTLSAPreTrainedModel"]
+def registered_pipeline_class() -> type | None:
+    """The pipeline class registered for `image-classification` in this process when it is custom code (registered
+    with `PIPELINE_REGISTRY.register_pipeline`, not one of transformers' own), else None."""
+    impl = PIPELINE_REGISTRY.supported_tasks.get(PIPELINE_TASK, {}).get("impl")
+    registered = getattr(impl, "_registered_impl", {}).get(PIPELINE_TASK, {})
+    if impl is None or registered.get("impl") is not impl or impl.__module__.startswith("transformers."):
+        return None
+    return impl
+
+
+__all__ = [
+    "ViTSPTLSAForImageClassification",
+    "ViTSPTLSAModel",
+    "ViTSPTLSAPreTrainedModel",
+    "registered_pipeline_class",
+]
