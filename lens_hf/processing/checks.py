@@ -18,9 +18,10 @@ def check_normalization(dataset_normalization: str | None, processor: Any) -> No
     ``None`` when it records nothing). Images stored normalised (e.g. ``"minmax"``) train the model on normalised
     pixels, so the processor saved with it must apply that normalisation to new raw images too; a processor with
     ``"none"`` would feed the model raw counts at inference. Images stored raw (``"none"``) can take any
-    processor normalisation (it is applied in training and inference alike). Raises :class:`LensHFError`.
+    processor normalisation (it is applied in training and inference alike). ``processor`` is the image
+    processor or the name of its normalisation. Raises :class:`LensHFError`.
     """
-    wanted = processor.normalization
+    wanted = processor if isinstance(processor, str) else processor.normalization
     if dataset_normalization in (None, "none") or dataset_normalization == wanted:
         return
     raise LensHFError(

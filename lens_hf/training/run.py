@@ -27,13 +27,14 @@ import transformers
 from datasets import DatasetDict
 from transformers.trainer_utils import PredictionOutput, TrainOutput
 
-from lens_hf.data.dataset import load_any
+from lens_hf.data.dataset import MARKER_FILE, load_any
 from lens_hf.data.splits import SIM_SEED_OFFSETS, complete_splits, limit_splits, simulate_splits
 from lens_hf.errors import USER_ERRORS, LensHFError
 from lens_hf.labels import LABELS
 from lens_hf.metrics import softmax, write_evaluation
 from lens_hf.models import factory
 from lens_hf.plots import plot_learning_curves
+from lens_hf.processing.checks import check_normalization
 from lens_hf.processing.file_io import NORMALIZATIONS
 from lens_hf.processing.image_processing_lens import LensImageProcessor
 from lens_hf.processing.saving import install_model_folder
@@ -135,6 +136,16 @@ def _image_size(image: Any) -> tuple[int, int]:
     return int(height), int(width)
 
 
+def recorded_normalization(folder: str | Path) -> str | None:
+    """The normalisation a saved lens_hf dataset records for its stored images (None when it records none)."""
+    marker = Path(folder) / MARKER_FILE
+    try:
+        value = json.loads(marker.read_text(encoding="utf-8")).get("normalization")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None
+
+
 def load_splits(
     data_args: DataArguments, seed: int, progress: bool = True
 ) -> tuple[DatasetDict, dict[str, Any]]:
@@ -145,6 +156,9 @@ def load_splits(
     without, each split is simulated with its own seed (:func:`lens_hf.data.splits.simulate_splits`).
     """
     if data_args.dataset:
+        # A saved lens_hf dataset records how its stored images were normalised; the processor saved with the
+        # model must apply the same normalisation to new images.
+        check_normalization(recorded_normalization(data_args.dataset), data_args.normalization)
         dd = load_any(data_args.dataset, normalize=data_args.normalization, progress=progress)
         if not isinstance(dd, DatasetDict):
             dd = DatasetDict({"test": dd})
