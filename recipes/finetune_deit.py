@@ -23,6 +23,7 @@ from transformers import DeiTForImageClassificationWithTeacher, HfArgumentParser
 from lens_hf.errors import LensHFError
 from lens_hf.models.factory import load_model
 from lens_hf.training import (
+    LENS_INPUTS,
     BatchAugment,
     DataArguments,
     DistillationTrainer,
@@ -52,6 +53,15 @@ DEFAULTS = {
     "distillation_alpha": 0.5,
 }
 
+# Per kind of data (the preset a --dataset records, or --preset): what the model sees (lens_hf.training.
+# LENS_INPUTS: the central 32x32 px around the ring, asinh-stretched, standardised) and this family's settings
+# for it: 4x4 px patches (an 8x8 token grid), and a learning rate low enough that the first epochs do not
+# erase what warm-up found. Used only with the recipe's own model preset.
+DATASET_DEFAULTS = {
+    kind: {**inputs, "config_overrides": {"patch_size": 4}, "learning_rate": 1.5e-4, "warmup_steps": 100}
+    for kind, inputs in LENS_INPUTS.items()
+}
+
 
 @dataclass
 class DistillationArguments:
@@ -75,7 +85,7 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
     final metrics on the main process, an empty dict on the others. ``lens-hf train --recipe deit``
     runs this function."""
     parser = HfArgumentParser((ModelArguments, DataArguments, LensTrainingArguments, DistillationArguments))
-    model_args, data_args, training_args, distill_args = parse_args(parser, DEFAULTS, argv)
+    model_args, data_args, training_args, distill_args = parse_args(parser, DEFAULTS, argv, DATASET_DEFAULTS)
     check_args(model_args, data_args)
     if not 0.0 <= distill_args.distillation_alpha <= 1.0:
         raise LensHFError(f"distillation_alpha must be in [0, 1], got {distill_args.distillation_alpha}")
@@ -91,7 +101,7 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
 
     # Inputs: the image processor saved with the model (resize, centre crop, per-image normalisation), the
     # dataset transforms, and the random augmentation of each training batch (D4 symmetries, random crops).
-    processor = build_processor(model_args, data_args, data_info["image_size"])
+    processor = build_processor(model_args, data_args, data_info["image_size"], splits["train"])
     random_crop = data_args.center_crop is None
     train_transform, eval_transform = make_transforms(processor, random_crop=random_crop)
     augmentation = BatchAugment.for_processor(processor, data_args.augment, random_crop=random_crop)

@@ -20,6 +20,7 @@ from transformers import HfArgumentParser, SwinConfig, TrainerCallback, set_seed
 from lens_hf.errors import LensHFError
 from lens_hf.models.factory import check_swin_config
 from lens_hf.training import (
+    LENS_INPUTS,
     BatchAugment,
     DataArguments,
     LensTrainer,
@@ -48,13 +49,26 @@ DEFAULTS = {
     "num_train_epochs": 50,
 }
 
+# Per kind of data (the preset a --dataset records, or --preset): what the model sees (lens_hf.training.
+# LENS_INPUTS: the central 32x32 px around the ring, asinh-stretched, standardised) and Swin's settings for it:
+# 2x2 px patches (16x16 tokens, merged to 8x8 and 4x4) in 4x4 windows. Used only with the recipe's own preset.
+DATASET_DEFAULTS = {
+    kind: {
+        **inputs,
+        "config_overrides": {"patch_size": 2, "window_size": 4},
+        "learning_rate": 1.5e-4,
+        "warmup_steps": 100,
+    }
+    for kind, inputs in LENS_INPUTS.items()
+}
+
 
 def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None = None) -> dict:
     """Train, evaluate and save (``argv``: the command-line arguments, default ``sys.argv[1:]``). Returns the
     final metrics on the main process, an empty dict on the others. ``lens-hf train --recipe swin``
     runs this function."""
     parser = HfArgumentParser((ModelArguments, DataArguments, LensTrainingArguments))
-    model_args, data_args, training_args = parse_args(parser, DEFAULTS, argv)
+    model_args, data_args, training_args = parse_args(parser, DEFAULTS, argv, DATASET_DEFAULTS)
     check_args(model_args, data_args)
     setup_logging(training_args)
 
@@ -66,7 +80,7 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
 
     # Inputs: the image processor saved with the model (resize, centre crop, per-image normalisation), the
     # dataset transforms, and the random augmentation of each training batch (D4 symmetries, random crops).
-    processor = build_processor(model_args, data_args, data_info["image_size"])
+    processor = build_processor(model_args, data_args, data_info["image_size"], splits["train"])
     random_crop = data_args.center_crop is None
     train_transform, eval_transform = make_transforms(processor, random_crop=random_crop)
     augmentation = BatchAugment.for_processor(processor, data_args.augment, random_crop=random_crop)

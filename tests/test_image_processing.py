@@ -284,3 +284,32 @@ def test_d4_transform_is_the_dihedral_group():
             assert any(torch.equal(d4_transform(views[e], f), v) for v in views)
     with pytest.raises(ValueError, match="0..7"):
         d4_transform(x, 8)
+
+
+def test_asinh_stretch_matches_astropy_and_is_saved_with_the_processor(tmp_path):
+    from astropy.visualization import AsinhStretch
+
+    from lens_hf.processing.file_io import stretch_image
+
+    x = np.linspace(0.0, 1.0, 64, dtype=np.float32).reshape(8, 8)
+    ours = stretch_image(x, "asinh", 0.02)
+    np.testing.assert_allclose(ours, AsinhStretch(a=0.02)(x), rtol=1e-5, atol=1e-6)
+    assert ours.dtype == np.float32 and ours.min() == 0.0 and ours.max() == pytest.approx(1.0)
+    assert stretch_image(x, "none") is x
+
+    image = np.zeros((32, 32), dtype=np.float32)
+    image[10:20, 10:20] = np.linspace(1.0, 100.0, 100).reshape(10, 10)
+    plain = LensImageProcessor(size=32)(image)["pixel_values"]
+    processor = LensImageProcessor(size=32, stretch="asinh", asinh_softening=0.05)
+    stretched = processor(image)["pixel_values"]
+    # faint pixels are lifted, the peak and the zero background stay where they were
+    assert stretched.max() == pytest.approx(1.0) and stretched.min() == 0.0
+    assert float(stretched[0, 0, 10, 10]) > 3 * float(plain[0, 0, 10, 10])
+    processor.save_pretrained(tmp_path)
+    again = LensImageProcessor.from_pretrained(tmp_path)
+    assert again.stretch == "asinh" and again.asinh_softening == 0.05
+    assert torch.equal(again(image)["pixel_values"], stretched)
+    with pytest.raises(ValueError, match="needs normalization='minmax'"):
+        LensImageProcessor(size=32, normalization="none", stretch="asinh")
+    with pytest.raises(ValueError, match="unknown stretch"):
+        LensImageProcessor(size=32, stretch="log")

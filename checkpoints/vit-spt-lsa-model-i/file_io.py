@@ -60,6 +60,9 @@ MAX_FITS_HDUS: int = 32  # FITS HDUs looked at to find the image
 MIN_SIDE: int = 4  # px
 
 NORMALIZATIONS: tuple[str, ...] = ("minmax", "none")
+# Intensity stretches applied after min-max normalisation (see stretch_image).
+STRETCHES: tuple[str, ...] = ("none", "asinh")
+DEFAULT_ASINH_SOFTENING = 0.02
 
 
 class LensFileError(ValueError):
@@ -704,6 +707,27 @@ def read_image(
     """Read one lensing image file -> ``(image, metadata)`` with ``image`` a finite float32 (H, W) array."""
     array, meta = read_array(path, max_pixels=max_pixels)
     return as_image_2d(array, str(path), max_pixels=max_pixels), meta
+
+
+def stretch_image(
+    image: np.ndarray, method: str = "none", softening: float = DEFAULT_ASINH_SOFTENING
+) -> np.ndarray:
+    """Intensity stretch of a min-max normalised image (values in [0, 1]) -> float32 (H, W) in [0, 1].
+
+    ``asinh``: ``asinh(x / a) / asinh(1 / a)`` with softening ``a`` (the definition of
+    ``astropy.visualization.AsinhStretch``): linear below ``a``, logarithmic above, so the faint outer parts of
+    arcs, where substructure bends them, span as many grey levels as the bright knots. ``none`` returns the image.
+    Written in NumPy because this module travels with model folders (no astropy there); a test checks it
+    against astropy.
+    """
+    if method not in STRETCHES:
+        raise ValueError(f"unknown stretch {method!r} (choose from {', '.join(STRETCHES)})")
+    if method == "none":
+        return image
+    if not softening > 0:
+        raise ValueError(f"the asinh softening must be positive, got {softening}")
+    values = np.arcsinh(np.asarray(image, dtype=np.float64) / softening) / np.arcsinh(1.0 / softening)
+    return values.astype(np.float32)
 
 
 def normalize_image(image: Any, method: str = "minmax", source: str = "array") -> np.ndarray:

@@ -26,7 +26,17 @@ from transformers.image_processing_base import ImageProcessingMixin
 from transformers.image_processing_utils import BaseImageProcessor, BatchFeature
 from transformers.processing_utils import ImagesKwargs
 
-from .file_io import NORMALIZATIONS, LensFileError, as_image_2d, normalize_image, pil_to_array, read_image
+from .file_io import (
+    DEFAULT_ASINH_SOFTENING,
+    NORMALIZATIONS,
+    STRETCHES,
+    LensFileError,
+    as_image_2d,
+    normalize_image,
+    pil_to_array,
+    read_image,
+    stretch_image,
+)
 
 # The dihedral group D4: the 4 rotations by multiples of 90 degrees, each with or without a mirror flip. Lensing
 # images have no preferred orientation, and these map the pixel grid onto itself without interpolation.
@@ -51,6 +61,8 @@ class LensImageProcessorKwargs(ImagesKwargs, total=False):
     """Keyword arguments :class:`LensImageProcessor` adds to the stock image-processor ones."""
 
     normalization: str | None
+    stretch: str | None
+    asinh_softening: float | None
     num_channels: int | None
 
 
@@ -136,6 +148,9 @@ class LensImageProcessor(BaseImageProcessor):
         crop_size: centre-crop size applied after resizing, same formats as ``size``; ``None`` for no crop.
         do_center_crop: apply the centre crop.
         normalization: per-image normalisation, ``"minmax"`` (to [0, 1]) or ``"none"``.
+        stretch: intensity stretch after min-max normalisation, ``"none"`` or ``"asinh"``
+            (``asinh(x / a) / asinh(1 / a)``, ``a = asinh_softening``; needs ``normalization="minmax"``).
+        asinh_softening: the softening ``a`` of the asinh stretch, as a fraction of the image's peak.
         image_mean: dataset mean subtracted after per-image normalisation (scalar or one per channel).
         image_std: dataset standard deviation divided by after subtracting the mean (scalar or per channel).
         num_channels: channels of ``pixel_values``; values above 1 replicate the grey image (RGB checkpoints).
@@ -152,6 +167,8 @@ class LensImageProcessor(BaseImageProcessor):
         "crop_size",
         "do_center_crop",
         "normalization",
+        "stretch",
+        "asinh_softening",
         "image_mean",
         "image_std",
         "num_channels",
@@ -164,6 +181,8 @@ class LensImageProcessor(BaseImageProcessor):
         crop_size: dict[str, int] | int | tuple[int, int] | None = None,
         do_center_crop: bool = False,
         normalization: str = "minmax",
+        stretch: str = "none",
+        asinh_softening: float = DEFAULT_ASINH_SOFTENING,
         image_mean: float | Sequence[float] | None = None,
         image_std: float | Sequence[float] | None = None,
         num_channels: int = 1,
@@ -177,6 +196,8 @@ class LensImageProcessor(BaseImageProcessor):
             crop_size=crop_size,
             do_center_crop=do_center_crop,
             normalization=normalization,
+            stretch=stretch,
+            asinh_softening=asinh_softening,
             image_mean=image_mean,
             image_std=image_std,
             num_channels=num_channels,
@@ -206,6 +227,14 @@ class LensImageProcessor(BaseImageProcessor):
             raise ValueError(
                 f"unknown normalization {settings['normalization']!r} (choose from {', '.join(NORMALIZATIONS)})"
             )
+        if settings["stretch"] not in STRETCHES:
+            raise ValueError(f"unknown stretch {settings['stretch']!r} (choose from {', '.join(STRETCHES)})")
+        if settings["stretch"] != "none" and settings["normalization"] != "minmax":
+            raise ValueError(f"stretch {settings['stretch']!r} needs normalization='minmax'")
+        softening = settings["asinh_softening"]
+        if isinstance(softening, bool) or not isinstance(softening, (int, float)) or not 0 < softening <= 1:
+            raise ValueError(f"asinh_softening must be a number in (0, 1], got {softening!r}")
+        out["asinh_softening"] = float(softening)
         channels = settings["num_channels"]
         if isinstance(channels, bool) or not isinstance(channels, (int, np.integer)) or channels < 1:
             raise ValueError(f"num_channels must be a positive integer, got {channels!r}")
@@ -302,12 +331,18 @@ class LensImageProcessor(BaseImageProcessor):
             return list(zip(stack, sources))
         return [(self._load_one(item, source), source) for item, source in items]
 
-    def _to_batch(self, images: Any, normalization: str) -> list[tuple[torch.Tensor, list[str], list[int]]]:
-        """Load, validate and normalise all images -> groups of equal-sized images: ((n, H, W) float32 tensor,
-        source names, positions in the input order)."""
+    def _to_batch(
+        self,
+        images: Any,
+        normalization: str,
+        stretch: str = "none",
+        softening: float = DEFAULT_ASINH_SOFTENING,
+    ) -> list[tuple[torch.Tensor, list[str], list[int]]]:
+        """Load, validate, normalise and stretch all images -> groups of equal-sized images: ((n, H, W) float32
+        tensor, source names, positions in the input order)."""
         arrays, sources = [], []
         for image, source in self._load(images):
-            arrays.append(normalize_image(image, normalization, source))
+            arrays.append(stretch_image(normalize_image(image, normalization, source), stretch, softening))
             sources.append(source)
         groups: dict[tuple[int, ...], list[int]] = {}
         for i, array in enumerate(arrays):
@@ -368,7 +403,9 @@ class LensImageProcessor(BaseImageProcessor):
                 f"unknown LensImageProcessor option(s) {', '.join(unknown)} (valid: {', '.join(self._CONFIG_KEYS)})"
             )
         settings = self._resolve(**{key: overrides.get(key, getattr(self, key)) for key in self._CONFIG_KEYS})
-        groups = self._to_batch(images, settings["normalization"])
+        groups = self._to_batch(
+            images, settings["normalization"], settings["stretch"], settings["asinh_softening"]
+        )
         outputs = [self._transform(batch, sources, settings) for batch, sources, _ in groups]
         if len(outputs) == 1:
             pixel_values = outputs[0]

@@ -3,6 +3,7 @@ epoch-based step-decay schedule, the lensing Trainer (and DeiT distillation), re
 run record, and the steps every recipe in ``recipes/`` calls one by one."""
 
 from lens_hf.training.args import (
+    LENS_INPUTS,
     SIMULATION_FIELDS,
     TRAINING_DEFAULTS,
     DataArguments,
@@ -39,6 +40,7 @@ from lens_hf.training.trainer import (
 )
 
 __all__ = [
+    "LENS_INPUTS",
     "SIMULATION_FIELDS",
     "TRAINING_DEFAULTS",
     "TRAINING_FILE",

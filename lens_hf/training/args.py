@@ -22,6 +22,7 @@ from typing import Any
 import torch
 from transformers import HfArgumentParser, TrainingArguments
 
+from lens_hf.data.dataset import MARKER_FILE
 from lens_hf.errors import LensHFError
 
 LR_SCHEDULES: tuple[str, ...] = ("step", "hf")
@@ -68,7 +69,11 @@ class DataArguments:
         },
     )
     preset: str = field(
-        default="model_i", metadata={"help": "Simulation preset used when no dataset is given."}
+        default="model_i",
+        metadata={
+            "help": "Simulation preset used when no dataset is given; it also picks the recipe's defaults for that "
+            "kind of data (for a --dataset folder, the preset its lens_hf_dataset.json records wins)."
+        },
     )
     train_per_class: int = field(default=200, metadata={"help": "Simulated training images per class."})
     eval_per_class: int = field(default=50, metadata={"help": "Simulated validation images per class."})
@@ -85,6 +90,24 @@ class DataArguments:
     )
     normalization: str = field(
         default="minmax", metadata={"help": "Per-image normalisation: minmax or none."}
+    )
+    stretch: str = field(
+        default="none",
+        metadata={
+            "help": "Intensity stretch after min-max normalisation, saved with the model's image processor: none "
+            "or asinh (asinh(x/a)/asinh(1/a), a = --asinh_softening), which brings out the faint arcs."
+        },
+    )
+    standardize: bool = field(
+        default=False,
+        metadata={
+            "help": "Subtract the mean pixel of the training images and divide by their standard deviation (measured "
+            "after crop and stretch on up to 1,000 training images; saved with the image processor)."
+        },
+    )
+    asinh_softening: float = field(
+        default=0.02,
+        metadata={"help": "Softening a of the asinh stretch, as a fraction of the image's peak."},
     )
     augment: str = field(
         default="d4", metadata={"help": "Training augmentation: d4 (rotations and flips) or none."}
@@ -153,6 +176,17 @@ class LensTrainingArguments(TrainingArguments):
         super().__post_init__()
 
 
+# What the model sees of each kind of data, measured on Model II (benchmarks/README.md, "Recipe defaults"):
+# the central 3.2" around the Einstein ring (radius 1.28") at about 0.1"/px, 32x32 px, asinh-stretched so
+# that the faint outer arcs count, standardised with the training set's pixel statistics. Model III
+# (0.08"/px) and Model I (0.05"/px) are resampled to the Model II pixel scale first. Recipes add their
+# model-side settings (patch size, learning rate) per kind of data; flags and --config override everything.
+LENS_INPUTS: dict[str, dict[str, Any]] = {
+    "model_i": {"image_size": 75, "center_crop": 32, "stretch": "asinh", "standardize": True},
+    "model_ii": {"center_crop": 32, "stretch": "asinh", "standardize": True},
+    "model_iii": {"image_size": 52, "center_crop": 32, "stretch": "asinh", "standardize": True},
+}
+
 # Defaults every recipe starts from; a recipe's own defaults, the config file and the command line override them.
 TRAINING_DEFAULTS: dict[str, Any] = {
     "per_device_train_batch_size": 32,
@@ -210,22 +244,63 @@ def _cpu_only() -> bool:
     return not torch.cuda.is_available()
 
 
+def _drop_option(argv: Sequence[str], name: str) -> list[str]:
+    """``argv`` without ``name VALUE`` / ``name=VALUE``."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == name:
+            skip = True
+        elif not arg.startswith(f"{name}="):
+            out.append(arg)
+    return out
+
+
+def dataset_preset(argv: Sequence[str], config: Mapping[str, Any], defaults: Mapping[str, Any]) -> str | None:
+    """The kind of data a run trains on: the preset a ``--dataset`` folder records in its
+    ``lens_hf_dataset.json`` (else an explicit ``--preset``, else None); without ``--dataset``, the simulated
+    ``--preset`` (flag, config file, recipe default, or the simulation default)."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--dataset", default=None)
+    pre.add_argument("--preset", default=None)
+    known, _ = pre.parse_known_args(list(argv))
+    dataset = known.dataset or config.get("dataset") or defaults.get("dataset")
+    if dataset:
+        try:
+            recorded = json.loads((Path(dataset) / MARKER_FILE).read_text(encoding="utf-8")).get("preset")
+        except (OSError, ValueError, AttributeError):
+            recorded = None
+        if isinstance(recorded, str):
+            return recorded
+        # A folder that does not say what it holds: only an explicit --preset picks defaults for it.
+        explicit = known.preset or config.get("preset")
+        return str(explicit) if explicit else None
+    preset = known.preset or config.get("preset") or defaults.get("preset")
+    return str(preset) if preset else DataArguments.preset
+
+
 def parse_args(
     parser: HfArgumentParser,
     defaults: Mapping[str, Any] | None = None,
     argv: Sequence[str] | None = None,
+    dataset_defaults: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> tuple[Any, ...]:
     """Parse ``argv`` (default ``sys.argv[1:]``) into one instance of each of ``parser``'s dataclasses, in order.
 
     Values, lowest precedence first: the dataclass defaults, :data:`TRAINING_DEFAULTS`, ``defaults`` (the
-    recipe's), ``--config FILE`` (a YAML/JSON mapping of argument names), the flags. Unknown names in
-    ``defaults``, the config file or the flags raise :class:`LensHFError` naming them; so does a missing
-    ``--output_dir``.
+    recipe's), ``dataset_defaults[kind]`` (the recipe's settings for the kind of data the run trains on, see
+    :func:`dataset_preset`; only when the run keeps the recipe's own model preset), ``--config FILE`` (a
+    YAML/JSON mapping of argument names), the flags. Unknown names in ``defaults``, the config file or the flags
+    raise :class:`LensHFError` naming them; so does a missing ``--output_dir``.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--config", default=None)
-    known, rest = pre.parse_known_args(argv)
+    pre.add_argument("--model_preset", default=None)
+    pre.add_argument("--model_name_or_path", default=None)
+    known, _ = pre.parse_known_args(argv)
+    rest = _drop_option(argv, "--config")
 
     names = {f.name for dc in parser.dataclass_types for f in dataclasses.fields(dc) if f.init}
     values: dict[str, Any] = {k: v for k, v in TRAINING_DEFAULTS.items() if k in names}
@@ -235,7 +310,16 @@ def parse_args(
     if _cpu_only():
         values["dataloader_pin_memory"] = False
     config = _read_config(known.config) if known.config else {}
-    for source, given in (("recipe defaults", defaults or {}), (known.config, config)):
+    defaults = dict(defaults or {})
+    # The per-dataset settings describe the recipe's own model preset (its patch size, input crop, ...).
+    chosen = known.model_preset or config.get("model_preset") or defaults.get("model_preset")
+    own_model = chosen == defaults.get("model_preset") and not (
+        known.model_name_or_path or config.get("model_name_or_path")
+    )
+    kind = dataset_preset(argv, config, defaults)
+    if dataset_defaults and own_model and kind in dataset_defaults:
+        defaults.update(dataset_defaults[kind])
+    for source, given in (("recipe defaults", defaults), (known.config, config)):
         unknown = sorted(set(given) - names)
         if unknown:
             raise LensHFError(f"{source}: unknown argument name(s) {', '.join(unknown)}")

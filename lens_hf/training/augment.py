@@ -42,7 +42,7 @@ def random_crop(
     return x[..., top : top + ch, left : left + cw]
 
 
-def _as_array(image: Any) -> np.ndarray:
+def as_training_array(image: Any) -> np.ndarray:
     """A dataset cell (PIL image of mode F/I/L, array or nested list) -> float32 (H, W)."""
     if hasattr(image, "mode") and hasattr(image, "size"):
         image = pil_to_array(image)
@@ -67,7 +67,7 @@ class LensTransform:
 
     def pixel_values(self, images: Sequence[Any]) -> torch.Tensor:
         """Images -> (batch, C, H, W) float32 model inputs (uncropped in training mode with random crops)."""
-        arrays = [_as_array(im) for im in images]
+        arrays = [as_training_array(im) for im in images]
         overrides = {"do_center_crop": False} if self.train and self.random_crop else {}
         return self.processor(arrays, return_tensors="pt", **overrides)["pixel_values"]
 

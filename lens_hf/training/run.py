@@ -35,12 +35,12 @@ from lens_hf.metrics import softmax, write_evaluation
 from lens_hf.models import factory
 from lens_hf.plots import plot_learning_curves
 from lens_hf.processing.checks import check_normalization
-from lens_hf.processing.file_io import NORMALIZATIONS
+from lens_hf.processing.file_io import NORMALIZATIONS, STRETCHES
 from lens_hf.processing.image_processing_lens import LensImageProcessor
 from lens_hf.processing.saving import install_model_folder
 from lens_hf.redact import public_path
 from lens_hf.training.args import DataArguments, LensTrainingArguments, ModelArguments
-from lens_hf.training.augment import AUGMENTATIONS
+from lens_hf.training.augment import AUGMENTATIONS, as_training_array
 from lens_hf.training.record import TRAINING_FILE, training_record, write_json, write_trainer_state
 from lens_hf.training.trainer import LensTrainer, lens_metrics
 
@@ -113,6 +113,12 @@ def check_args(model_args: ModelArguments, data_args: DataArguments) -> None:
         raise LensHFError(
             f"unknown normalization {data_args.normalization!r} (choose from {', '.join(NORMALIZATIONS)})"
         )
+    if data_args.stretch not in STRETCHES:
+        raise LensHFError(f"unknown stretch {data_args.stretch!r} (choose from {', '.join(STRETCHES)})")
+    if data_args.stretch != "none" and data_args.normalization != "minmax":
+        raise LensHFError(f"--stretch {data_args.stretch} needs --normalization minmax")
+    if not 0 < data_args.asinh_softening <= 1:
+        raise LensHFError(f"--asinh_softening must be in (0, 1], got {data_args.asinh_softening}")
     if data_args.random_crop is not None and data_args.center_crop is not None:
         raise LensHFError("give --random_crop or --center_crop, not both")
     sizes = (
@@ -195,6 +201,7 @@ def load_splits(
             "splits": {name: len(ds) for name, ds in dd.items()},
             "image_size": list(_image_size(dd["train"][0]["image"])),
             "normalization": data_args.normalization,
+            "stretch": data_args.stretch,
             "augment": data_args.augment,
             "random_crop": data_args.random_crop,
             "center_crop": data_args.center_crop,
@@ -205,7 +212,10 @@ def load_splits(
 
 # ------------------------------------------------------------------------------------------------ model
 def build_processor(
-    model_args: ModelArguments, data_args: DataArguments, image_size: Sequence[int]
+    model_args: ModelArguments,
+    data_args: DataArguments,
+    image_size: Sequence[int],
+    train_split: datasets.Dataset | None = None,
 ) -> LensImageProcessor:
     """The image processor saved with the model, for data of ``image_size`` (height, width) px: resize to
     ``--image_size`` (default: the data's size), centre-crop to ``--random_crop``/``--center_crop``, per-image
@@ -217,14 +227,36 @@ def build_processor(
         raise LensHFError(f"{name} {crop} px is larger than the {resize[0]}x{resize[1]} px images")
     if crop is None and resize[0] != resize[1]:
         raise LensHFError(f"images of {resize[0]}x{resize[1]} px are not square: give --image_size")
-    return LensImageProcessor(
+    processor = LensImageProcessor(
         size={"height": resize[0], "width": resize[1]},
         do_resize=True,
         crop_size=None if crop is None else {"height": crop, "width": crop},
         do_center_crop=crop is not None,
         normalization=data_args.normalization,
+        stretch=data_args.stretch,
+        asinh_softening=data_args.asinh_softening,
         num_channels=1,
     )
+    if data_args.standardize:
+        if train_split is None:
+            raise LensHFError("--standardize needs the training split to measure the pixel mean and spread")
+        mean, std = pixel_statistics(processor, train_split)
+        processor.image_mean, processor.image_std = [mean], [std]
+    return processor
+
+
+def pixel_statistics(
+    processor: LensImageProcessor, split: datasets.Dataset, max_images: int = 1000
+) -> tuple[float, float]:
+    """Mean and standard deviation of the model inputs ``processor`` makes of (up to ``max_images``, evenly
+    spaced) images of ``split``: the dataset statistics a standardising processor subtracts and divides by."""
+    step = max(1, len(split) // max_images)
+    images = split.select(range(0, len(split), step))["image"]
+    pixels = processor([as_training_array(image) for image in images], return_tensors="pt")["pixel_values"]
+    std = float(pixels.std())
+    if not std > 0:
+        raise LensHFError("the training images are all alike: cannot standardise them")
+    return float(pixels.mean()), std
 
 
 def model_input_size(processor: LensImageProcessor) -> int:
