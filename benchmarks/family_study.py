@@ -121,10 +121,10 @@ class Profile:
 PROFILES: dict[str, Profile] = {
     "cpu": Profile(
         cells=(
-            Cell("model_ii", 1000, epochs=30, seeds=(0, 1, 2)),
-            Cell("model_ii", 5000, epochs=12, seeds=(0, 1, 2)),
-            Cell("model_i", 5000, epochs=12, seeds=(0, 1, 2)),
-            Cell("model_iii", 1000, epochs=30, seeds=(0,)),
+            Cell("model_ii", 1000, epochs=20, seeds=(0, 1, 2)),
+            Cell("model_ii", 5000, epochs=8, seeds=(0, 1, 2)),
+            Cell("model_i", 5000, epochs=8, seeds=(0, 1, 2)),
+            Cell("model_iii", 1000, epochs=20, seeds=(0,)),
         ),
     ),
     "gpu": Profile(

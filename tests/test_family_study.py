@@ -135,3 +135,20 @@ def test_quick_study_end_to_end_with_distillation(tmp_path):
         ]
     )
     assert again["rows"] == report["rows"]
+
+
+def test_recipe_search_trains_screens_and_reports(tmp_path):
+    spec = importlib.util.spec_from_file_location("recipe_search", ROOT / "benchmarks" / "recipe_search.py")
+    search = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(search)
+    common = ["--per-class", "3", "--val-per-class", "3", "--epochs", "2", "--batch", "4", "--warmup", "2"]
+    common += ["--work", str(tmp_path), "--out", str(tmp_path), "--overrides", '{"num_hidden_layers": 1}']
+    search.main(["--tag", "plain", *common])
+    search.main(
+        ["--tag", "stretched", "--stretch", "asinh", "--standardize", "--crop", "32", "--patch", "4", *common]
+    )
+    rows = json.loads((tmp_path / "recipe_search.json").read_text())
+    assert [r["tag"] for r in rows] == ["plain", "stretched"]
+    assert all(len(r["history"]) == 2 and 0 <= r["best"]["val_auc"] <= 1 for r in rows)
+    table = (tmp_path / "recipe_search.md").read_text()
+    assert "| stretched | vit-tiny | 32 px | asinh | True | 4 |" in table

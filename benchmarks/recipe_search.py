@@ -1,0 +1,238 @@
+"""Screen input and optimiser settings for training a transformer from scratch on lensing images, fast.
+
+    python benchmarks/recipe_search.py --tag asinh_c32p4 --stretch asinh --crop 32 --patch 4 --lr 1.5e-4
+    python benchmarks/recipe_search.py --report          # results/recipe_search.{json,md} from all runs so far
+
+One training set (1,000 images per class, seed 7200) and one validation set (300 per class, seed 7201) of a
+simulation preset (default Model II) are simulated once and kept in memory as tensors; a model preset is trained
+with AdamW (linear warm-up, then constant or cosine), D4 augmentation and gradient clipping at 1, one torch thread,
+and validated after every epoch (macro ROC-AUC, one-vs-rest). This is the same model, preprocessing functions
+(``lens_hf.processing.file_io``) and optimiser as the recipes, without the Trainer's per-batch data pipeline,
+so a setting can be screened in a few CPU-minutes; the recipes and ``family_study.py`` confirm what it finds.
+``--mimetic`` and ``--sincos`` try two initialisations from the small-data ViT literature on the stock ViT
+(mimetic attention initialisation, Trockman & Kolter 2023; 2-D sine-cosine position embeddings).
+
+Each run appends one row (settings, validation AUC per epoch, CPU-minutes per epoch) to
+``benchmarks/work/recipe_search/runs.jsonl``; ``--report`` writes the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.metrics import roc_auc_score
+
+from lens_hf.data.simulate import iter_simulations
+from lens_hf.labels import LABEL2ID
+from lens_hf.models import factory
+from lens_hf.processing.file_io import normalize_image, stretch_image
+from lens_hf.training.augment import BatchAugment
+
+ROOT = Path(__file__).resolve().parents[1]
+WORK = ROOT / "benchmarks" / "work" / "recipe_search"
+RESULTS = ROOT / "benchmarks" / "results"
+SEEDS = {"train": 7200, "validation": 7201}
+
+
+def simulated(preset: str, per_class: int, seed: int, work: Path = WORK) -> tuple[np.ndarray, np.ndarray]:
+    """(images (n, H, W) float32 raw, labels (n,)) of a preset, cached under ``work``."""
+    cache = work / f"{preset}-{per_class}-{seed}.npz"
+    if not cache.is_file():
+        images, labels = [], []
+        for image, meta in iter_simulations(preset, per_class, seed, progress=True):
+            images.append(np.asarray(image, dtype=np.float32))
+            labels.append(LABEL2ID[meta["label"]])
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(cache, x=np.stack(images), y=np.asarray(labels))
+    data = np.load(cache)
+    return data["x"], data["y"]
+
+
+def model_inputs(images: np.ndarray, args: argparse.Namespace) -> torch.Tensor:
+    """Raw images -> (n, 1, size, size): min-max, stretch, resize, centre crop (as LensImageProcessor does)."""
+    x = np.stack([stretch_image(normalize_image(im), args.stretch, args.softening) for im in images])
+    x = torch.from_numpy(x)[:, None]
+    if args.resize and args.resize != x.shape[-1]:
+        x = F.interpolate(x, size=(args.resize,) * 2, mode="bilinear", antialias=True, align_corners=False)
+    if args.crop:
+        top = (x.shape[-1] - args.crop) // 2
+        x = x[..., top : top + args.crop, top : top + args.crop]
+    return x.contiguous()
+
+
+def _ortho_like(dim: int, alpha: float, beta: float, sign: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """L, R with L @ R = alpha * Z + sign * beta * I (Z Gaussian / sqrt(dim)), split by the SVD."""
+    u, s, vh = torch.linalg.svd(alpha * torch.randn(dim, dim) / dim**0.5 + sign * beta * torch.eye(dim))
+    return u * s.sqrt(), s.sqrt()[:, None] * vh
+
+
+@torch.no_grad()
+def mimetic_init(model: torch.nn.Module, a1: float, b1: float, a2: float, b2: float) -> None:
+    """Per head: W_q^T W_k ~ a1 Z + b1 I and W_o W_v ~ a2 Z - b2 I (stock HF ViT/DeiT attention modules)."""
+    dim, heads = model.config.hidden_size, model.config.num_attention_heads
+    head = dim // heads
+    modules = dict(model.named_modules())
+    for name, attn in modules.items():
+        if not all(hasattr(attn, k) for k in ("query", "key", "value")):
+            continue
+        out = modules[name.rsplit(".", 1)[0]].output.dense
+        for h in range(heads):
+            rows = slice(h * head, (h + 1) * head)
+            left, right = _ortho_like(dim, a1, b1, 1)
+            attn.query.weight[rows], attn.key.weight[rows] = left[:, :head].T, right[:head]
+            left, right = _ortho_like(dim, a2, b2, -1)
+            attn.value.weight[rows], out.weight[:, rows] = right[:head], left[:, :head]
+        for layer in (attn.query, attn.key, attn.value, out):
+            layer.bias.zero_()
+
+
+@torch.no_grad()
+def sincos_positions(model: torch.nn.Module) -> None:
+    """2-D sine-cosine patch position embeddings (class token at 0) for a stock HF ViT."""
+    pe = model.vit.embeddings.position_embeddings  # (1, 1 + grid*grid, dim)
+    grid, dim = int(math.isqrt(pe.shape[1] - 1)), pe.shape[2]
+    y, x = torch.meshgrid(torch.arange(grid), torch.arange(grid), indexing="ij")
+    omega = 1.0 / 10000 ** (torch.arange(dim // 4) / (dim // 4 - 1))
+    xs, ys = x.flatten()[:, None] * omega, y.flatten()[:, None] * omega
+    pe[0, 1:] = 0.5 * torch.cat([xs.sin(), xs.cos(), ys.sin(), ys.cos()], dim=1)
+    pe[0, :1] = 0
+
+
+def train(args: argparse.Namespace) -> dict:
+    torch.set_num_threads(1)
+    torch.manual_seed(args.seed)
+    xt, yt = simulated(args.preset, args.per_class, SEEDS["train"], args.work)
+    xv, yv = simulated(args.preset, args.val_per_class, SEEDS["validation"], args.work)
+    xt, xv = model_inputs(xt, args), model_inputs(xv, args)
+    if args.standardize:
+        mean, std = xt.mean(), xt.std()
+        xt, xv = (xt - mean) / std, (xv - mean) / std
+    yt, yv = torch.from_numpy(yt).long(), yv
+    overrides = json.loads(args.overrides)
+    if args.patch:
+        overrides["patch_size"] = args.patch
+    model = factory.create_model(args.model, image_size=xt.shape[-1], num_channels=1, **overrides)
+    if args.mimetic:
+        mimetic_init(model, *map(float, args.mimetic.split(",")))
+    if args.sincos:
+        sincos_positions(model)
+    opt = torch.optim.AdamW(factory.param_groups(model, args.weight_decay), lr=args.lr)
+    steps = math.ceil(len(xt) / args.batch) * args.epochs
+
+    def factor(step: int) -> float:
+        if step < args.warmup:
+            return (step + 1) / args.warmup
+        if args.schedule == "const":
+            return 1.0
+        return 0.5 * (1 + math.cos(math.pi * (step - args.warmup) / max(1, steps - args.warmup)))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+    augment = BatchAugment("d4")
+    history, start = [], time.process_time()
+    for epoch in range(1, args.epochs + 1):
+        model.train()
+        losses = []
+        for idx in torch.randperm(len(xt)).split(args.batch):
+            batch = augment(xt[idx])
+            loss = F.cross_entropy(model(pixel_values=batch).logits, yt[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            losses.append(loss.item())
+        model.eval()
+        with torch.no_grad():
+            probs = torch.cat([model(pixel_values=b).logits.softmax(-1) for b in xv.split(256)]).numpy()
+        auc = float(roc_auc_score(yv, probs, multi_class="ovr", average="macro"))
+        history.append(
+            {
+                "epoch": epoch,
+                "train_loss": float(np.mean(losses)),
+                "val_auc": auc,
+                "cpu_minutes": (time.process_time() - start) / 60,
+            }
+        )
+        print(json.dumps(history[-1]), flush=True)
+    best = max(history, key=lambda h: h["val_auc"])
+    settings = {
+        k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k not in ("work", "out")
+    }
+    row = {"tag": args.tag, "settings": settings, "best": best, "history": history}
+    args.work.mkdir(parents=True, exist_ok=True)
+    with open(args.work / "runs.jsonl", "a", encoding="utf-8") as f:
+        f.write(json.dumps(row) + "\n")
+    return row
+
+
+def report(runs_file: Path = WORK / "runs.jsonl", out: Path = RESULTS) -> None:
+    rows = [json.loads(line) for line in runs_file.read_text().splitlines() if line.strip()]
+    lines = [
+        "# Recipe search: stock ViT from scratch, Model II, 1,000 training images per class",
+        "",
+        "`python benchmarks/recipe_search.py ...` (one torch thread); validation: 900 simulated images (seed "
+        f"{SEEDS['validation']}); macro ROC-AUC after each epoch, best epoch shown.",
+        "",
+        "| run | model | input | stretch | standardise | patch | lr | warm-up | batch | epochs | best val AUC "
+        "(epoch, CPU-min) | last train loss |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        s, b, last = r["settings"], r["best"], r["history"][-1]
+        size = f"{s['crop'] or 64} px" + (f" of {s['resize']}" if s["resize"] else "")
+        extra = (" mimetic" if s.get("mimetic") else "") + (" sincos" if s.get("sincos") else "")
+        lines.append(
+            f"| {r['tag']} | {s['model']}{extra} | {size} | {s['stretch']} | {s['standardize']} | "
+            f"{s['patch'] or 'preset'} | {s['lr']:g} | {s['warmup']} | {s['batch']} | {last['epoch']} | "
+            f"{b['val_auc']:.3f} ({b['epoch']}, {b['cpu_minutes']:.1f}) | {last['train_loss']:.3f} |"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "recipe_search.md").write_text("\n".join(lines) + "\n")
+    (out / "recipe_search.json").write_text(json.dumps(rows, indent=1) + "\n")
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--tag", default="run")
+    p.add_argument("--preset", default="model_ii", help="simulation preset")
+    p.add_argument("--per-class", type=int, default=1000)
+    p.add_argument("--val-per-class", type=int, default=300)
+    p.add_argument("--work", type=Path, default=WORK)
+    p.add_argument("--out", type=Path, default=RESULTS)
+    p.add_argument("--model", default="vit-tiny", help="model preset")
+    p.add_argument("--overrides", default="{}", help="config fields as JSON")
+    p.add_argument("--patch", type=int, default=0, help="patch size (0: the preset's, sized to the input)")
+    p.add_argument("--stretch", choices=("none", "asinh"), default="none")
+    p.add_argument("--softening", type=float, default=0.02)
+    p.add_argument("--standardize", action="store_true", help="training-set mean/std standardisation")
+    p.add_argument("--resize", type=int, default=0)
+    p.add_argument("--crop", type=int, default=0)
+    p.add_argument("--lr", type=float, default=1.5e-4)
+    p.add_argument("--weight-decay", type=float, default=0.05)
+    p.add_argument("--warmup", type=int, default=100)
+    p.add_argument("--schedule", choices=("const", "cosine"), default="const")
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--mimetic", default="", help="a1,b1,a2,b2, e.g. 0.7,0.7,0.4,0.4")
+    p.add_argument("--sincos", action="store_true")
+    p.add_argument("--report", action="store_true", help="only write results/recipe_search.*")
+    args = p.parse_args(argv)
+    if not args.report:
+        train(args)
+    report(args.work / "runs.jsonl", args.out)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
