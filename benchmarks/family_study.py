@@ -24,8 +24,8 @@ and an independent test set are simulated once (seeds below) and shared by every
 run sets the initialisation, the data order and the augmentation. The budget of a cell is a number of epochs, the
 same for every family; the CPU-minutes each run used (user + system time of its process, measured by the kernel)
 are recorded beside it. Runs go one per core (``--jobs``, one torch thread each), each in its own folder under
-``--work``; a finished run leaves ``study_row.json`` and is skipped on the next call, an interrupted one resumes
-from its last checkpoint. Results: ``results/family_study.json`` (one row per run + a summary per cell and
+``--work``; a finished run's row is kept under ``results/family_study_runs/`` (versioned) and the run is skipped on
+the next call, an interrupted one resumes from its last checkpoint. Results: ``results/family_study.json`` (one row per run + a summary per cell and
 family + paired differences), ``family_study.md`` and ``family_study.png`` (test macro ROC-AUC vs training
 images, one line per family, error bars = standard deviation over seeds).
 """
@@ -230,12 +230,21 @@ def _row(run: Run, folder: Path, cpu_seconds: float, wall_seconds: float) -> dic
     }
 
 
+def row_path(rows_dir: Path, run: Run) -> Path:
+    """Where a finished run's row is kept: ``<results>/<name>_runs/<cell>/<family>-seed<k>.json`` (versioned with
+    the results, so a later call, on this machine or a clean checkout, skips the run)."""
+    return rows_dir / run.cell.key / f"{run.family.name}-seed{run.seed}.json"
+
+
 class Scheduler:
     """Runs at most ``jobs`` recipe processes at once; a distilled run waits for its teacher."""
 
-    def __init__(self, runs: list[Run], work: Path, profile: Profile, profile_name: str, jobs: int):
+    def __init__(
+        self, runs: list[Run], work: Path, profile: Profile, profile_name: str, jobs: int, rows_dir: Path
+    ):
         self.pending = list(runs)
         self.work, self.profile, self.profile_name, self.jobs = work, profile, profile_name, jobs
+        self.rows_dir = rows_dir
         self.running: dict[int, tuple[Run, subprocess.Popen, float, Any]] = {}
         self.failed: list[str] = []
 
@@ -243,6 +252,7 @@ class Scheduler:
         if not run.family.teacher:
             return True
         teacher = Run(run.cell, FAMILIES[run.family.teacher], run.seed)
+        # the teacher's model folder must be on this machine, not only its row
         return (teacher.folder(self.work) / ROW_FILE).is_file()
 
     def _teacher_failed(self, run: Run) -> bool:
@@ -290,6 +300,9 @@ class Scheduler:
         # CPU time of this run's process (user + system), plus earlier attempts of an interrupted run.
         row = _row(run, folder, cpu + earlier, wall)
         (folder / ROW_FILE).write_text(json.dumps(row, indent=2) + "\n")
+        kept = row_path(self.rows_dir, run)
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        kept.write_text(json.dumps(row, indent=2) + "\n")
         print(
             f"[done] {name}: macro AUC {row['roc_auc_macro']:.4f}, {row['cpu_minutes']} CPU-min", flush=True
         )
@@ -464,10 +477,18 @@ def render_markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def collect(work: Path, runs: list[Run]) -> tuple[list[dict[str, Any]], list[str]]:
+def collect(
+    rows_dir: Path, runs: list[Run], work: Path | None = None
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """The kept rows of ``runs`` (and the names of the missing ones); rows finished in ``work`` but not kept yet
+    are kept first."""
     rows, missing = [], []
     for run in runs:
-        path = run.folder(work) / ROW_FILE
+        path = row_path(rows_dir, run)
+        finished = run.folder(work) / ROW_FILE if work else None
+        if not path.is_file() and finished is not None and finished.is_file():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(finished.read_text())
         if path.is_file():
             rows.append(json.loads(path.read_text()))
         else:
@@ -551,13 +572,20 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         for seed in seeds:
             runs += [Run(cell, fam, seed) for fam in families]
     command = "python benchmarks/family_study.py " + shlex.join(argv if argv is not None else sys.argv[1:])
+    rows_dir = args.out / f"{name}_runs"
     if not args.report_only:
-        todo = [r for r in runs if not (r.folder(args.work) / ROW_FILE).is_file()]
+        # A run is done when its row is kept; a distilled run whose teacher's model folder is not on this
+        # machine (a clean checkout) retrains the teacher first.
+        todo = [r for r in runs if not row_path(rows_dir, r).is_file()]
+        for run in list(todo):
+            teacher = run.family.teacher and Run(run.cell, FAMILIES[run.family.teacher], run.seed)
+            if teacher and teacher not in todo and not (teacher.folder(args.work) / ROW_FILE).is_file():
+                todo.insert(0, teacher)
         data = {
             cell.key: prepare_data(cell, args.work) for cell in cells if any(r.cell == cell for r in todo)
         }
         print(f"{len(runs) - len(todo)} of {len(runs)} runs already done; {len(todo)} to go", flush=True)
-        scheduler = Scheduler(todo, args.work, profile, args.profile, args.jobs)
+        scheduler = Scheduler(todo, args.work, profile, args.profile, args.jobs, rows_dir)
         try:
             scheduler.run(data)
         except BaseException:
@@ -565,11 +593,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                 proc.terminate()
             raise
         finally:
-            rows, missing = collect(args.work, runs)
+            rows, missing = collect(rows_dir, runs, args.work)
             write_report(rows, missing, args.out, name, command.strip())
         if scheduler.failed:
             print(f"failed runs: {', '.join(scheduler.failed)}", file=sys.stderr)
-    rows, missing = collect(args.work, runs)
+    rows, missing = collect(rows_dir, runs, args.work)
     return write_report(rows, missing, args.out, name, command.strip())
 
 

@@ -90,7 +90,9 @@ def test_distilled_run_waits_for_its_teacher_and_commands_name_it(tmp_path):
     cell = study.Cell("model_ii", 4, epochs=1, seeds=(0,))
     student = study.Run(cell, study.FAMILIES["deit-distilled"], 0)
     teacher = study.Run(cell, study.FAMILIES["resnet-18"], 0)
-    sched = study.Scheduler([student], tmp_path, study.PROFILES["quick"], "quick", jobs=2)
+    sched = study.Scheduler(
+        [student], tmp_path, study.PROFILES["quick"], "quick", jobs=2, rows_dir=tmp_path / "rows"
+    )
     assert not sched._ready(student)
     teacher.folder(tmp_path).mkdir(parents=True)
     (teacher.folder(tmp_path) / study.ROW_FILE).write_text("{}")
@@ -135,6 +137,8 @@ def test_quick_study_end_to_end_with_distillation(tmp_path):
         ]
     )
     assert again["rows"] == report["rows"]
+    kept = sorted(p.name for p in (tmp_path / "family_study_quick_runs" / "model_ii-4").iterdir())
+    assert kept == ["deit-distilled-seed0.json", "resnet-18-seed0.json"]
 
 
 def test_recipe_search_trains_screens_and_reports(tmp_path):
