@@ -576,13 +576,9 @@ def _load_fits(path: Path, max_pixels: int) -> tuple[np.ndarray, dict]:
                                 raise LensFileError(path, f"FITS keyword {key} is not a number")
                             meta["axion_mass"] = _finite_mass(value, path)
                     return np.array(hdu.data), meta
-    except LensFileError:
+    except (LensFileError, PermissionError):
         raise
-    except PermissionError:
-        raise
-    except (
-        Exception
-    ) as err:  # astropy/gzip raise OSError, ValueError, TypeError, IndexError... on broken files
+    except Exception as err:  # astropy/gzip: OSError, ValueError, TypeError, IndexError... on broken files
         raise LensFileError(path, f"not a readable FITS file ({_describe(err)})") from None
 
 
@@ -601,13 +597,9 @@ def _load_pil(path: Path, max_pixels: int) -> tuple[np.ndarray, dict]:
                 if img.width * img.height > max_pixels:  # checked before the pixels are decoded
                     raise LensFileError(path, f"image of {img.width}x{img.height} pixels is too large")
                 return pil_to_array(img), {}
-    except LensFileError:
+    except (LensFileError, PermissionError):
         raise
-    except PermissionError:
-        raise
-    except (
-        Exception
-    ) as err:  # UnidentifiedImageError, OSError, SyntaxError, struct.error, DecompressionBomb...
+    except Exception as err:  # UnidentifiedImageError, OSError, SyntaxError, struct.error, DecompressionBomb
         unknown = type(err).__name__ == "UnidentifiedImageError"
         kind = f"not a {_PIL_FORMATS[path.suffix.lower()][0]} file" if unknown else _describe(err)
         raise LensFileError(path, f"not a readable image ({kind})") from None
