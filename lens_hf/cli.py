@@ -40,6 +40,7 @@ RECIPES: dict[str, str] = {
     "deit": "finetune_deit",
     "swin": "finetune_swin",
     "cnn_teacher": "train_cnn_teacher",
+    "regressor": "train_regressor",
 }
 PREDICTION_FORMATS: tuple[str, ...] = (".csv", ".json")
 
@@ -193,7 +194,11 @@ def cmd_train(args: argparse.Namespace, extra: list[str]) -> int:
     """Run a recipe's ``main()`` with the remaining arguments: the function ``python recipes/<script>.py``
     runs (its defaults, then ``--config FILE``, then the flags)."""
     metrics = load_recipe(RECIPES[args.recipe]).main(extra)
-    if metrics:
+    if metrics and "mae" in metrics:
+        print(
+            f"trained: {metrics.get('split')} MAE {metrics['mae']:.4f}, RMSE {metrics['rmse']:.4f} ({metrics['quantity']})"
+        )
+    elif metrics:
         auc = metrics.get("roc_auc_macro")
         print(
             f"trained: {metrics.get('split')} accuracy {metrics.get('accuracy', float('nan')):.4f}, "
