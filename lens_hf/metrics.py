@@ -381,7 +381,7 @@ def write_regression_evaluation(
                 writer = csv.writer(f)
                 writer.writerow(["path", *columns])
                 for i in range(len(y)):
-                    writer.writerow([os.fspath(paths[i]), *(f"{v[i]:.6g}" for v in columns.values())])
+                    writer.writerow([os.fspath(paths[i]), *(f"{v[i]:.10g}" for v in columns.values())])
     return metrics
 
 
