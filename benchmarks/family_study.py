@@ -491,10 +491,43 @@ def render_markdown(report: dict[str, Any]) -> str:
                 f"| {c['dataset']} | {c['train_per_class']:,} | {c['contrast']} | {c['pairs']} | "
                 f"{c['difference_mean']:+.4f} | {se} | {ci} |"
             )
+    reading = reading_lines(report)
+    if reading:
+        lines += ["", "## Reading", "", *reading]
     if report.get("missing"):
         lines += ["", f"Runs not finished yet: {len(report['missing'])} ({', '.join(report['missing'][:12])}"]
         lines[-1] += ", ...)" if len(report["missing"]) > 12 else ")"
     return "\n".join(lines) + "\n"
+
+
+def verdict(c: dict[str, Any]) -> str:
+    """A paired difference in words: it helps or hurts only when its 95 % interval excludes zero."""
+    if c["ci95"] is None:
+        return "one seed, no interval yet"
+    lo, hi = c["ci95"]
+    if lo > 0:
+        return "helps"
+    if hi < 0:
+        return "hurts"
+    return "no clear difference"
+
+
+def reading_lines(report: dict[str, Any]) -> list[str]:
+    """Plain-words reading of the table, generated from the numbers (so it cannot drift from them)."""
+    out = []
+    for c in report["contrasts"]:
+        ci = "" if c["ci95"] is None else f", 95 % interval [{c['ci95'][0]:+.3f}, {c['ci95'][1]:+.3f}]"
+        out.append(
+            f"- {c['dataset']}, {c['train_per_class']:,} per class: {c['contrast']}: {c['difference_mean']:+.3f} "
+            f"macro AUC ({c['pairs']} seed(s){ci}): {verdict(c)}."
+        )
+    for s in report["summary"]:
+        if s["roc_auc_macro_mean"] < 0.6:
+            out.append(
+                f"- {s['dataset']}, {s['train_per_class']:,} per class: {s['family']} stays near chance "
+                f"(macro AUC {s['roc_auc_macro_mean']:.3f})."
+            )
+    return out
 
 
 def collect(

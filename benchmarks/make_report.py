@@ -25,8 +25,20 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 # Benchmark tables in the report, in order (benchmarks/results/<name>.md); missing ones are named as missing.
-BENCH_TABLES = ("accuracy", "accuracy_1k", "accuracy_gpu", "throughput", "gpu/throughput", "simulation")
-OPTIONAL_TABLES = {"accuracy_gpu"}  # left out silently when absent
+BENCH_TABLES = (
+    "family_study",
+    "accuracy",
+    "accuracy_1k",
+    "accuracy_gpu",
+    "throughput",
+    "gpu/throughput",
+    "simulation",
+)
+OPTIONAL_TABLES = {"accuracy_gpu", "family_study"}  # left out silently when absent
+# Benchmark figures shown under their table (benchmarks/results/<name>.png, copied to docs/figures/).
+BENCH_FIGURES = {
+    "family_study": "Test macro ROC-AUC against training images, one line per family (error bars: std over seeds)"
+}
 
 
 def attention_rollout(attentions: tuple[torch.Tensor, ...]) -> torch.Tensor:
@@ -319,6 +331,11 @@ def write_markdown(
             # One heading level down: the tables sit under "## Benchmarks".
             text = "\n".join("#" + line if line.startswith("#") else line for line in text.splitlines())
             summary = accuracy_summary(results / f"{name}.json") if name.startswith("accuracy") else ""
+            figure = results / f"{name}.png"
+            if name in BENCH_FIGURES and figure.is_file():
+                (docs / "figures").mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(figure, docs / "figures" / figure.name)
+                summary = f"![{BENCH_FIGURES[name]}](figures/{figure.name})"
             bench.append(text + (f"\n\n{summary}" if summary else ""))
         elif name not in OPTIONAL_TABLES:
             bench.append(

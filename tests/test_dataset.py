@@ -474,3 +474,15 @@ def test_simulate_hf_removes_what_a_killed_save_left(tmp_path, cli):
     assert [p.name for p in tmp_path.iterdir()] == ["sim"]
     assert json.loads((out / MARKER_FILE).read_text())["splits"] == {"train": 3}
     assert not half_written.exists() and not set_aside.exists()
+
+
+def test_stratified_split_of_a_class_does_not_depend_on_the_other_classes():
+    from lens_hf.data.dataset import stratified_split
+
+    spec = {"train": 0.8, "validation": 0.1, "test": 0.1}
+    few = ["vortex"] * 50 + ["subhalo"] * 20
+    more = ["vortex"] * 50 + ["subhalo"] * 40  # more subhalo images, same vortex images (indices 0-49)
+    a, b = stratified_split(few, spec, seed=3), stratified_split(more, spec, seed=3)
+    for name in spec:
+        assert [i for i in a[name] if i < 50] == [i for i in b[name] if i < 50]
+    assert sorted(sum(a.values(), [])) == list(range(70))

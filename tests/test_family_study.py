@@ -156,3 +156,16 @@ def test_recipe_search_trains_screens_and_reports(tmp_path):
     assert all(len(r["history"]) == 2 and 0 <= r["best"]["val_auc"] <= 1 for r in rows)
     table = (tmp_path / "recipe_search.md").read_text()
     assert "| stretched | vit-tiny | 32 px | asinh | True | 4 |" in table
+
+
+def test_reading_states_each_contrast_from_its_interval():
+    helps = {"ci95": [0.01, 0.05]}
+    assert study.verdict(helps) == "helps"
+    assert study.verdict({"ci95": [-0.05, -0.01]}) == "hurts"
+    assert study.verdict({"ci95": [-0.01, 0.02]}) == "no clear difference"
+    assert study.verdict({"ci95": None}) == "one seed, no interval yet"
+    rows = [_row("vit", s, 0.55) for s in range(3)] + [_row("vit-spt", s, 0.80 + 0.01 * s) for s in range(3)]
+    report = {"contrasts": study.contrasts(rows), "summary": study.summarize(rows)}
+    text = "\n".join(study.reading_lines(report))
+    assert "SPT (vit-spt - vit): +0.260 macro AUC (3 seed(s)" in text and ": helps." in text
+    assert "vit stays near chance (macro AUC 0.550)" in text

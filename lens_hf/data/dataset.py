@@ -136,6 +136,11 @@ def stratified_split(
 
     ``splits`` comes from :func:`parse_splits`. Each class is shuffled with its own RNG (seeded by ``seed`` and
     the class id), so the result does not depend on the other classes. Returned index lists are sorted.
+
+    Written here rather than ``Dataset.train_test_split(stratify_by_column=...)``: that splits two ways per call
+    and shuffles the whole set with one generator, so a three-way split takes two calls, exact per-class counts
+    are not available, and adding images of one class moves images of the other classes between splits; here
+    a class's assignment depends only on its own images and the seed (tested in tests/test_dataset.py).
     """
     by_label: dict[str, list[int]] = {}
     for i, label in enumerate(labels):
