@@ -1,12 +1,12 @@
 """The steps of a training recipe, one call each: set up logging, load the splits (for regression, keep the rows
-with a target and standardise it), build the image processor and the model, and, after ``trainer.train()`` and ``trainer.predict()``, :func:`finish_run`.
+with a target and standardise it), build the image processor and the model, and, after ``trainer.train()`` and
+``trainer.predict()``, :func:`finish_run`.
 
 :func:`finish_run` writes, on the main process, into ``output_dir`` next to the Trainer's ``checkpoint-*``
 folders: the model folder (``config.json``, ``model.safetensors``, the image processor and their code),
-``metrics.json``, ``roc.png``, ``confusion_matrix.png`` (a regression model: ``regression.png``) (and
-``predictions.csv`` for data read from files),
-``learning_curves.png``, ``trainer_state.json``, ``lens_hf_training.json`` (the run record) and ``README.md``
-(the model card).
+``metrics.json``, ``roc.png`` and ``confusion_matrix.png`` (a regression model: ``regression.png``),
+``predictions.csv`` (for data read from files), ``learning_curves.png``, ``trainer_state.json``,
+``lens_hf_training.json`` (the run record) and ``README.md`` (the model card).
 """
 
 from __future__ import annotations
@@ -372,7 +372,8 @@ def build_model(
     overrides = config_overrides(model_args.config_overrides)
     if model_args.task == "regression" and target is None:
         raise LensHFError(
-            "--task regression needs the target's scaling (lens_hf.training.regression_targets)"
+            "--task regression needs the target's scaling from lens_hf.training.regression_targets "
+            "(the train_regressor recipe)"
         )
     head = {"task": model_args.task, "target": target if model_args.task == "regression" else None}
     if model_args.model_name_or_path:
