@@ -321,3 +321,17 @@ def test_regression_head_needs_a_target_and_a_known_task(tmp_path):
     model = load_for_finetuning(tmp_path / "classifier", task="regression", target="axion_mass")
     assert model.classifier.out_features == 1 and model.config.problem_type == "regression"
     torch.testing.assert_close(model.vit.layernorm.weight, source.vit.layernorm.weight)
+    # ... and back: a regression checkpoint fine-tuned as a classifier loses its target scaling.
+    from lens_hf.processing.targets import TargetScaling
+
+    regressor = create_model(
+        "vit-tiny",
+        image_size=32,
+        task="regression",
+        target=TargetScaling("axion_mass", "log10", -23.0, 0.5),
+        **TINY_REGRESSORS["vit-tiny"],
+    )
+    regressor.save_pretrained(tmp_path / "regressor")
+    classifier = load_for_finetuning(tmp_path / "regressor")
+    assert classifier.classifier.out_features == 3 and classifier.config.problem_type is None
+    assert not hasattr(classifier.config, "lens_regression")

@@ -123,10 +123,11 @@ class TargetScaling:
 
     @classmethod
     def from_config(cls, config: Any) -> TargetScaling | None:
-        """The scaling a model config records (``config.lens_regression``), None for a classifier."""
-        record = getattr(config, CONFIG_FIELD, None)
-        if record is None and getattr(config, "problem_type", None) != "regression":
+        """The scaling a regression model config records (``config.lens_regression``); None for a classifier
+        (``problem_type`` not ``"regression"``)."""
+        if getattr(config, "problem_type", None) != "regression":
             return None
+        record = getattr(config, CONFIG_FIELD, None)
         if not isinstance(record, Mapping):
             raise ValueError(f"a regression model config needs a {CONFIG_FIELD} record, got {record!r}")
         return cls.from_dict(record)

@@ -478,6 +478,8 @@ def load_for_finetuning(
         raise LensHFError(f"{source}: cannot load {model_class.__name__} weights ({_one_line(err)})") from err
     if dict(config.id2label or {}) != head["id2label"] or config.problem_type != model.config.problem_type:
         _reset_head(model)
+    if task == "classification" and hasattr(model.config, CONFIG_FIELD):
+        delattr(model.config, CONFIG_FIELD)  # the scaling of the regression checkpoint's target
 
     old_channels = int(model.config.num_channels)
     if num_channels not in (1, old_channels):
