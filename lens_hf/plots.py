@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from sklearn.metrics import auc, roc_curve
 from sklearn.preprocessing import label_binarize
 
@@ -130,6 +131,8 @@ def plot_regression(
     res.scatter(y, p - y, s=8, alpha=0.6)
     res.axhline(0.0, color="k", ls="--", lw=1)
     res.set(xlabel=f"true {quantity}", ylabel="predicted - true")
+    for axis in (ax.xaxis, ax.yaxis, res.xaxis):
+        axis.set_major_locator(MaxNLocator(5))  # values like -23.75 need room
     if title:
         fig.suptitle(title)
     fig.tight_layout()
