@@ -360,12 +360,34 @@ def _load_training(model_dir: Path, training: Mapping[str, Any] | None) -> dict[
     return redact_record(merged)
 
 
+REGRESSION_KEYS = (
+    "target",
+    "transform",
+    "quantity",
+    "mae",
+    "rmse",
+    "r2",
+    "bias",
+    "num_samples",
+    "mae_binned",
+)
+
+
+def _is_regression(metrics: Mapping[str, Any] | None) -> bool:
+    """Whether ``metrics`` are those of :func:`lens_hf.metrics.write_regression_evaluation`."""
+    return metrics is not None and "mae" in metrics
+
+
 def _check_metrics(metrics: Mapping[str, Any], source: str) -> None:
-    needed = ("labels", "accuracy", "roc_auc_per_class", "roc_auc_macro", "roc_auc_micro", "num_samples")
+    if _is_regression(metrics):
+        needed, writer = REGRESSION_KEYS, "write_regression_evaluation"
+    else:
+        needed = ("labels", "accuracy", "roc_auc_per_class", "roc_auc_macro", "roc_auc_micro", "num_samples")
+        writer = "write_evaluation"
     missing = [k for k in needed if k not in metrics]
     if missing:
         raise LensHFError(
-            f"{source}: missing metric key(s) {missing}; write it with lens_hf.metrics.write_evaluation"
+            f"{source}: missing metric key(s) {missing}; write it with lens_hf.metrics.{writer}"
         )
 
 
@@ -377,6 +399,26 @@ def _eval_results(metrics: Mapping[str, Any], dataset_type: str, dataset_name: s
         "dataset_name": dataset_name,
         "dataset_split": str(metrics.get("split", "test")),
     }
+    if _is_regression(metrics):
+        # The Hub has no image-regression task id; the model runs as (and is tagged) image-classification, and
+        # the metric names say what is measured.
+        quantity, unit = metrics["quantity"], " (dex)" if metrics["transform"] == "log10" else ""
+        rows = [
+            ("mae", f"MAE of {quantity}{unit}"),
+            ("rmse", f"RMSE of {quantity}{unit}"),
+            ("r2", f"R2 of {quantity}"),
+        ]
+        return [
+            EvalResult(
+                metric_type=key,
+                metric_name=name,
+                metric_config=quantity,
+                metric_value=round(float(metrics[key]), 6),
+                **common,
+            )
+            for key, name in rows
+            if metrics[key] is not None
+        ]
     results = []
     for config in ("macro", "micro"):
         value = metrics.get(f"roc_auc_{config}")
@@ -419,7 +461,16 @@ def _model_rows(config: Mapping[str, Any], preproc: Mapping[str, Any], params: A
         ("architecture", f"`{config.get('model_type', 'unknown')}`" + (f" (`{archs[0]}`)" if archs else ""))
     )
     id2label = config.get("id2label") or {}
-    if id2label:
+    regression = config.get("lens_regression")
+    if isinstance(regression, Mapping):
+        rows.append(
+            (
+                "output",
+                f"`{_quantity(regression)}`, standardised with the training targets' mean "
+                f"{float(regression['mean']):.4g} and std {float(regression['std']):.4g} (MSE loss)",
+            )
+        )
+    elif id2label:
         ordered = [id2label[k] for k in sorted(id2label, key=lambda k: int(k))]
         rows.append(("classes", ", ".join(f"{i}: `{name}`" for i, name in enumerate(ordered))))
     size = config.get("image_size") or preproc.get("size")
@@ -503,9 +554,49 @@ def _evaluation_data(metrics: Mapping[str, Any]) -> str:
     return text
 
 
+def _regression_results(metrics: Mapping[str, Any], model_dir: Path) -> dict[str, Any]:
+    unit = " dex" if metrics["transform"] == "log10" else ""
+    rows = [
+        ("MAE", f"{float(metrics['mae']):.4f}{unit}"),
+        ("RMSE", f"{float(metrics['rmse']):.4f}{unit}"),
+        ("bias (predicted - true)", f"{float(metrics['bias']):+.4f}{unit}"),
+        ("R2", "n/a" if metrics["r2"] is None else f"{float(metrics['r2']):.4f}"),
+        *[
+            (f"within {k[7:]}{unit}", f"{float(v):.3f}")
+            for k, v in metrics.items()
+            if k.startswith("within_")
+        ],
+        *[
+            (
+                f"MAE, true in [{b['low']:.2f}, {b['high']:.2f}] ({b['num_samples']} images)",
+                _fmt_auc(b["mae"]),
+            )
+            for b in metrics["mae_binned"]
+        ],
+    ]
+    return {
+        "intro": (
+            f"Errors of `{metrics['quantity']}` on the `{metrics.get('split', 'test')}` split"
+            f"{_evaluation_data(metrics)}: {int(metrics['num_samples']):,} images that have a value of "
+            f"`{metrics['target']}`."
+        ),
+        "rows": rows,
+        "figures": [
+            (file, alt)
+            for file, alt in (
+                ("regression.png", "Predicted vs true"),
+                ("learning_curves.png", "Learning curves"),
+            )
+            if (model_dir / file).is_file()
+        ],
+    }
+
+
 def _results(metrics: Mapping[str, Any] | None, model_dir: Path) -> dict[str, Any] | None:
     if metrics is None:
         return None
+    if _is_regression(metrics):
+        return _regression_results(metrics, model_dir)
     per_class = metrics["roc_auc_per_class"]
     rows = [
         ("ROC-AUC macro", _fmt_auc(metrics["roc_auc_macro"])),
@@ -564,6 +655,8 @@ def _training_budget(info: Mapping[str, Any]) -> str | None:
 
 def _published(preset: str | None, metrics: Mapping[str, Any] | None, info: Mapping[str, Any]) -> dict | None:
     """The published results on the preset's DeepLense data set, and how this model's number relates."""
+    if _is_regression(metrics):
+        return _published_regression(preset, metrics)
     groups = published_results(preset) if preset else []
     if not groups:
         return None
@@ -591,6 +684,31 @@ def _published(preset: str | None, metrics: Mapping[str, Any] | None, info: Mapp
         "results": [(r["model"], r.get("start") or "not stated", str(r["value"])) for r in group["results"]],
         "comparison": comparison,
     }
+
+
+def _published_regression(preset: str | None, metrics: Mapping[str, Any]) -> dict | None:
+    """The published axion-mass errors on the preset's DeepLense data set, for a log10 axion-mass model."""
+    group = published_regression()
+    if not preset or preset not in group["datasets"] or metrics.get("quantity") != "log10_axion_mass":
+        return None
+    ours = float(metrics["mae"])
+    return {
+        "title": dataset_title(preset),
+        "metric_name": group["metric_name"],
+        "where": group["evaluation"],
+        "source": group.get("source"),
+        "note": group.get("note"),
+        "results": [(r["model"], "not stated", str(r["values"][preset])) for r in group["results"]],
+        "comparison": (
+            f"This model: {ours:.4f} dex on the {int(metrics['num_samples']):,} lens_hf-simulated vortex images "
+            "above; a different test set, so the comparison is indicative, not like for like."
+        ),
+    }
+
+
+def _quantity(regression: Mapping[str, Any]) -> str:
+    target = regression.get("target")
+    return f"log10_{target}" if regression.get("transform") == "log10" else str(target)
 
 
 def _training_data(
@@ -629,7 +747,20 @@ def _training_data(
     elif local:
         lines.append(f"Dataset: `{local}` (a local folder, not published with this model).")
     splits = described.get("splits")
-    if isinstance(splits, Mapping) and splits:
+    regression = described.get("regression") if isinstance(described.get("regression"), Mapping) else {}
+    if isinstance(regression.get("splits"), Mapping) and regression["splits"]:
+        skipped = regression.get("skipped") if isinstance(regression.get("skipped"), Mapping) else {}
+        lines.append(
+            f"Images with a value of `{regression.get('target')}`: "
+            + ", ".join(f"{k} {int(v):,}" for k, v in regression["splits"].items())
+            + (
+                f" (skipped without one: {', '.join(f'{k} {int(v):,}' for k, v in skipped.items())})"
+                if skipped
+                else ""
+            )
+            + "."
+        )
+    elif isinstance(splits, Mapping) and splits:
         lines.append("Images: " + ", ".join(f"{k} {int(v):,}" for k, v in splits.items()) + ".")
     elif simulated and _lookup(flat, "per_class", "train_per_class"):
         lines.append(f"Training images per class: {_lookup(flat, 'per_class', 'train_per_class')}.")
@@ -692,6 +823,7 @@ def render_model_card(
     elif metrics is not None:
         _check_metrics(metrics, "metrics")
 
+    regression = config.get("lens_regression") if isinstance(config.get("lens_regression"), Mapping) else None
     info = _load_training(root, training)
     flat = _flatten(info)
     data = _training_data(info, flat, metrics)
@@ -715,16 +847,29 @@ def render_model_card(
         pipeline_tag="image-classification",
         tags=list(MODEL_TAGS),
         datasets=[data["dataset_id"]] if data["dataset_id"] else None,
-        metrics=["roc_auc", "accuracy"],
+        metrics=["mae", "rmse", "r2"] if regression else ["roc_auc", "accuracy"],
         model_name=name,
         eval_results=_eval_results(metrics, dataset_type, dataset_name) if metrics is not None else None,
     )
-    summary = (
-        f"A `{config.get('model_type', 'image')}` classifier of strong gravitational-lensing images into the "
-        f"three DeepLense dark-matter substructure classes ({', '.join(f'`{x}`' for x in LABELS)}), trained "
-        f"with lens_hf" + (f" on {dataset_name}." if preset or data["dataset"] or data["dataset_id"] else ".")
-    )
-    if metrics is not None and metrics.get("roc_auc_macro") is not None:
+    trained_on = f" on {dataset_name}." if preset or data["dataset"] or data["dataset_id"] else "."
+    if regression:
+        summary = (
+            f"A `{config.get('model_type', 'image')}` regressor of `{regression['target']}` from strong "
+            f"gravitational-lensing images (it learns `{_quantity(regression)}`), trained with lens_hf{trained_on}"
+        )
+    else:
+        summary = (
+            f"A `{config.get('model_type', 'image')}` classifier of strong gravitational-lensing images into the "
+            f"three DeepLense dark-matter substructure classes ({', '.join(f'`{x}`' for x in LABELS)}), trained "
+            f"with lens_hf{trained_on}"
+        )
+    if _is_regression(metrics):
+        unit = " dex" if metrics["transform"] == "log10" else ""
+        summary += (
+            f" MAE {float(metrics['mae']):.4f}{unit} on the {int(metrics['num_samples']):,} images of the "
+            f"`{metrics.get('split', 'test')}` split{_evaluation_data(metrics)}."
+        )
+    elif metrics is not None and metrics.get("roc_auc_macro") is not None:
         summary += (
             f" Macro one-vs-rest ROC-AUC {float(metrics['roc_auc_macro']):.4f} on the "
             f"{int(metrics['num_samples']):,} images of the `{metrics.get('split', 'test')}` split"
@@ -748,6 +893,7 @@ def render_model_card(
         results=_results(metrics, root),
         published=_published(preset, metrics, info),
         model_ref=repo_id or f"path/to/{name}",
+        regression=regression and {"target": regression.get("target"), "quantity": _quantity(regression)},
         origin=(
             f"Trained and evaluated on images simulated by lens_hf (the `{preset}` preset, lenstronomy, after "
             "the public DeepLense recipes); these are not the official DeepLense archives."

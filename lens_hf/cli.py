@@ -40,6 +40,7 @@ RECIPES: dict[str, str] = {
     "deit": "finetune_deit",
     "swin": "finetune_swin",
     "cnn_teacher": "train_cnn_teacher",
+    "regressor": "train_regressor",
 }
 PREDICTION_FORMATS: tuple[str, ...] = (".csv", ".json")
 
@@ -193,7 +194,11 @@ def cmd_train(args: argparse.Namespace, extra: list[str]) -> int:
     """Run a recipe's ``main()`` with the remaining arguments: the function ``python recipes/<script>.py``
     runs (its defaults, then ``--config FILE``, then the flags)."""
     metrics = load_recipe(RECIPES[args.recipe]).main(extra)
-    if metrics:
+    if metrics and "mae" in metrics:
+        print(
+            f"trained: {metrics.get('split')} MAE {metrics['mae']:.4f}, RMSE {metrics['rmse']:.4f} ({metrics['quantity']})"
+        )
+    elif metrics:
         auc = metrics.get("roc_auc_macro")
         print(
             f"trained: {metrics.get('split')} accuracy {metrics.get('accuracy', float('nan')):.4f}, "
@@ -220,15 +225,18 @@ def cmd_predict(args: argparse.Namespace) -> int:
     )
     rows = preds.rows(include_skipped=True)
     if output is not None:
-        _write_predictions(output, rows, preds.labels)
+        _write_predictions(output, rows, preds.labels, preds.columns)
     else:
-        _print_rows(rows, preds.labels)
-    counts = Counter(r["label"] for r in rows if r["error"] is None)
-    summary = ", ".join(f"{name}: {counts.get(name, 0)}" for name in preds.labels)
+        _print_rows(rows, preds.columns)
+    if preds.scaling is None:
+        counts = Counter(r["label"] for r in rows if r["error"] is None)
+        summary = "classified (" + ", ".join(f"{name}: {counts.get(name, 0)}" for name in preds.labels) + ")"
+    else:
+        summary = f"predicted ({preds.scaling.target})"
     for path, reason in preds.skipped:
         print(f"skipped {_escape(path)}: {reason}", file=sys.stderr)
     print(
-        f"{len(preds.sources)} image(s) classified ({summary})"
+        f"{len(preds.sources)} image(s) {summary}"
         + (f" with test-time augmentation {args.tta}" if args.tta != "none" else "")
         + (f"; {len(preds.skipped)} skipped" if preds.skipped else "")
         + (f"; wrote {_escape(str(output))}" if output is not None else ""),
@@ -239,8 +247,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Metrics, ROC and confusion-matrix figures and per-image predictions of a model on labelled data."""
-    from lens_hf.inference import evaluate_data, load_classifier
-    from lens_hf.metrics import format_table, write_evaluation
+    from lens_hf.inference import evaluate_data, evaluate_regression_data, load_classifier
+    from lens_hf.metrics import (
+        format_regression_table,
+        format_table,
+        write_evaluation,
+        write_regression_evaluation,
+    )
+    from lens_hf.processing.targets import apply_transform
 
     out = Path(args.out)
     check_output_location(out, inside=True)
@@ -249,15 +263,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if not Path(args.data).exists():
         raise _user_error(f"{args.data}: no such file or folder")
     loaded = load_classifier(args.model)
-    y_true, preds = evaluate_data(
-        loaded,
-        args.data,
-        split=args.split,
-        batch_size=args.batch_size,
-        tta=args.tta,
-        skip_bad=args.skip_bad,
-        progress=_tty(),
-    )
+    options = dict(split=args.split, batch_size=args.batch_size, tta=args.tta, skip_bad=args.skip_bad)
+    scaling = loaded.scaling
+    if scaling is None:
+        y_true, preds = evaluate_data(loaded, args.data, progress=_tty(), **options)
+    else:
+        y_true, preds, without = evaluate_regression_data(loaded, args.data, progress=_tty(), **options)
     extra: dict[str, Any] = {
         "model": str(loaded.path),
         "data": str(args.data),
@@ -266,14 +277,30 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         "skipped": [{"path": p, "error": r} for p, r in preds.skipped],
     }
     with _staged_folder(out) as staging:
-        metrics = write_evaluation(
-            staging, y_true, preds.probs, labels=loaded.labels, paths=preds.sources, extra=extra
-        )
-    print(format_table(metrics))
+        if scaling is None:
+            metrics = write_evaluation(
+                staging, y_true, preds.probs, labels=loaded.labels, paths=preds.sources, extra=extra
+            )
+            figures = "roc.png, confusion_matrix.png"
+        else:
+            extra["num_without_target"] = without
+            metrics = write_regression_evaluation(
+                staging,
+                apply_transform(y_true, scaling.transform),
+                apply_transform(preds.probs[:, 0], scaling.transform),
+                target=scaling.target,
+                transform=scaling.transform,
+                paths=preds.sources,
+                extra=extra,
+            )
+            figures = "regression.png"
+    print(format_table(metrics) if scaling is None else format_regression_table(metrics))
+    if scaling is not None and without:
+        print(f"{without} image(s) have no {scaling.target} value: not evaluated", file=sys.stderr)
     for path, reason in preds.skipped:
         print(f"skipped {_escape(path)}: {reason}", file=sys.stderr)
     print(
-        f"wrote metrics.json, roc.png, confusion_matrix.png, predictions.csv to {_escape(str(out))}"
+        f"wrote metrics.json, {figures}, predictions.csv to {_escape(str(out))}"
         + (f"; {len(preds.skipped)} file(s) skipped (listed in metrics.json)" if preds.skipped else ""),
         file=sys.stderr,
     )
@@ -395,7 +422,7 @@ def _staged_folder(out: Path) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _write_predictions(path: Path, rows: list[dict], labels: list[str]) -> None:
+def _write_predictions(path: Path, rows: list[dict], labels: list[str], columns: list[str]) -> None:
     """``rows`` (with an ``error`` column, empty for classified images) as CSV or JSON, atomically. The CSV is
     RFC 4180 (the csv module quotes paths holding commas, quotes, tabs or line breaks)."""
     from lens_hf.utils import atomic_path
@@ -406,7 +433,7 @@ def _write_predictions(path: Path, rows: list[dict], labels: list[str]) -> None:
             json.dump({"labels": labels, "num_skipped": skipped, "predictions": rows}, f, indent=2)
             f.write("\n")
             return
-        fields = ["path", "label", "score", *[f"p_{name}" for name in labels], "error"]
+        fields = ["path", *columns, "error"]
         writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()
         for row in rows:
@@ -419,16 +446,24 @@ def _escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
 
 
-def _print_rows(rows: list[dict], labels: list[str]) -> None:
-    """A tab-separated table on stdout, one line per image (paths escaped with :func:`_escape`)."""
-    header = ["label", "score", *[f"p_{n}" for n in labels], "path"]
-    print("\t".join(header))
+def _print_rows(rows: list[dict], columns: list[str]) -> None:
+    """A tab-separated table on stdout, one line per image (paths escaped with :func:`_escape`): the
+    prediction ``columns`` (label, score and probabilities; or a regression target), then the path."""
+    print("\t".join([*columns, "path"]))
     for r in rows:
         if r["error"] is not None:
-            print("\t".join(["skipped", *[""] * (1 + len(labels)), _escape(r["path"])]))
+            print("\t".join(["skipped", *[""] * (len(columns) - 1), _escape(r["path"])]))
             continue
-        cells = [r["label"], f"{r['score']:.4f}", *[f"{r[f'p_{n}']:.4f}" for n in labels], _escape(r["path"])]
-        print("\t".join(cells))
+        cells = [_cell(name, r[name]) for name in columns]
+        print("\t".join([*cells, _escape(r["path"])]))
+
+
+def _cell(column: str, value: Any) -> str:
+    """A table cell: a label as it is, a probability or log10 value to 4 decimals, a physical value (which may
+    be 1e-23 eV) to 4 significant digits."""
+    if isinstance(value, str):
+        return value
+    return f"{value:.4f}" if column == "score" or column.startswith(("p_", "log10_")) else f"{value:.4g}"
 
 
 # ----------------------------------------------------------------------------------------------- parser
@@ -541,7 +576,9 @@ def build_parser() -> argparse.ArgumentParser:
         "evaluate",
         help="ROC-AUC, confusion matrix and predictions of a model on labelled data",
         description="Evaluate a model on labelled data; writes metrics.json, roc.png, confusion_matrix.png and "
-        "predictions.csv into --out. A bad file stops the run (naming it) unless --skip-bad.",
+        "predictions.csv into --out. A regression model is scored against the target in the data's metadata "
+        "(MAE, RMSE, R2, bias, MAE per bin of the true value; regression.png) on the images that have one. A bad "
+        "file stops the run (naming it) unless --skip-bad.",
     )
     p.add_argument("--model", default=None, help="model folder or Hub id (default: the shipped checkpoint)")
     p.add_argument("--data", required=True, help="a saved DatasetDict or any folder build-dataset reads")
@@ -557,8 +594,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "predict",
         help="classify new image files",
-        description="Classify .npy/.npz/.fits/.png/.tif files and folders (searched recursively). A bad file "
-        "stops the run (naming it) unless --skip-bad.",
+        description="Classify .npy/.npz/.fits/.png/.tif files and folders (searched recursively); a regression "
+        "model gives its target instead (log10_<target> and <target> in physical units). A bad file stops the "
+        "run (naming it) unless --skip-bad.",
     )
     p.add_argument("paths", nargs="+", help="files and folders")
     p.add_argument("--model", default=None, help="model folder or Hub id (default: the shipped checkpoint)")

@@ -4,7 +4,9 @@ There is one way an image becomes a prediction: :class:`~lens_hf.processing.Lens
 :func:`load_pipeline` builds it for a model folder, a Hub id or a model object; :func:`predict_files`,
 :func:`evaluate_data` and :func:`predict_arrays` run its ``preprocess`` on each image, its ``forward`` on batches
 and its ``postprocess`` on each result, adding what a command needs around it: progress bars, skipping bad files
-(``skip_bad``) and every class probability in the model's label order.
+(``skip_bad``) and every class probability in the model's label order. A regression model
+(``config.lens_regression``) gives its target in physical units instead (:func:`evaluate_regression_data` reads
+the true values from the data's metadata).
 
 Nothing from a model folder or an input file is ever executed: models are built from transformers' and
 lens_hf's own registered classes (the ``*.py`` files a saved folder carries are never imported), weights are
@@ -36,7 +38,7 @@ from lens_hf.hub import default_model_path as hub_default_model_path
 from lens_hf.hub import resolve_model_path
 from lens_hf.labels import canonical_label
 from lens_hf.models.factory import load_model
-from lens_hf.processing.file_io import SUFFIXES, LensFileError, is_image_file
+from lens_hf.processing.file_io import SUFFIXES, LensFileError, is_image_file, read_image
 from lens_hf.processing.image_processing_lens import LensImageProcessor
 from lens_hf.processing.pipeline_lens import (
     PREPROCESSOR_FILE,
@@ -45,6 +47,7 @@ from lens_hf.processing.pipeline_lens import (
     LensImageClassificationPipeline,
 )
 from lens_hf.processing.saving import processor_for_config
+from lens_hf.processing.targets import TargetScaling, apply_transform
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # The model `lens-hf predict` / `lens-hf evaluate` use when no --model is given.
@@ -172,6 +175,11 @@ class LoadedModel:
     def processor(self) -> LensImageProcessor:
         return self.pipeline.image_processor
 
+    @property
+    def scaling(self) -> TargetScaling | None:
+        """What a regression model predicts (target, transform, standardisation); None for a classifier."""
+        return self.pipeline.target_scaling
+
 
 def load_classifier(name_or_path: str | os.PathLike | None) -> LoadedModel:
     """Load a model folder or Hub id (``None`` = the shipped checkpoint) as a pipeline (:func:`load_pipeline`)."""
@@ -227,35 +235,51 @@ def collect_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
 @dataclass
 class Predictions:
     """Softmax probabilities ``probs`` (N, num_labels) of the N images that could be classified (``sources``),
-    the ``(path, reason)`` of the inputs skipped, and ``order``: every input in input order."""
+    the ``(path, reason)`` of the inputs skipped, and ``order``: every input in input order. For a regression
+    model (``scaling`` set) ``probs`` (N, 1) holds the predicted target in physical units."""
 
     labels: list[str]
     probs: np.ndarray
     sources: list[str]
     skipped: list[tuple[str, str]] = field(default_factory=list)
     order: list[str] = field(default_factory=list)
+    scaling: TargetScaling | None = None
+
+    @property
+    def columns(self) -> list[str]:
+        """The prediction columns of :meth:`rows` after ``path``: ``label``, ``score``, ``p_<label>``...; for a
+        regression model ``log10_<target>`` (log10 transform only) and ``<target>``."""
+        if self.scaling is None:
+            return ["label", "score", *[f"p_{name}" for name in self.labels]]
+        names = [self.scaling.target]
+        return [self.scaling.name, *names] if self.scaling.transform != "none" else names
+
+    def _values(self, p: np.ndarray) -> dict[str, Any]:
+        if self.scaling is None:
+            k = int(p.argmax())
+            row: dict[str, Any] = {"label": self.labels[k], "score": float(p[k])}
+            row.update({f"p_{name}": float(v) for name, v in zip(self.labels, p)})
+            return row
+        value = float(p[0])
+        row = {self.scaling.target: value}
+        if self.scaling.transform != "none":
+            row = {self.scaling.name: float(apply_transform([value], self.scaling.transform)[0]), **row}
+        return row
 
     def rows(self, *, include_skipped: bool = False) -> list[dict[str, Any]]:
-        """One dict per image: ``path``, ``label`` (argmax), ``score`` and ``p_<label>``; with
-        ``include_skipped`` also the skipped files (empty prediction, ``error`` set), all in input order."""
+        """One dict per image: ``path`` and the :attr:`columns` (``label`` (argmax), ``score`` and
+        ``p_<label>``; or the regression target); with ``include_skipped`` also the skipped files (empty
+        prediction, ``error`` set), all in input order."""
         out: dict[str, dict[str, Any]] = {}
         for src, p in zip(self.sources, self.probs):
-            k = int(p.argmax())
-            row: dict[str, Any] = {"path": src, "label": self.labels[k], "score": float(p[k])}
-            row.update({f"p_{name}": float(v) for name, v in zip(self.labels, p)})
+            row: dict[str, Any] = {"path": src, **self._values(p)}
             if include_skipped:
                 row["error"] = None
             out[src] = row
         if not include_skipped:
             return list(out.values())
         for src, reason in self.skipped:
-            out[src] = {
-                "path": src,
-                "label": None,
-                "score": None,
-                **{f"p_{n}": None for n in self.labels},
-                "error": reason,
-            }
+            out[src] = {"path": src, **{name: None for name in self.columns}, "error": reason}
         order = self.order or [*self.sources, *(s for s, _ in self.skipped)]
         return [out[s] for s in order if s in out]
 
@@ -285,8 +309,9 @@ def classify(
     """Classify ``(source, image)`` items through the pipeline, ``batch_size`` images per forward pass.
 
     ``image`` is anything the pipeline takes (a file path, an (H, W) array, ...); ``source`` names it in
-    errors and results. Returns the probabilities (N, num_labels) float64 in label-id order, the N sources
-    classified and the ``(source, reason)`` of those skipped. A bad input (unreadable, constant, NaN logits, ...)
+    errors and results. Returns the probabilities (N, num_labels) float64 in label-id order (a regression
+    model: its prediction in physical units, (N, 1)), the N sources classified and the ``(source, reason)`` of
+    those skipped. A bad input (unreadable, constant, NaN logits, ...)
     raises :class:`LensFileError` naming it, unless ``skip_bad``.
     """
     if batch_size < 1:
@@ -384,7 +409,12 @@ def predict_files(
         first = f"; first: {skipped[0][0]}: {skipped[0][1]}" if skipped else ""
         raise LensHFError(f"none of the {len(files)} input file(s) could be read{first}")
     return Predictions(
-        labels=loaded.labels, probs=probs, sources=sources, skipped=skipped, order=[str(f) for f in files]
+        labels=loaded.labels,
+        probs=probs,
+        sources=sources,
+        skipped=skipped,
+        order=[str(f) for f in files],
+        scaling=loaded.scaling,
     )
 
 
@@ -404,6 +434,8 @@ def evaluate_data(
     Returns the true label ids (N,) in the model's label order and the predictions.
     """
     _check_tta(tta)
+    if loaded.scaling is not None:
+        raise LensHFError(f"{loaded.path}: a regression model; evaluate it with evaluate_regression_data")
     model_index = {}
     for i, name in enumerate(loaded.labels):
         canon = canonical_label(name)
@@ -470,6 +502,95 @@ def evaluate_data(
     return y_true, preds
 
 
+def evaluate_regression_data(
+    loaded: LoadedModel,
+    data: str | os.PathLike,
+    *,
+    split: str = "test",
+    batch_size: int = 64,
+    tta: str = "none",
+    skip_bad: bool = False,
+    progress: bool | None = None,
+) -> tuple[np.ndarray, Predictions, int]:
+    """Predict the target of a regression model on data that record it, and return the true values.
+
+    The true value of each image is its metadata: the target column of a saved DatasetDict / parquet folder
+    (``split``), else, for a raw folder (:func:`lens_hf.data.readers.scan_folder`, its split folders honoured),
+    ``metadata.csv`` or what the file stores (a DeepLense axion file: ``[image, axion_mass]``). Images without a
+    finite value under the model's transform (for ``axion_mass``: all but the vortices) are not predicted.
+
+    Returns the true values (N,) in physical units, the predictions (``probs`` (N, 1) in physical units) and the
+    number of images without a value.
+    """
+    _check_tta(tta)
+    scaling = loaded.scaling
+    if scaling is None:
+        raise LensHFError(f"{loaded.path}: a classifier; evaluate it with evaluate_data")
+    target, path = scaling.target, Path(data)
+    truth: dict[str, float] = {}
+    read_skipped: list[tuple[str, str]] = []
+
+    def has_value(value: Any) -> bool:
+        return value is not None and bool(np.isfinite(apply_transform([value], scaling.transform))[0])
+
+    if is_saved_dataset(path):
+        ds = load_any(path, split=split)
+        if target not in ds.column_names:
+            raise LensHFError(f"{path}: no {target!r} column for the model's target")
+        paths = ds["path"] if "path" in ds.column_names else [None] * len(ds)
+        order = [p if p else f"{path}[{split}][{i}]" for i, p in enumerate(paths)]
+        column = ds[target]
+        keep = [i for i, value in enumerate(column) if has_value(value)]
+        truth = {order[i]: float(column[i]) for i in keep}
+        items: Iterable[tuple[str, Any]] = (
+            (order[i], np.asarray(ds[i]["image"], dtype=np.float32)) for i in keep
+        )
+        total, num_rows = len(keep), len(ds)
+    else:
+        records = scan_folder(path)
+        if records[0].split is not None:
+            wanted = SPLIT_FOLDERS.get(split.lower(), split)
+            available = sorted({r.split for r in records})
+            if wanted not in available:
+                raise LensHFError(f"{path}: no split {split!r} (available: {', '.join(available)})")
+            records = [r for r in records if r.split == wanted]
+        order = [r.path for r in records]
+
+        def read() -> Iterable[tuple[str, Any]]:
+            for rec in records:
+                try:
+                    image, meta = read_image(rec.path)  # the safe loader; the file's own metadata
+                except LensFileError as err:
+                    if not skip_bad:
+                        raise
+                    read_skipped.append((rec.path, err.reason))
+                    continue
+                value = {**rec.meta, **meta}.get(target)
+                if has_value(value):
+                    truth[rec.path] = float(value)
+                    yield rec.path, image
+
+        items, total, num_rows = read(), len(records), len(records)
+    values, sources, skipped = classify(
+        loaded,
+        items,
+        batch_size=batch_size,
+        tta=tta,
+        skip_bad=skip_bad,
+        total=total,
+        desc="evaluate",
+        progress=progress,
+    )
+    skipped = read_skipped + skipped
+    without = num_rows - len(truth) - len(read_skipped)
+    if not sources:
+        raise LensHFError(f"{path}: no image with a finite {scaling.transform} {target} could be predicted")
+    preds = Predictions(
+        labels=loaded.labels, probs=values, sources=sources, skipped=skipped, order=order, scaling=scaling
+    )
+    return np.array([truth[s] for s in sources], dtype=np.float64), preds, without
+
+
 def is_saved_dataset(path: Path) -> bool:
     """A folder written by ``save_to_disk`` (DatasetDict or Dataset), a folder of parquet shards, or a
     ``.parquet`` file."""
@@ -492,6 +613,7 @@ __all__ = [
     "collect_files",
     "default_model_path",
     "evaluate_data",
+    "evaluate_regression_data",
     "folder_processor",
     "is_saved_dataset",
     "load_classifier",

@@ -1,4 +1,5 @@
-"""Classification metrics for the three lensing classes: accuracy, one-vs-rest ROC-AUC, confusion matrix.
+"""Classification metrics for the three lensing classes: accuracy, one-vs-rest ROC-AUC, confusion matrix; and
+regression metrics of a numeric target (MAE, RMSE, R2, bias, fraction within a tolerance, MAE per bin).
 
 Every AUC here is computed from softmax probabilities (never from logits or hard labels) with scikit-learn,
 so the numbers match the DeepLense convention: per-class one-vs-rest AUC, their unweighted mean (macro) and
@@ -16,11 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import confusion_matrix, roc_auc_score
+from sklearn.metrics import confusion_matrix, mean_absolute_error, r2_score, roc_auc_score
 from sklearn.preprocessing import label_binarize
 
 from lens_hf.labels import LABELS
-from lens_hf.plots import plot_confusion_matrix, plot_roc
+from lens_hf.plots import plot_confusion_matrix, plot_regression, plot_roc
+from lens_hf.processing.targets import invert_transform, transformed_name
 from lens_hf.utils import atomic_path, atomic_write_text
 
 # How far a probability row may be from summing to 1 (float32 softmax outputs drift by ~1e-7 per class).
@@ -264,6 +266,141 @@ def write_evaluation(
     return metrics
 
 
+# ------------------------------------------------------------------------------------------------ regression
+REGRESSION_PLOT = "regression.png"
+# Tolerances of the "fraction within" metrics, in transformed units (dex for a log10 target).
+WITHIN: tuple[float, ...] = (0.1, 0.3)
+NUM_BINS = 5
+
+
+def _check_regression(y_true: Any, y_pred: Any) -> tuple[np.ndarray, np.ndarray]:
+    y = np.asarray(y_true, dtype=np.float64).reshape(-1)
+    p = np.asarray(y_pred, dtype=np.float64).reshape(-1)
+    if y.shape != p.shape:
+        raise ValueError(f"y_true has {y.size} values but y_pred has {p.size}")
+    if y.size == 0:
+        raise ValueError("no samples to evaluate")
+    if not (np.isfinite(y).all() and np.isfinite(p).all()):
+        raise ValueError("y_true and y_pred must be finite")
+    return y, p
+
+
+def regression_metrics(y_true: Any, y_pred: Any, num_bins: int = NUM_BINS) -> dict[str, Any]:
+    """Errors of predictions ``y_pred`` (n,) of ``y_true`` (n,), both in the units the model learns (dex for a
+    log10 target: log10 m_a with m_a in eV).
+
+    Returns ``mae``, ``rmse``, ``r2`` (None for fewer than 2 samples or constant ``y_true``), ``bias`` (mean of
+    prediction minus truth), ``within_0.1`` and ``within_0.3`` (fraction of absolute errors at most 0.1 and 0.3),
+    ``num_samples``, and ``mae_binned``: ``num_bins`` equal-width bins of the true value over its range, each
+    ``{"low", "high", "num_samples", "mae"}`` (``mae`` None for an empty bin), since the error of a measurement
+    often depends on the value (short vortex lines, heavy axions, are below the PSF).
+    """
+    y, p = _check_regression(y_true, y_pred)
+    error = p - y
+    constant = bool(np.ptp(y) == 0)
+    metrics: dict[str, Any] = {
+        "mae": float(mean_absolute_error(y, p)),
+        "rmse": float(np.sqrt(np.mean(error**2))),
+        "r2": None if y.size < 2 or constant else float(r2_score(y, p)),
+        "bias": float(error.mean()),
+    }
+    for tol in WITHIN:
+        metrics[f"within_{tol}"] = float(np.mean(np.abs(error) <= tol))
+    metrics["num_samples"] = int(y.size)
+    edges = np.linspace(y.min(), y.max(), num_bins + 1) if not constant else np.array([y[0], y[0]])
+    # np.digitize on the inner edges puts the maximum in the last bin.
+    which = np.digitize(y, edges[1:-1], right=False) if not constant else np.zeros(y.size, dtype=int)
+    metrics["mae_binned"] = [
+        {
+            "low": float(edges[k]),
+            "high": float(edges[k + 1]),
+            "num_samples": int((which == k).sum()),
+            "mae": float(np.abs(error[which == k]).mean()) if (which == k).any() else None,
+        }
+        for k in range(len(edges) - 1)
+    ]
+    return metrics
+
+
+def regression_log_metrics(y_true: Any, y_pred: Any, prefix: str = "") -> dict[str, float]:
+    """The scalar regression metrics (mae, rmse, r2, bias) for the Trainer's logs (NaN: undefined r2)."""
+    metrics = regression_metrics(y_true, y_pred)
+    return {
+        f"{prefix}{k}": float("nan") if metrics[k] is None else metrics[k]
+        for k in ("mae", "rmse", "r2", "bias")
+    }
+
+
+def write_regression_evaluation(
+    out_dir: str | os.PathLike,
+    y_true: Any,
+    y_pred: Any,
+    *,
+    target: str,
+    transform: str,
+    paths: Sequence[str | os.PathLike] | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Compute :func:`regression_metrics` and write the evaluation files into ``out_dir``, each atomically.
+
+    ``metrics.json`` (the metrics plus ``target``, ``transform``, ``quantity`` (the learnt quantity's name,
+    e.g. ``log10_axion_mass``) and ``extra``), ``regression.png`` (predicted vs true with the 1:1 line, and the
+    residuals vs true) and, when ``paths`` (one per sample) are given, ``predictions.csv``
+    (``path,true_<target>,<target>`` and for a log10 transform ``true_log10_<target>,log10_<target>``).
+
+    Args:
+        out_dir: folder to write into (created if missing).
+        y_true, y_pred: ``(num_samples,)`` true and predicted values in transformed units (dex for log10).
+        target: the physical quantity (metadata column, e.g. ``axion_mass`` in eV).
+        transform: ``"log10"`` or ``"none"``.
+        paths: optional per-sample source paths for ``predictions.csv``.
+        extra: optional additional JSON-serialisable entries; they may not overwrite a metric key.
+    """
+    y, p = _check_regression(y_true, y_pred)
+    if paths is not None and len(paths) != len(y):
+        raise ValueError(f"got {len(paths)} paths for {len(y)} samples")
+    quantity = transformed_name(target, transform)
+    metrics = regression_metrics(y, p)
+    metrics.update(target=target, transform=transform, quantity=quantity)
+    if extra:
+        clash = sorted(set(extra) & set(metrics))
+        if clash:
+            raise ValueError(f"extra may not overwrite metric key(s) {clash}")
+        metrics.update(_json_ready(dict(extra)))
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "metrics.json", json.dumps(_json_ready(metrics), indent=2) + "\n")
+    plot_regression(y, p, out / REGRESSION_PLOT, quantity=quantity)
+    if paths is not None:
+        columns = {f"true_{target}": invert_transform(y, transform), target: invert_transform(p, transform)}
+        if transform != "none":
+            columns.update({f"true_{quantity}": y, quantity: p})
+        with atomic_path(out / "predictions.csv") as tmp:
+            with open(tmp, "w", newline="", encoding="utf-8") as f:
+                writer = csv.writer(f)
+                writer.writerow(["path", *columns])
+                for i in range(len(y)):
+                    writer.writerow([os.fspath(paths[i]), *(f"{v[i]:.10g}" for v in columns.values())])
+    return metrics
+
+
+def format_regression_table(metrics: Mapping[str, Any]) -> str:
+    """The regression metrics as text: the overall errors, then the MAE per bin of the true value."""
+    unit = " dex" if metrics.get("transform") == "log10" else ""
+    lines = [
+        f"{metrics.get('quantity', 'target')} (n={metrics['num_samples']})",
+        f"MAE {metrics['mae']:.4f}{unit}, RMSE {metrics['rmse']:.4f}{unit}, bias {metrics['bias']:+.4f}{unit}, "
+        f"R2 {_fmt(metrics['r2'])}",
+        ", ".join(f"within {tol}{unit}: {metrics[f'within_{tol}']:.3f}" for tol in WITHIN),
+    ]
+    for b in metrics["mae_binned"]:
+        lines.append(
+            f"  true in [{b['low']:.3f}, {b['high']:.3f}]: MAE {_fmt(b['mae'])} (n={b['num_samples']})"
+        )
+    return "\n".join(lines)
+
+
 def _fmt(value: float | None, digits: int = 4) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
@@ -295,9 +432,14 @@ def format_table(metrics: Mapping[str, Any]) -> str:
 
 __all__ = [
     "METRIC_KEYS",
+    "REGRESSION_PLOT",
     "classification_metrics",
+    "format_regression_table",
     "format_table",
+    "regression_log_metrics",
+    "regression_metrics",
     "softmax",
     "write_evaluation",
     "write_predictions_csv",
+    "write_regression_evaluation",
 ]

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from sklearn.metrics import auc, roc_curve
 from sklearn.preprocessing import label_binarize
 
@@ -100,6 +101,40 @@ def plot_roc(
     ax.set_title(title or f"One-vs-rest ROC (n = {len(y)})")
     ax.legend(loc="lower right", fontsize="small")
     ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_regression(
+    y_true: Any, y_pred: Any, path: str | os.PathLike, *, quantity: str = "target", title: str | None = None
+) -> Path:
+    """Two panels: predicted vs true value with the 1:1 line, and the residual (predicted - true) vs true value.
+
+    Args:
+        y_true, y_pred: ``(num_samples,)`` values in the units the model learns (e.g. log10 m_a, m_a in eV).
+        path: PNG to write.
+        quantity: axis label (``log10_axion_mass``).
+        title: optional figure title.
+    """
+    y = np.asarray(y_true, dtype=np.float64).reshape(-1)
+    p = np.asarray(y_pred, dtype=np.float64).reshape(-1)
+    fig = _new_figure(10.0, 4.5)
+    ax, res = fig.subplots(1, 2)
+    low, high = float(min(y.min(), p.min())), float(max(y.max(), p.max()))
+    pad = 0.05 * (high - low) or 0.5
+    ax.scatter(y, p, s=8, alpha=0.6)
+    ax.plot([low - pad, high + pad], [low - pad, high + pad], "k--", lw=1, label="1:1")
+    ax.set(xlabel=f"true {quantity}", ylabel=f"predicted {quantity}", xlim=(low - pad, high + pad))
+    ax.set_ylim(low - pad, high + pad)
+    ax.set_aspect("equal")
+    ax.legend(loc="upper left")
+    res.scatter(y, p - y, s=8, alpha=0.6)
+    res.axhline(0.0, color="k", ls="--", lw=1)
+    res.set(xlabel=f"true {quantity}", ylabel="predicted - true")
+    for axis in (ax.xaxis, ax.yaxis, res.xaxis):
+        axis.set_major_locator(MaxNLocator(5))  # values like -23.75 need room
+    if title:
+        fig.suptitle(title)
     fig.tight_layout()
     return _save(fig, path)
 

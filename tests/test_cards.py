@@ -508,3 +508,42 @@ def test_dataset_card_configs_load_with_datasets(tmp_path, monkeypatch) -> None:
     }
     card = DatasetCard(render_dataset_card(DATASET_INFO, card_yaml=yaml))
     assert card.data.configs == yaml["configs"]
+
+
+def test_regression_model_card_has_a_model_index_of_its_errors(tmp_path) -> None:
+    from lens_hf.metrics import write_regression_evaluation
+
+    folder = _model_folder(tmp_path / "regressor", with_metrics=False)
+    config = json.loads((folder / "config.json").read_text())
+    config.update(
+        id2label={"0": "axion_mass"},
+        problem_type="regression",
+        lens_regression={"target": "axion_mass", "transform": "log10", "mean": -23.0, "std": 0.58},
+    )
+    (folder / "config.json").write_text(json.dumps(config))
+    record = _record(folder)
+    record["dataset"] = {
+        "source": "simulated",
+        "preset": "model_i",
+        "regression": {"target": "axion_mass", "splits": {"train": 40, "test": 30}, "skipped": {"train": 80}},
+    }
+    _write_record(folder, record)
+    rng = np.random.default_rng(0)
+    y = rng.uniform(-24, -22, 30)
+    metrics = write_regression_evaluation(
+        folder, y, y + rng.normal(0, 0.3, 30), target="axion_mass", transform="log10", extra={"split": "test"}
+    )
+    card = ModelCard(render_model_card(folder, repo_id="someone/axion-mass"))
+    values = {r.metric_type: r.metric_value for r in card.data.eval_results}
+    assert values == {k: pytest.approx(metrics[k], abs=1e-6) for k in ("mae", "rmse", "r2")}
+    assert {r.metric_config for r in card.data.eval_results} == {"log10_axion_mass"}
+    assert card.data.metrics == ["mae", "rmse", "r2"] and card.data.pipeline_tag == "image-classification"
+    body = card.text
+    assert "regressor of `axion_mass`" in body and f"MAE {metrics['mae']:.4f} dex on the 30 images" in body
+    assert "`log10_axion_mass`, standardised with the training targets' mean -23" in body
+    assert "Images with a value of `axion_mass`: train 40, test 30 (skipped without one: train 80)." in body
+    assert f"| MAE | {metrics['mae']:.4f} dex |" in body and "![Predicted vs true](regression.png)" in body
+    assert "| XResNet18-hybrid | not stated | 0.274 |" in body  # the published Model I errors
+    assert "[{'label': 'axion_mass', 'score': ...}]" in body and "ROC" not in body
+    with pytest.raises(LensHFError, match="missing metric key"):
+        render_model_card(folder, metrics={"mae": 0.1})

@@ -587,3 +587,62 @@ def test_model_folder_without_its_processor(model_dir, deeplense_dir, tmp_path, 
         f"lens-hf: error: {folder / 'preprocessor_config.json'}: no such file"
     )
     assert "refusing to guess" in result.err and tree(tmp_path) == before
+
+
+@pytest.fixture(scope="module")
+def regressor_dir(tmp_path_factory) -> Path:
+    """A saved (random) tiny SPT+LSA regressor of log10 axion_mass, with its target scaling in the config."""
+    from lens_hf.models.factory import create_model
+    from lens_hf.processing import LensImageProcessor, save_model_folder
+    from lens_hf.processing.targets import TargetScaling
+
+    torch.manual_seed(0)
+    scaling = TargetScaling("axion_mass", "log10", -23.0, 0.6)
+    model = create_model(
+        "vit-spt-lsa-tiny", image_size=MODEL_INPUT_PX, task="regression", target=scaling, **TINY_VIT
+    )
+    processor = LensImageProcessor(size={"height": MODEL_INPUT_PX, "width": MODEL_INPUT_PX})
+    return save_model_folder(model, processor, tmp_path_factory.mktemp("models") / "tiny-regressor")
+
+
+def test_predict_and_evaluate_a_regression_model(sim_dir, regressor_dir, tmp_path, cli):
+    from lens_hf.inference import load_pipeline
+
+    axion = sim_dir / DEEPLENSE_FOLDERS["vortex"]
+    result = cli("predict", "--model", regressor_dir, axion, "--output", tmp_path / "pred.csv")
+    assert result.code == 0, result.err
+    assert f"{PER_CLASS} image(s) predicted (axion_mass)" in result.err
+    rows = list(csv.DictReader((tmp_path / "pred.csv").open()))
+    assert list(rows[0]) == ["path", "log10_axion_mass", "axion_mass", "error"] and len(rows) == PER_CLASS
+    pipe = load_pipeline(regressor_dir)
+    for row in rows:
+        assert float(row["axion_mass"]) == pytest.approx(pipe(row["path"])[0]["score"], rel=1e-5)
+        assert float(row["log10_axion_mass"]) == pytest.approx(np.log10(float(row["axion_mass"])))
+    table = cli("predict", "--model", regressor_dir, axion)
+    assert table.out.splitlines()[0].split("\t") == ["log10_axion_mass", "axion_mass", "path"]
+
+    # True values from the files' metadata: only the vortices have an axion mass.
+    result = cli("evaluate", "--model", regressor_dir, "--data", sim_dir, "--out", tmp_path / "eval")
+    assert result.code == 0, result.err
+    assert f"{2 * PER_CLASS} image(s) have no axion_mass value: not evaluated" in result.err
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert (metrics["target"], metrics["transform"], metrics["num_samples"]) == (
+        "axion_mass",
+        "log10",
+        PER_CLASS,
+    )
+    assert metrics["num_without_target"] == 2 * PER_CLASS and (tmp_path / "eval" / "regression.png").is_file()
+    evaluated = list(csv.DictReader((tmp_path / "eval" / "predictions.csv").open()))
+    for row in evaluated:
+        _, meta = read_image(row["path"])
+        assert float(row["true_axion_mass"]) == pytest.approx(meta["axion_mass"], rel=1e-5)
+    errors = [abs(float(r["log10_axion_mass"]) - float(r["true_log10_axion_mass"])) for r in evaluated]
+    assert metrics["mae"] == pytest.approx(np.mean(errors), rel=1e-4)
+
+    # A saved DatasetDict: the axion_mass column.
+    assert cli("build-dataset", sim_dir, "--out", tmp_path / "ds", "--splits", "1,1,1").code == 0
+    result = cli(
+        "evaluate", "--model", regressor_dir, "--data", tmp_path / "ds", "--out", tmp_path / "eval_ds"
+    )
+    assert result.code == 0, result.err
+    assert json.loads((tmp_path / "eval_ds" / "metrics.json").read_text())["num_samples"] == 1

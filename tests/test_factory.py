@@ -276,3 +276,62 @@ def test_load_model_honours_architectures(tmp_path):
         load_model(tmp_path / "empty")
     with pytest.raises(LensHFError, match="cannot load a model config"):
         load_model(tmp_path / "missing")
+
+
+TINY_REGRESSORS = {
+    "vit-tiny": dict(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32),
+    "vit-spt-lsa-tiny": dict(
+        hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32
+    ),
+    "deit-tiny": dict(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32),
+    "swin-tiny": dict(embed_dim=8, depths=[1, 1], num_heads=[1, 2], window_size=4, patch_size=4),
+    "resnet-18": dict(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1]),
+}
+
+
+@pytest.mark.parametrize("name", list(TINY_REGRESSORS))
+def test_regression_models_have_one_output_and_reload_with_their_scaling(name, tmp_path):
+    from transformers import AutoModelForImageClassification
+
+    from lens_hf.processing.targets import TargetScaling
+
+    scaling = TargetScaling("axion_mass", "log10", -23.0, 0.5)
+    model = create_model(
+        name, image_size=32, task="regression", target=scaling, **TINY_REGRESSORS[name]
+    ).eval()
+    assert model.config.problem_type == "regression" and model.config.num_labels == 1
+    assert model.config.id2label == {0: "axion_mass"}
+    model.save_pretrained(tmp_path / name)
+    loaded = AutoModelForImageClassification.from_pretrained(tmp_path / name).eval()
+    assert TargetScaling.from_config(loaded.config) == scaling
+    x = torch.randn(2, 1, 32, 32)
+    with torch.no_grad():
+        out = loaded(x).logits
+        torch.testing.assert_close(out, model(x).logits)
+    assert out.shape == (2, 1)
+
+
+def test_regression_head_needs_a_target_and_a_known_task(tmp_path):
+    with pytest.raises(LensHFError, match="needs a target"):
+        create_model("resnet-18", task="regression")
+    with pytest.raises(LensHFError, match="unknown task 'segmentation'"):
+        create_model("resnet-18", task="segmentation")
+    # A classifier checkpoint fine-tuned as a regressor: one new output, the encoder kept.
+    source = save_rgb_source("vit", tmp_path / "classifier")
+    model = load_for_finetuning(tmp_path / "classifier", task="regression", target="axion_mass")
+    assert model.classifier.out_features == 1 and model.config.problem_type == "regression"
+    torch.testing.assert_close(model.vit.layernorm.weight, source.vit.layernorm.weight)
+    # ... and back: a regression checkpoint fine-tuned as a classifier loses its target scaling.
+    from lens_hf.processing.targets import TargetScaling
+
+    regressor = create_model(
+        "vit-tiny",
+        image_size=32,
+        task="regression",
+        target=TargetScaling("axion_mass", "log10", -23.0, 0.5),
+        **TINY_REGRESSORS["vit-tiny"],
+    )
+    regressor.save_pretrained(tmp_path / "regressor")
+    classifier = load_for_finetuning(tmp_path / "regressor")
+    assert classifier.classifier.out_features == 3 and classifier.config.problem_type is None
+    assert not hasattr(classifier.config, "lens_regression")

@@ -17,9 +17,12 @@ from lens_hf.labels import LABELS
 from lens_hf.metrics import (
     METRIC_KEYS,
     classification_metrics,
+    format_regression_table,
     format_table,
+    regression_metrics,
     softmax,
     write_evaluation,
+    write_regression_evaluation,
 )
 
 
@@ -199,3 +202,69 @@ def test_format_table_lists_every_class() -> None:
     assert f"(n={len(y)})" in table
     support_line = next(line for line in table.splitlines() if line.startswith("subhalo"))
     assert support_line.split()[-1] == str(int((y == 1).sum()))
+
+
+# ------------------------------------------------------------------------------------------------ regression
+def test_regression_metrics_match_their_definitions() -> None:
+    rng = np.random.default_rng(0)
+    y = rng.uniform(-24, -22, 200)  # log10 m_a (eV)
+    pred = y + rng.normal(0.05, 0.2, y.size)
+    m = regression_metrics(y, pred)
+    err = pred - y
+    assert m["mae"] == pytest.approx(np.abs(err).mean()) and m["rmse"] == pytest.approx(
+        np.sqrt((err**2).mean())
+    )
+    assert m["bias"] == pytest.approx(err.mean())
+    assert m["r2"] == pytest.approx(1 - (err**2).sum() / ((y - y.mean()) ** 2).sum())
+    assert m["within_0.1"] == pytest.approx(np.mean(np.abs(err) <= 0.1))
+    assert m["within_0.3"] == pytest.approx(np.mean(np.abs(err) <= 0.3)) and m["within_0.3"] > m["within_0.1"]
+    bins = m["mae_binned"]
+    assert len(bins) == 5 and sum(b["num_samples"] for b in bins) == 200 == m["num_samples"]
+    assert bins[0]["low"] == y.min() and bins[-1]["high"] == y.max()
+    for b in bins:
+        inside = (y >= b["low"]) & ((y < b["high"]) | (b is bins[-1]))
+        assert b["mae"] == pytest.approx(np.abs(err[inside]).mean())
+    perfect = regression_metrics(y, y)
+    assert perfect["mae"] == 0 and perfect["r2"] == 1 and perfect["within_0.1"] == 1
+
+
+def test_regression_metrics_undefined_r2_and_bad_input() -> None:
+    m = regression_metrics([-23.0], [-22.5])
+    assert m["r2"] is None and m["mae"] == 0.5 and m["bias"] == 0.5
+    assert [b["num_samples"] for b in m["mae_binned"]] == [1]
+    with pytest.raises(ValueError, match="finite"):
+        regression_metrics([1.0, np.nan], [1.0, 2.0])
+    with pytest.raises(ValueError, match="2 values but y_pred has 3"):
+        regression_metrics([1.0, 2.0], [1.0, 2.0, 3.0])
+
+
+def test_write_regression_evaluation_files(tmp_path) -> None:
+    y = np.array([-23.5, -23.0, -22.5])
+    pred = np.array([-23.4, -23.0, -22.9])
+    m = write_regression_evaluation(
+        tmp_path,
+        y,
+        pred,
+        target="axion_mass",
+        transform="log10",
+        paths=["a.npy", "b.npy", "c.npy"],
+        extra={"split": "test"},
+    )
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert saved["target"] == "axion_mass" and saved["transform"] == "log10" and saved["split"] == "test"
+    assert saved["quantity"] == "log10_axion_mass" and saved["mae"] == pytest.approx(m["mae"])
+    with Image.open(tmp_path / "regression.png") as img:
+        assert img.format == "PNG"
+    rows = list(csv.DictReader((tmp_path / "predictions.csv").open()))
+    assert list(rows[0]) == [
+        "path",
+        "true_axion_mass",
+        "axion_mass",
+        "true_log10_axion_mass",
+        "log10_axion_mass",
+    ]
+    assert float(rows[2]["axion_mass"]) == pytest.approx(10**-22.9, rel=1e-5)
+    assert float(rows[2]["log10_axion_mass"]) == pytest.approx(-22.9)
+    assert "MAE" in format_regression_table(m) and "dex" in format_regression_table(m)
+    with pytest.raises(ValueError, match="overwrite"):
+        write_regression_evaluation(tmp_path, y, pred, target="x", transform="none", extra={"mae": 1})

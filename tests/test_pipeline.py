@@ -576,13 +576,75 @@ def test_shipped_checkpoint_carries_the_current_code():
     import lens_hf.processing.file_io as file_io
     import lens_hf.processing.image_processing_lens as image_processing
     import lens_hf.processing.pipeline_lens as pipeline_module
+    import lens_hf.processing.targets as targets
     from lens_hf.inference import DEFAULT_MODEL_DIR
 
     if not DEFAULT_MODEL_DIR.is_dir():
         pytest.skip("no shipped checkpoint in this checkout")
-    modules = (configuration, modeling, file_io, image_processing, pipeline_module)
+    modules = (configuration, modeling, file_io, image_processing, pipeline_module, targets)
     copies = sorted(p.name for p in DEFAULT_MODEL_DIR.glob("*.py"))
     assert copies == sorted(Path(m.__file__).name for m in modules)
     for module in modules:
         source = Path(module.__file__)
         assert (DEFAULT_MODEL_DIR / source.name).read_bytes() == source.read_bytes(), source.name
+
+
+def test_regression_model_answers_its_target_in_physical_units(tmp_path):
+    """A regression model through the image-classification pipeline: one ``{"label": target, "score": value}``
+    with the value in physical units (eV), exactly invariant under D4 with tta="d4"; the same in a Python that
+    never imports lens_hf (remote code, ``targets.py`` travels with the folder)."""
+    from lens_hf.models.factory import create_model
+    from lens_hf.processing.targets import TargetScaling
+
+    scaling = TargetScaling("axion_mass", "log10", -23.0, 0.5)
+    torch.manual_seed(0)
+    model = create_model(
+        "vit-spt-lsa-tiny",
+        image_size=SIZE,
+        task="regression",
+        target=scaling,
+        patch_size=8,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+    ).eval()
+    processor = LensImageProcessor(size={"height": SIZE, "width": SIZE})
+    folder = save_model_folder(model, processor, tmp_path / "regressor")
+    assert (folder / "targets.py").is_file()
+    image = np.random.default_rng(0).gamma(2.0, 1.0, (40, 40)).astype(np.float32)
+    np.save(tmp_path / "lens.npy", image)
+
+    pipe = load_pipeline(folder)
+    result = pipe(image)
+    with torch.no_grad():
+        output = model(pixel_values=processor(image, return_tensors="pt")["pixel_values"]).logits
+    assert result == [{"label": "axion_mass", "score": pytest.approx(10 ** (-23.0 + 0.5 * float(output)))}]
+    turned = pipe(np.rot90(image).copy(), tta="d4")[0]["score"]
+    assert turned == pytest.approx(pipe(image, tta="d4")[0]["score"], rel=1e-5)
+
+    script = textwrap.dedent(
+        """
+        import json, sys
+        sys.modules["lens_hf"] = None
+        from transformers import pipeline
+        pipe = pipeline("image-classification", model=sys.argv[1], trust_remote_code=True)
+        print(json.dumps(pipe(sys.argv[2])))
+        """
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_VERBOSITY="error", OMP_NUM_THREADS="1")
+    proc = subprocess.run(
+        [sys.executable, "-I", "-c", script, str(folder), str(tmp_path / "lens.npy")],
+        cwd=tmp_path,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    fresh = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert fresh[0]["label"] == "axion_mass" and fresh[0]["score"] == pytest.approx(
+        result[0]["score"], rel=1e-5
+    )

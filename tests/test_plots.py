@@ -8,7 +8,13 @@ from PIL import Image
 
 from lens_hf.labels import LABELS
 from lens_hf.metrics import softmax
-from lens_hf.plots import plot_confusion_matrix, plot_examples, plot_learning_curves, plot_roc
+from lens_hf.plots import (
+    plot_confusion_matrix,
+    plot_examples,
+    plot_learning_curves,
+    plot_regression,
+    plot_roc,
+)
 
 
 def _open_png(path) -> np.ndarray:
@@ -115,3 +121,10 @@ def test_plot_learning_curves(tmp_path) -> None:
     with pytest.raises(ValueError, match="no training loss"):
         plot_learning_curves([{"train_runtime": 1.0}], tmp_path / "x.png")
     assert not (tmp_path / "x.png").exists()
+
+
+def test_plot_regression_png(tmp_path) -> None:
+    y = np.linspace(-24, -22, 40)
+    pixels = _open_png(plot_regression(y, y + 0.1, tmp_path / "regression.png", quantity="log10_axion_mass"))
+    # Two panels side by side: wider than tall, and not blank.
+    assert pixels.shape[1] > pixels.shape[0] and pixels.std() > 0

@@ -47,6 +47,7 @@ TINY = {
         "patch_size": 4,
     },
     "train_cnn_teacher": {"embedding_size": 8, "hidden_sizes": [8, 16], "depths": [1, 1]},
+    "train_regressor": TINY_VIT,
 }
 
 
@@ -295,6 +296,53 @@ def test_recipe_scripts_read_top_to_bottom():
 
 
 @pytest.mark.slow
+def test_regressor_learns_log10_axion_mass_of_the_vortices_and_saves_its_scaling(tmp_path, capsys):
+    """A tiny train_regressor run on simulated Model I: only the vortex rows are used (the others counted as
+    skipped), the model folder records the target's scaling, its evaluation is in dex, and a non-numeric target
+    is a one-line error."""
+    from lens_hf.processing.targets import TargetScaling
+    from lens_hf.training import exit_on_user_error
+
+    out = tmp_path / "regressor"
+    metrics = load_recipe("train_regressor").main(recipe_args("train_regressor", out))
+    assert metrics["target"] == "axion_mass" and metrics["quantity"] == "log10_axion_mass"
+    assert metrics["num_samples"] == 2 and metrics["split"] == "test"  # the 2 simulated test vortices
+    for name in (
+        "metrics.json",
+        "regression.png",
+        "learning_curves.png",
+        "lens_hf_training.json",
+        "README.md",
+    ):
+        assert (out / name).is_file(), name
+    assert not (out / "roc.png").exists()
+    model = AutoModelForImageClassification.from_pretrained(out, trust_remote_code=True).eval()
+    scaling = TargetScaling.from_config(model.config)
+    assert model.config.problem_type == "regression" and model.config.num_labels == 1
+    record = json.loads((out / "lens_hf_training.json").read_text())
+    regression = record["dataset"]["regression"]
+    assert regression["skipped"] == {"train": 8, "validation": 4, "test": 4}
+    assert (regression["target"], regression["transform"], regression["mean"]) == (
+        "axion_mass",
+        "log10",
+        scaling.mean,
+    )
+    assert -24 <= scaling.mean <= -22 and record["metrics"]["mae"] == metrics["mae"]
+    assert "model-index" in (out / "README.md").read_text() and "MAE" in (out / "README.md").read_text()
+
+    with pytest.raises(SystemExit) as exc, exit_on_user_error("train_regressor.py"):
+        load_recipe("train_regressor").main(
+            recipe_args("train_regressor", tmp_path / "bad", "--target", "preset")
+        )
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert (
+        err
+        == "train_regressor.py: error: the simulated data: column 'preset' is not numeric (Value('string')); cannot regress on it"
+    )
+
+
+@pytest.mark.slow
 def test_two_processes_train_as_one_job(tmp_path):
     out = tmp_path / "ddp"
     config = RECIPES / "configs" / "accelerate_multi_cpu.yaml"
@@ -370,6 +418,9 @@ def test_bad_options_end_with_one_line_error_before_any_work(tmp_path, capsys):
         ("finetune_deit", ["--teacher", str(tmp_path / "none")], "teacher model folder not found"),
         ("finetune_deit", ["--distillation_alpha", "1.5"], "distillation_alpha must be in [0, 1], got 1.5"),
         ("train_cnn_teacher", [], "--output_dir is required"),
+        ("finetune_vit", ["--task", "regression"], "--task regression needs --target COLUMN"),
+        ("train_regressor", ["--task", "ranking"], "unknown task 'ranking'"),
+        ("train_regressor", ["--target_transform", "ln"], "unknown target_transform 'ln'"),
     ]:
         flags = ["--output_dir", str(out)] if argv else []
         with pytest.raises(SystemExit) as exc, exit_on_user_error(f"{recipe}.py"):

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from datasets import ClassLabel, Dataset, Features, Image
+from datasets import ClassLabel, Dataset, DatasetDict, Features, Image, Value
 from transformers import (
     DeiTConfig,
     DeiTForImageClassificationWithTeacher,
@@ -37,11 +37,13 @@ from lens_hf.training import (
     LensTrainingArguments,
     ModelArguments,
     StepDecay,
+    collate,
     d4_transform,
     make_transforms,
     parse_args,
     publishable,
     random_d4,
+    regression_targets,
     restore_weights,
     setup_logging,
     step_decay_scheduler,
@@ -636,3 +638,88 @@ def test_load_best_model_at_end_restores_the_best_checkpoint(tmp_path):
     assert not torch.equal(
         best["vit.layers.0.attention.q_proj.weight"], last["vit.layers.0.attention.q_proj.weight"]
     )
+
+
+# ------------------------------------------------------------------------------------------------ regression
+def regression_splits(n_per_class: int = 4) -> DatasetDict:
+    """Splits with an axion mass (eV) on the vortex rows only, a numeric column for every row and a string one."""
+
+    def split(seed: int) -> Dataset:
+        ds = lens_dataset(n_per_class, seed=seed)
+        rng = np.random.default_rng(seed)
+        masses = [float(10 ** rng.uniform(-24, -22)) if label == 2 else None for label in ds["label"]]
+        ds = ds.add_column("axion_mass", masses, feature=Value("float64"))
+        ds = ds.add_column("source_x", rng.normal(0, 0.1, len(ds)).tolist(), feature=Value("float32"))
+        return ds.add_column("preset", ["model_i"] * len(ds), feature=Value("string"))
+
+    return DatasetDict({"train": split(1), "validation": split(2), "test": split(3)})
+
+
+def test_regression_targets_keep_rows_with_a_value_and_standardise_them(caplog):
+    splits = regression_splits(4)
+    with caplog.at_level(logging.INFO, logger="lens_hf"):
+        kept, scaling, info = regression_targets(splits, DataArguments(target="axion_mass"))
+    assert info["skipped"] == {"train": 8, "validation": 8, "test": 8}
+    assert "train split: skipped 8 of 12 rows without a finite log10 axion_mass" in caplog.text
+    assert {name: len(ds) for name, ds in kept.items()} == {"train": 4, "validation": 4, "test": 4}
+    assert set(kept["train"]["label"]) == {2}
+    masses = np.array(kept["train"]["axion_mass"])
+    assert (scaling.target, scaling.transform) == ("axion_mass", "log10")
+    assert scaling.mean == pytest.approx(np.log10(masses).mean())
+    np.testing.assert_allclose(kept["train"]["regression_target"], scaling.scale(masses), rtol=1e-6)
+    assert info["mean"] == scaling.mean and info["transform"] == "log10"
+    # The dataset transforms give float labels from the standardised column.
+    _, eval_tf = make_transforms(processor())
+    batch = collate([kept["test"].with_transform(eval_tf)[i] for i in range(2)])
+    assert batch["labels"].dtype == torch.float32
+    np.testing.assert_allclose(batch["labels"].numpy(), kept["test"]["regression_target"][:2], rtol=1e-6)
+    # Another column, another default transform.
+    _, other, _ = regression_targets(splits, DataArguments(target="source_x"))
+    assert other.transform == "none"
+
+
+def test_regression_target_must_be_a_numeric_column():
+    splits = regression_splits(1)
+    with pytest.raises(LensHFError, match="column 'preset' is not numeric"):
+        regression_targets(splits, DataArguments(target="preset"))
+    with pytest.raises(LensHFError, match="no column 'redshift'.*numeric columns: axion_mass, source_x"):
+        regression_targets(splits, DataArguments(target="redshift"))
+    no_vortex = splits.filter(lambda row: row["label"] != 2)
+    with pytest.raises(LensHFError, match="train split has no row with a finite log10 axion_mass"):
+        regression_targets(no_vortex, DataArguments(target="axion_mass"))
+
+
+def test_regression_trainer_loss_is_the_mse_and_metrics_are_in_dex(tmp_path):
+    kept, scaling, _ = regression_targets(regression_splits(4), DataArguments(target="axion_mass"))
+    train_tf, eval_tf = make_transforms(processor())
+    torch.manual_seed(0)
+    config = ViTConfig(
+        image_size=SIZE,
+        patch_size=8,
+        num_channels=1,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        num_labels=1,
+        problem_type="regression",
+        lens_regression=scaling.to_dict(),
+    )
+    trainer = LensTrainer(
+        model=ViTForImageClassification(config),
+        args=training_args(tmp_path, max_steps=2),
+        train_dataset=kept["train"].with_transform(train_tf),
+        eval_dataset=kept["validation"].with_transform(eval_tf),
+        processing_class=processor(),
+    )
+    trainer.train()
+    metrics = trainer.evaluate()
+    batch = trainer.data_collator([trainer.eval_dataset[i] for i in range(4)])
+    with torch.no_grad():
+        out = trainer.model(pixel_values=batch["pixel_values"]).logits.squeeze(-1)
+    assert metrics["eval_loss"] == pytest.approx(F.mse_loss(out, batch["labels"]).item(), rel=1e-5)
+    errors = scaling.unscale(out.numpy()) - np.log10(kept["validation"]["axion_mass"])
+    assert metrics["eval_mae"] == pytest.approx(np.abs(errors).mean(), rel=1e-4)
+    assert metrics["eval_bias"] == pytest.approx(errors.mean(), rel=1e-4, abs=1e-6)
+    with pytest.raises(LensHFError, match="distillation trains classifiers"):
+        DistillationTrainer(model=trainer.model, args=training_args(tmp_path))

@@ -5,7 +5,10 @@ The stock :class:`~transformers.ImageClassificationPipeline` sends every non-arr
 or ``.fits`` files. This subclass reads file paths with the safe loader of ``file_io``, hands arrays, tensors
 and PIL images to the lensing image processor untouched, can average its predictions over the D4 symmetries of
 the image (test-time augmentation), refuses to run a model with preprocessing it was not trained with, and
-never returns NaN scores.
+never returns NaN scores. A regression model (``config.problem_type == "regression"``) answers
+``[{"label": <target>, "score": <predicted value in physical units>}]``: the same task and output shape as a
+classifier, so ``pipeline("image-classification", ...)``, the Hub widget and every caller keep working, with the
+standardised output turned back into physical units through ``config.lens_regression``.
 
 The module travels with saved models as remote code: it imports only numpy, torch, transformers and its
 siblings.
@@ -29,6 +32,7 @@ from transformers.pipelines.base import Pipeline
 
 from .file_io import LensFileError, as_image_2d
 from .image_processing_lens import D4_ORDER, LensImageProcessor, d4_transform
+from .targets import CONFIG_FIELD, TargetScaling
 
 logger = logging.getLogger(__name__)
 
@@ -132,6 +136,11 @@ class LensImageClassificationPipeline(ImageClassificationPipeline):
 
     The image processor must be the one the model was trained with; see :func:`resolve_image_processor`. A model
     that gives NaN or infinite logits raises :class:`LensFileError` naming the image instead of returning NaN.
+
+    A regression model returns one ``{"label": target, "score": value}`` per image, ``value`` in the target's
+    physical units (e.g. ``axion_mass`` in eV) from ``config.lens_regression`` (:attr:`target_scaling`); with
+    ``tta="d4"`` the standardised outputs of the 8 views are averaged (so log10 m_a is averaged for a log10
+    target).
     """
 
     # Only the image processor: the base class would otherwise probe the folder for a video processor too.
@@ -157,6 +166,13 @@ class LensImageClassificationPipeline(ImageClassificationPipeline):
             ]
         self.check_model_type(supported)
         self.image_processor = resolve_image_processor(self.model, self.image_processor)
+        try:
+            self.target_scaling: TargetScaling | None = TargetScaling.from_config(self.model.config)
+        except ValueError as err:
+            folder = str(getattr(self.model.config, "_name_or_path", "") or "")
+            raise LensFileError(
+                os.path.join(folder, "config.json") if folder else CONFIG_FIELD, str(err)
+            ) from None
 
     def __call__(self, inputs: Any = None, **kwargs: Any) -> Any:
         """Classify ``inputs`` (one image or a list; see the class docstring).
@@ -212,6 +228,11 @@ class LensImageClassificationPipeline(ImageClassificationPipeline):
             raise ValueError(f"tta must be one of {', '.join(TTA_MODES)}, got {tta!r}")
         if pixel_values.shape[-1] != pixel_values.shape[-2]:
             raise ValueError(f"tta='d4' needs square model inputs, got {tuple(pixel_values.shape[-2:])}")
+        if self.target_scaling is not None:  # regression: the mean standardised output of the 8 views
+            views = [
+                self._checked_logits(d4_transform(pixel_values, e), sources).float() for e in range(D4_ORDER)
+            ]
+            return {"logits": torch.stack(views).mean(dim=0)}
         log_probs = torch.stack(
             [
                 self._checked_logits(d4_transform(pixel_values, element), sources).float().log_softmax(-1)
@@ -219,6 +240,16 @@ class LensImageClassificationPipeline(ImageClassificationPipeline):
             ]
         )  # (8, n, num_labels)
         return {"logits": torch.logsumexp(log_probs, dim=0) - math.log(D4_ORDER)}
+
+    def postprocess(
+        self, model_outputs: dict[str, Any], function_to_apply: Any = None, top_k: int = 5
+    ) -> Any:
+        """``{"logits": (1, num_labels)}`` -> ``[{"label", "score"}]``: the stock scores for a classifier; for a
+        regression model the one prediction in physical units."""
+        if self.target_scaling is None:
+            return super().postprocess(model_outputs, function_to_apply=function_to_apply, top_k=top_k)
+        value = self.target_scaling.to_physical(model_outputs["logits"][0].float().numpy())
+        return [{"label": self.target_scaling.target, "score": float(value[0])}]
 
     def _checked_logits(self, pixel_values: torch.Tensor, sources: list[str]) -> torch.Tensor:
         """The model's logits (n, num_labels); :class:`LensFileError` naming the first image whose logits are NaN

@@ -36,6 +36,7 @@ from transformers import (
 
 from lens_hf.errors import LensHFError
 from lens_hf.labels import LABELS
+from lens_hf.processing.targets import CONFIG_FIELD, TASKS, TargetScaling
 
 from .vit_spt_lsa import ViTSPTLSAConfig, ViTSPTLSAForImageClassification, ViTSPTLSAModel
 from .vit_spt_lsa.modeling_vit_spt_lsa import ViTSPTLSAPatchEmbeddings
@@ -160,6 +161,24 @@ def _label_maps(labels: Sequence[str]) -> tuple[dict[int, str], dict[str, int]]:
     return dict(enumerate(labels)), {name: i for i, name in enumerate(labels)}
 
 
+def _head_kwargs(task: str, labels: Sequence[str], target: str | TargetScaling | None) -> dict[str, Any]:
+    """Config fields of the head: one output per label for ``"classification"``; for ``"regression"`` one output
+    named after ``target`` (a metadata column, or its :class:`TargetScaling`, then recorded as
+    ``config.lens_regression``), ``problem_type="regression"`` so transformers' own loss is the MSE."""
+    if task not in TASKS:
+        raise LensHFError(f"unknown task {task!r} (choose from {', '.join(TASKS)})")
+    if task == "classification":
+        id2label, label2id = _label_maps(labels)
+        return {"id2label": id2label, "label2id": label2id}
+    if target is None:
+        raise LensHFError("a regression model needs a target (the metadata column it predicts)")
+    name = target.target if isinstance(target, TargetScaling) else str(target)
+    kwargs: dict[str, Any] = {"id2label": {0: name}, "label2id": {name: 0}, "problem_type": "regression"}
+    if isinstance(target, TargetScaling):
+        kwargs[CONFIG_FIELD] = target.to_dict()
+    return kwargs
+
+
 def _square_size(value: Any) -> int:
     """An int image/patch size from an int or an (h, w) pair."""
     if isinstance(value, (list, tuple)):
@@ -227,9 +246,11 @@ def create_model(
     image_size: int | None = None,
     num_channels: int = 1,
     labels: Sequence[str] = LABELS,
+    task: str = "classification",
+    target: str | TargetScaling | None = None,
     **overrides: Any,
 ) -> PreTrainedModel:
-    """A randomly initialised classifier from a named preset.
+    """A randomly initialised classifier (or regressor) from a named preset.
 
     Args:
         preset: a name from `MODEL_PRESETS`.
@@ -237,6 +258,9 @@ def create_model(
             (batch, num_channels, image_size, image_size). Default: the preset's own size.
         num_channels: input channels (1 for lensing images).
         labels: class names in id order; the head has len(labels) outputs.
+        task: ``"classification"``, or ``"regression"``: one output, ``config.problem_type = "regression"``.
+        target: for regression, the metadata column predicted, or its
+            :class:`~lens_hf.processing.targets.TargetScaling` (saved as ``config.lens_regression``).
         **overrides: config fields replacing the preset's (e.g. `num_hidden_layers=2`, `window_size=4`).
 
     Raises:
@@ -248,9 +272,8 @@ def create_model(
     if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 8:
         raise LensHFError(f"image_size must be an integer >= 8 px, got {image_size!r}")
     config_class, model_class = FAMILIES[entry.family]
-    id2label, label2id = _label_maps(labels)
     kwargs = _sized_kwargs(entry, image_size, overrides)
-    kwargs.update(num_channels=num_channels, id2label=id2label, label2id=label2id)
+    kwargs.update(num_channels=num_channels, **_head_kwargs(task, labels, target))
     try:
         config = config_class(**kwargs)
     except (ValueError, TypeError, StrictDataclassError) as err:
@@ -420,6 +443,8 @@ def load_for_finetuning(
     num_channels: int = 1,
     labels: Sequence[str] = LABELS,
     architecture: str | None = None,
+    task: str = "classification",
+    target: str | TargetScaling | None = None,
 ) -> PreTrainedModel:
     """Load any image-classification checkpoint ready to fine-tune on lensing images.
 
@@ -434,6 +459,7 @@ def load_for_finetuning(
         labels: class names in id order.
         architecture: a transformers/lens_hf class name overriding the checkpoint's architecture
             (e.g. "DeiTForImageClassificationWithTeacher" for distillation).
+        task, target: as in :func:`create_model` (a regression head has one output).
 
     Returns:
         The model, in train mode, with `config.num_channels`, `config.image_size` and the label maps updated.
@@ -441,15 +467,19 @@ def load_for_finetuning(
     source = str(name_or_path)
     config = _read_config(source)
     model_class = _finetuning_class(config, architecture)
-    id2label, label2id = _label_maps(labels)
+    head = _head_kwargs(task, labels, target)
+    if task == "classification":
+        head["problem_type"] = None  # a regression checkpoint fine-tuned as a classifier
     try:
         model = model_class.from_pretrained(
-            source, id2label=id2label, label2id=label2id, ignore_mismatched_sizes=True, use_safetensors=True
+            source, **head, ignore_mismatched_sizes=True, use_safetensors=True
         )
     except (OSError, ValueError, RuntimeError) as err:
         raise LensHFError(f"{source}: cannot load {model_class.__name__} weights ({_one_line(err)})") from err
-    if dict(config.id2label or {}) != id2label:
+    if dict(config.id2label or {}) != head["id2label"] or config.problem_type != model.config.problem_type:
         _reset_head(model)
+    if task == "classification" and hasattr(model.config, CONFIG_FIELD):
+        delattr(model.config, CONFIG_FIELD)  # the scaling of the regression checkpoint's target
 
     old_channels = int(model.config.num_channels)
     if num_channels not in (1, old_channels):

@@ -29,12 +29,14 @@ from lens_hf.training.run import (
     finish_run,
     load_splits,
     model_input_size,
+    regression_targets,
     setup_logging,
 )
 from lens_hf.training.schedule import StepDecay, step_decay_scheduler, updates_per_epoch
 from lens_hf.training.trainer import (
     DistillationTrainer,
     LensTrainer,
+    RegressionMetrics,
     compute_lens_metrics,
     restore_weights,
 )
@@ -51,6 +53,7 @@ __all__ = [
     "LensTrainingArguments",
     "LensTransform",
     "ModelArguments",
+    "RegressionMetrics",
     "StepDecay",
     "build_model",
     "build_processor",
@@ -67,6 +70,7 @@ __all__ = [
     "parse_args",
     "publishable",
     "random_d4",
+    "regression_targets",
     "resolve_resume",
     "restore_weights",
     "setup_logging",

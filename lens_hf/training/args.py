@@ -48,6 +48,13 @@ class ModelArguments:
             "help": "Model input size in px (square). Default: the dataset's image size (or random_crop)."
         },
     )
+    task: str = field(
+        default="classification",
+        metadata={
+            "help": "classification (the three lensing classes) or regression (one numeric --target, one output, "
+            "MSE loss on the standardised target)."
+        },
+    )
     config_overrides: str | None = field(
         default=None,
         metadata={
@@ -108,6 +115,20 @@ class DataArguments:
     asinh_softening: float = field(
         default=0.02,
         metadata={"help": "Softening a of the asinh stretch, as a fraction of the image's peak."},
+    )
+    target: str | None = field(
+        default=None,
+        metadata={
+            "help": "Regression: the numeric metadata column to predict (axion_mass in eV, subhalo_mass_total in "
+            "Msun, ...); rows without a finite value (for axion_mass: all but the vortices) are skipped."
+        },
+    )
+    target_transform: str | None = field(
+        default=None,
+        metadata={
+            "help": "Regression: what the model learns of the target, log10 or none (default: log10 for the "
+            "masses axion_mass and subhalo_mass_total, none otherwise)."
+        },
     )
     augment: str = field(
         default="d4", metadata={"help": "Training augmentation: d4 (rotations and flips) or none."}

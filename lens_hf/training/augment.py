@@ -18,6 +18,9 @@ from lens_hf.processing.file_io import as_image_2d, pil_to_array
 from lens_hf.processing.image_processing_lens import D4_ORDER, d4_transform
 
 AUGMENTATIONS: tuple[str, ...] = ("d4", "none")
+# The column of standardised regression targets (float32) that a regression run adds to its splits; when a row
+# has it, it is the row's label instead of the class id.
+TARGET_COLUMN = "regression_target"
 
 
 def random_d4(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -51,7 +54,8 @@ def as_training_array(image: Any) -> np.ndarray:
 
 class LensTransform:
     """``Dataset.with_transform`` callable: rows ``{"image": [...], "label": [...]}`` ->
-    ``{"pixel_values": (batch, C, H, W) float32, "labels": (batch,) int64}``.
+    ``{"pixel_values": (batch, C, H, W) float32, "labels": (batch,) int64}``; rows with a
+    :data:`TARGET_COLUMN` (regression) give ``"labels"`` (batch,) float32 from it instead.
 
     The image processor resizes and normalises exactly as at inference time. For training (``train=True``)
     its centre crop is skipped: :class:`BatchAugment` crops at random instead. Deterministic on purpose:
@@ -75,7 +79,9 @@ class LensTransform:
         if self.image_column not in batch:
             raise LensHFError(f"dataset has no {self.image_column!r} column (columns: {', '.join(batch)})")
         out = {"pixel_values": self.pixel_values(batch[self.image_column])}
-        if "label" in batch:
+        if TARGET_COLUMN in batch:
+            out["labels"] = torch.as_tensor(batch[TARGET_COLUMN], dtype=torch.float32)
+        elif "label" in batch:
             out["labels"] = torch.as_tensor(batch["label"], dtype=torch.long)
         return out
 
@@ -128,10 +134,13 @@ class BatchAugment:
 
 
 def collate(examples: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-    """Stack transformed rows into a batch: ``pixel_values`` (batch, C, H, W), ``labels`` (batch,)."""
+    """Stack transformed rows into a batch: ``pixel_values`` (batch, C, H, W), ``labels`` (batch,): int64 class
+    ids, or float32 regression targets."""
     batch = {"pixel_values": torch.stack([e["pixel_values"] for e in examples])}
     if "labels" in examples[0]:
-        batch["labels"] = torch.stack([torch.as_tensor(e["labels"], dtype=torch.long) for e in examples])
+        labels = [torch.as_tensor(e["labels"]) for e in examples]
+        dtype = torch.float32 if labels[0].is_floating_point() else torch.long
+        batch["labels"] = torch.stack([label.to(dtype) for label in labels])
     return batch
 
 

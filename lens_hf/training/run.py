@@ -1,11 +1,12 @@
-"""The steps of a training recipe, one call each: set up logging, load the splits, build the image processor and
-the model, and, after ``trainer.train()`` and ``trainer.predict()``, :func:`finish_run`.
+"""The steps of a training recipe, one call each: set up logging, load the splits (for regression, keep the rows
+with a target and standardise it), build the image processor and the model, and, after ``trainer.train()`` and
+``trainer.predict()``, :func:`finish_run`.
 
 :func:`finish_run` writes, on the main process, into ``output_dir`` next to the Trainer's ``checkpoint-*``
 folders: the model folder (``config.json``, ``model.safetensors``, the image processor and their code),
-``metrics.json``, ``roc.png``, ``confusion_matrix.png`` (and ``predictions.csv`` for data read from files),
-``learning_curves.png``, ``trainer_state.json``, ``lens_hf_training.json`` (the run record) and ``README.md``
-(the model card).
+``metrics.json``, ``roc.png`` and ``confusion_matrix.png`` (a regression model: ``regression.png``),
+``predictions.csv`` (for data read from files), ``learning_curves.png``, ``trainer_state.json``,
+``lens_hf_training.json`` (the run record) and ``README.md`` (the model card).
 """
 
 from __future__ import annotations
@@ -31,16 +32,24 @@ from lens_hf.data.dataset import MARKER_FILE, load_any
 from lens_hf.data.splits import SIM_SEED_OFFSETS, complete_splits, limit_splits, simulate_splits
 from lens_hf.errors import USER_ERRORS, LensHFError
 from lens_hf.labels import LABELS
-from lens_hf.metrics import softmax, write_evaluation
+from lens_hf.metrics import softmax, write_evaluation, write_regression_evaluation
 from lens_hf.models import factory
 from lens_hf.plots import plot_learning_curves
 from lens_hf.processing.checks import check_normalization
 from lens_hf.processing.file_io import NORMALIZATIONS, STRETCHES
 from lens_hf.processing.image_processing_lens import LensImageProcessor
 from lens_hf.processing.saving import install_model_folder
+from lens_hf.processing.targets import (
+    TARGET_TRANSFORMS,
+    TASKS,
+    TargetScaling,
+    apply_transform,
+    default_transform,
+    is_regression,
+)
 from lens_hf.redact import public_path
 from lens_hf.training.args import DataArguments, LensTrainingArguments, ModelArguments
-from lens_hf.training.augment import AUGMENTATIONS, as_training_array
+from lens_hf.training.augment import AUGMENTATIONS, TARGET_COLUMN, as_training_array
 from lens_hf.training.record import TRAINING_FILE, training_record, write_json, write_trainer_state
 from lens_hf.training.trainer import LensTrainer, lens_metrics
 
@@ -104,6 +113,16 @@ def check_args(model_args: ModelArguments, data_args: DataArguments) -> None:
     if not model_args.model_name_or_path and model_args.model_preset not in factory.MODEL_PRESETS:
         raise LensHFError(
             f"unknown model preset {model_args.model_preset!r}; choose one of: {', '.join(factory.list_presets())}"
+        )
+    if model_args.task not in TASKS:
+        raise LensHFError(f"unknown task {model_args.task!r} (choose from {', '.join(TASKS)})")
+    if model_args.task == "regression" and not data_args.target:
+        raise LensHFError(
+            "--task regression needs --target COLUMN (a numeric metadata column, e.g. axion_mass)"
+        )
+    if data_args.target_transform is not None and data_args.target_transform not in TARGET_TRANSFORMS:
+        raise LensHFError(
+            f"unknown target_transform {data_args.target_transform!r} (choose from {', '.join(TARGET_TRANSFORMS)})"
         )
     if data_args.augment not in AUGMENTATIONS:
         raise LensHFError(
@@ -210,6 +229,65 @@ def load_splits(
     return dd, info
 
 
+def regression_targets(
+    splits: DatasetDict, data_args: DataArguments
+) -> tuple[DatasetDict, TargetScaling, dict[str, Any]]:
+    """The splits of a regression run, the target's scaling and a publishable description of both.
+
+    ``data_args.target`` must be a numeric column of the data (else :class:`LensHFError`, one line). Each split
+    keeps only its rows whose target has a finite transform (``--target_transform``, default per target:
+    log10 for the masses, so for ``axion_mass`` the vortex rows), the number skipped is logged, and the
+    standardised targets (mean and std of the transformed training targets) are added as the
+    ``regression_target`` column that the dataset transforms turn into float ``labels``.
+    """
+    target = str(data_args.target)
+    transform = data_args.target_transform or default_transform(target)
+    source = public_path(data_args.dataset) if data_args.dataset else "the simulated data"
+    features = splits["train"].features
+    if target not in features:
+        numeric = [name for name, f in features.items() if _is_numeric(f)]
+        raise LensHFError(
+            f"{source}: no column {target!r} to regress on (numeric columns: {', '.join(numeric)})"
+        )
+    if not _is_numeric(features[target]):
+        raise LensHFError(
+            f"{source}: column {target!r} is not numeric ({features[target]}); cannot regress on it"
+        )
+    kept: dict[str, Any] = {}
+    values: dict[str, np.ndarray] = {}
+    skipped: dict[str, int] = {}
+    for name, split in splits.items():
+        raw = np.array([np.nan if v is None else v for v in split[target]], dtype=np.float64)
+        keep = np.flatnonzero(np.isfinite(apply_transform(raw, transform)))
+        skipped[name] = int(len(raw) - len(keep))
+        if skipped[name]:
+            logger.info(
+                "%s split: skipped %d of %d rows without a finite %s %s",
+                name,
+                skipped[name],
+                len(raw),
+                transform,
+                target,
+            )
+        if len(keep) == 0:
+            raise LensHFError(f"{source}: the {name} split has no row with a finite {transform} {target}")
+        kept[name], values[name] = split.select(keep), raw[keep]
+    scaling = TargetScaling.fit(target, transform, values["train"])
+    out = DatasetDict(
+        {
+            name: split.add_column(TARGET_COLUMN, scaling.scale(values[name]).tolist())
+            for name, split in kept.items()
+        }
+    )
+    info = {**scaling.to_dict(), "skipped": skipped, "splits": {name: len(ds) for name, ds in out.items()}}
+    return out, scaling, info
+
+
+def _is_numeric(feature: Any) -> bool:
+    dtype = getattr(feature, "dtype", "")
+    return isinstance(feature, datasets.Value) and dtype.startswith(("int", "uint", "float"))
+
+
 # ------------------------------------------------------------------------------------------------ model
 def build_processor(
     model_args: ModelArguments,
@@ -281,21 +359,38 @@ def config_overrides(value: str | dict | None) -> dict[str, Any]:
 
 
 def build_model(
-    model_args: ModelArguments, image_size: int, *, architecture: str | None = None
+    model_args: ModelArguments,
+    image_size: int,
+    *,
+    architecture: str | None = None,
+    target: TargetScaling | None = None,
 ) -> transformers.PreTrainedModel:
-    """A 1-channel, 3-class classifier for ``image_size`` px inputs: ``--model_preset`` built from scratch
+    """A 1-channel, 3-class classifier for ``image_size`` px inputs (with ``--task regression``: a one-output
+    regressor of ``target``, whose scaling is saved in its config): ``--model_preset`` built from scratch
     (with ``--config_overrides``), or the ``--model_name_or_path`` checkpoint prepared for fine-tuning
     (loaded as ``architecture`` when given)."""
     overrides = config_overrides(model_args.config_overrides)
+    if model_args.task == "regression" and target is None:
+        raise LensHFError(
+            "--task regression needs the target's scaling from lens_hf.training.regression_targets "
+            "(the train_regressor recipe)"
+        )
+    head = {"task": model_args.task, "target": target if model_args.task == "regression" else None}
     if model_args.model_name_or_path:
         if overrides:
             raise LensHFError(
                 "--config_overrides applies to --model_preset, not to a --model_name_or_path checkpoint"
             )
         return factory.load_for_finetuning(
-            model_args.model_name_or_path, image_size=image_size, num_channels=1, architecture=architecture
+            model_args.model_name_or_path,
+            image_size=image_size,
+            num_channels=1,
+            architecture=architecture,
+            **head,
         )
-    return factory.create_model(model_args.model_preset, image_size=image_size, num_channels=1, **overrides)
+    return factory.create_model(
+        model_args.model_preset, image_size=image_size, num_channels=1, **head, **overrides
+    )
 
 
 # ------------------------------------------------------------------------------------------------ finish
@@ -340,7 +435,9 @@ def finish_run(
     Returns, on the main process, the metrics written to ``metrics.json``
     (:func:`lens_hf.metrics.write_evaluation`: accuracy, ROC-AUC per class / macro / micro, confusion matrix,
     plus ``split`` and ``model``; for DeiT also ``cls_head`` and ``dist_head``, the metrics of the class-token
-    and distillation-token heads); an empty dict on the other processes.
+    and distillation-token heads; for a regression model :func:`lens_hf.metrics.write_regression_evaluation`
+    in the learnt units, e.g. dex, with ``regression.png`` instead of the ROC and confusion plots); an empty
+    dict on the other processes.
     """
     from lens_hf.cards import write_model_card
 
@@ -354,7 +451,8 @@ def finish_run(
         preds = predictions.predictions
         y_true = np.asarray(predictions.label_ids)
         extra: dict[str, Any] = {"split": split, "model": type(model).__name__}
-        if isinstance(preds, tuple) and len(preds) == 3:  # DeiT: (averaged, class token, distillation token)
+        regression = is_regression(model.config)
+        if isinstance(preds, tuple) and len(preds) == 3 and not regression:  # DeiT: (mean, cls, distillation)
             extra["cls_head"] = lens_metrics(preds[1], y_true)
             extra["dist_head"] = lens_metrics(preds[2], y_true)
         logits = preds[0] if isinstance(preds, tuple) else preds
@@ -364,9 +462,21 @@ def finish_run(
             if column is not None and all(column) and len(column) == len(y_true)
             else None
         )
-        result = write_evaluation(
-            output_dir, y_true, softmax(logits), labels=LABELS, paths=paths, extra=extra
-        )
+        if regression:
+            scaling = TargetScaling.from_config(model.config)
+            result = write_regression_evaluation(
+                output_dir,
+                scaling.unscale(y_true),
+                scaling.unscale(logits),
+                target=scaling.target,
+                transform=scaling.transform,
+                paths=paths,
+                extra=extra,
+            )
+        else:
+            result = write_evaluation(
+                output_dir, y_true, softmax(logits), labels=LABELS, paths=paths, extra=extra
+            )
 
         history = trainer.state.log_history
         if any("loss" in e or any(k.startswith("eval_") for k in e) for e in history):
@@ -389,9 +499,15 @@ def finish_run(
         )
         write_json(output_dir / TRAINING_FILE, record)
         write_model_card(output_dir)
-        logger.info(
-            "%s metrics: accuracy %.4f, macro ROC-AUC %s", split, result["accuracy"], result["roc_auc_macro"]
-        )
+        if regression:
+            logger.info("%s metrics: MAE %.4f, RMSE %.4f", split, result["mae"], result["rmse"])
+        else:
+            logger.info(
+                "%s metrics: accuracy %.4f, macro ROC-AUC %s",
+                split,
+                result["accuracy"],
+                result["roc_auc_macro"],
+            )
     trainer.accelerator.wait_for_everyone()
     return result
 
@@ -406,6 +522,7 @@ __all__ = [
     "finish_run",
     "load_splits",
     "model_input_size",
+    "regression_targets",
     "setup_logging",
     "single_process_warning",
 ]

@@ -1,7 +1,9 @@
 """Trainer subclasses: step-decay schedule, shape-based weight decay, lens metrics, DeiT hard distillation.
 
-Both trainers compute the loss themselves (cross-entropy on the logits, mean over the batch), so stock
-classifiers, the SPT+LSA model and DeiT's inference-only ``...WithTeacher`` head are treated alike.
+Both trainers compute the loss themselves (cross-entropy on the logits, mean over the batch; for a regression
+model, ``config.problem_type == "regression"``, the mean squared error of its single output against the
+standardised target), so stock classifiers, the SPT+LSA model and DeiT's inference-only ``...WithTeacher`` head
+(which computes no loss of its own) are treated alike.
 Checkpoint weights are restored with ``from_pretrained`` (see :func:`restore_weights`).
 """
 
@@ -19,8 +21,9 @@ from torch import nn
 from transformers import EvalPrediction, PreTrainedModel, Trainer, TrainerCallback
 
 from lens_hf.errors import LensHFError
-from lens_hf.metrics import classification_metrics, softmax
+from lens_hf.metrics import classification_metrics, regression_log_metrics, softmax
 from lens_hf.models.factory import param_groups
+from lens_hf.processing.targets import TargetScaling, is_regression
 from lens_hf.training.augment import collate
 from lens_hf.training.schedule import step_decay_scheduler, updates_per_epoch
 
@@ -78,6 +81,19 @@ def compute_lens_metrics(eval_pred: EvalPrediction) -> dict[str, float]:
     return lens_metrics(preds, labels)
 
 
+class RegressionMetrics:
+    """``compute_metrics`` of a regression model: MAE, RMSE, R2 and bias in the learnt units (dex for a log10
+    target), from the standardised outputs and targets the Trainer gathers, through ``scaling``."""
+
+    def __init__(self, scaling: TargetScaling):
+        self.scaling = scaling
+
+    def __call__(self, eval_pred: EvalPrediction) -> dict[str, float]:
+        preds = eval_pred.predictions
+        preds = preds[0] if isinstance(preds, (tuple, list)) else preds
+        return regression_log_metrics(self.scaling.unscale(eval_pred.label_ids), self.scaling.unscale(preds))
+
+
 class TimeLimit(TrainerCallback):
     """Stop ``trainer.train()`` once ``seconds`` of wall clock have passed since it began.
 
@@ -111,8 +127,11 @@ class LensTrainer(Trainer):
       ``args.lr_step_epochs`` epochs, whatever the number of updates per epoch (world size and gradient
       accumulation included), after ``args.warmup_steps``; ``"hf"`` uses ``args.lr_scheduler_type``;
     - weight decay only on weights with two or more dimensions (``lens_hf.models.factory.param_groups``);
-    - loss: cross-entropy of ``logits`` against ``labels`` (with ``args.label_smoothing_factor``);
-    - metrics: :func:`compute_lens_metrics` unless ``compute_metrics`` is given;
+    - loss: cross-entropy of ``logits`` against ``labels`` (with ``args.label_smoothing_factor``); for a
+      regression model the mean squared error of its single output against the standardised target (for DeiT,
+      of the mean of its two heads);
+    - metrics: :func:`compute_lens_metrics` (regression: :class:`RegressionMetrics`) unless ``compute_metrics``
+      is given;
     - ``augmentation``: a callable applied to ``pixel_values`` of every training batch
       (:class:`~lens_hf.training.augment.BatchAugment`);
     - ``args.max_train_minutes``: a :class:`TimeLimit` ends training after that much wall clock
@@ -125,6 +144,15 @@ class LensTrainer(Trainer):
     def __init__(
         self, *args: Any, augmentation: Callable[[torch.Tensor], torch.Tensor] | None = None, **kwargs: Any
     ):
+        model = kwargs.get("model", args[0] if args else None)
+        config = getattr(model, "config", None)
+        self.regression = is_regression(config)
+        if self.regression:
+            try:
+                scaling = TargetScaling.from_config(config)
+            except ValueError as err:
+                raise LensHFError(str(err)) from None
+            kwargs.setdefault("compute_metrics", RegressionMetrics(scaling))
         kwargs.setdefault("compute_metrics", compute_lens_metrics)
         kwargs.setdefault("data_collator", collate)
         super().__init__(*args, **kwargs)
@@ -210,9 +238,12 @@ class LensTrainer(Trainer):
         num_items_in_batch: torch.Tensor | int | None = None,
     ) -> torch.Tensor | tuple[torch.Tensor, Any]:
         outputs = model(pixel_values=inputs["pixel_values"])
-        loss = F.cross_entropy(
-            outputs.logits, inputs["labels"], label_smoothing=self.args.label_smoothing_factor
-        )
+        if self.regression:
+            loss = F.mse_loss(outputs.logits.squeeze(-1).float(), inputs["labels"].float())
+        else:
+            loss = F.cross_entropy(
+                outputs.logits, inputs["labels"], label_smoothing=self.args.label_smoothing_factor
+            )
         return (loss, outputs) if return_outputs else loss
 
     def _eval_logits(self, outputs: Any) -> torch.Tensor | tuple[torch.Tensor, ...]:
@@ -282,6 +313,8 @@ class DistillationTrainer(LensTrainer):
         if not 0.0 <= alpha <= 1.0:
             raise LensHFError(f"distillation_alpha must be in [0, 1], got {alpha}")
         super().__init__(*args, **kwargs)
+        if self.regression:
+            raise LensHFError("distillation trains classifiers; train a regression model with LensTrainer")
         self.alpha = float(alpha)
         self.teacher = teacher
         if teacher is not None:
