@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 # Benchmark tables in the report, in order (benchmarks/results/<name>.md); missing ones are named as missing.
 BENCH_TABLES = (
     "family_study",
+    "recipe_search",
     "accuracy",
     "accuracy_1k",
     "accuracy_gpu",
@@ -34,7 +35,7 @@ BENCH_TABLES = (
     "gpu/throughput",
     "simulation",
 )
-OPTIONAL_TABLES = {"accuracy_gpu", "family_study"}  # left out silently when absent
+OPTIONAL_TABLES = {"accuracy_gpu", "family_study", "recipe_search"}  # left out silently when absent
 # Benchmark figures shown under their table (benchmarks/results/<name>.png, copied to docs/figures/).
 BENCH_FIGURES = {
     "family_study": "Test macro ROC-AUC against training images, one line per family (error bars: std over seeds)"

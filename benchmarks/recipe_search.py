@@ -179,21 +179,24 @@ def train(args: argparse.Namespace) -> dict:
 def report(runs_file: Path = WORK / "runs.jsonl", out: Path = RESULTS) -> None:
     rows = [json.loads(line) for line in runs_file.read_text().splitlines() if line.strip()]
     lines = [
-        "# Recipe search: stock ViT from scratch, Model II, 1,000 training images per class",
+        "# Recipe search: transformers from scratch on simulated lensing images",
         "",
-        "`python benchmarks/recipe_search.py ...` (one torch thread); validation: 900 simulated images (seed "
-        f"{SEEDS['validation']}); macro ROC-AUC after each epoch, best epoch shown.",
+        "`python benchmarks/recipe_search.py ...` (one torch thread); training: simulated images of the run's preset "
+        f"(seed {SEEDS['train']}), validation: simulated images (seed {SEEDS['validation']}); macro ROC-AUC after "
+        "each epoch, best epoch shown.",
         "",
-        "| run | model | input | stretch | standardise | patch | lr | warm-up | batch | epochs | best val AUC "
-        "(epoch, CPU-min) | last train loss |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| run | preset, train / class | model | input | stretch | standardise | patch | lr | warm-up | batch | epochs "
+        "| best val AUC (epoch, CPU-min) | last train loss |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         s, b, last = r["settings"], r["best"], r["history"][-1]
         size = f"{s['crop'] or 64} px" + (f" of {s['resize']}" if s["resize"] else "")
         extra = (" mimetic" if s.get("mimetic") else "") + (" sincos" if s.get("sincos") else "")
+        if s.get("overrides", "{}") not in ("{}", ""):
+            extra += f" `{s['overrides']}`"
         lines.append(
-            f"| {r['tag']} | {s['model']}{extra} | {size} | {s['stretch']} | {s['standardize']} | "
+            f"| {r['tag']} | {s['preset']}, {s['per_class']:,} | {s['model']}{extra} | {size} | {s['stretch']} | {s['standardize']} | "
             f"{s['patch'] or 'preset'} | {s['lr']:g} | {s['warmup']} | {s['batch']} | {last['epoch']} | "
             f"{b['val_auc']:.3f} ({b['epoch']}, {b['cpu_minutes']:.1f}) | {last['train_loss']:.3f} |"
         )

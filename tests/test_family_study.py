@@ -155,7 +155,7 @@ def test_recipe_search_trains_screens_and_reports(tmp_path):
     assert [r["tag"] for r in rows] == ["plain", "stretched"]
     assert all(len(r["history"]) == 2 and 0 <= r["best"]["val_auc"] <= 1 for r in rows)
     table = (tmp_path / "recipe_search.md").read_text()
-    assert "| stretched | vit-tiny | 32 px | asinh | True | 4 |" in table
+    assert "| stretched | model_ii, 3 | vit-tiny `{\"num_hidden_layers\": 1}` | 32 px | asinh | True | 4 |" in table
 
 
 def test_reading_states_each_contrast_from_its_interval():
