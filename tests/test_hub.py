@@ -379,7 +379,8 @@ def test_card_then_push_publishes_no_token_and_no_local_path(
     assert TOKEN not in published and str(tmp_path) not in published
     saved = json.loads((folder / "lens_hf_training.json").read_text())
     assert saved["command"] == (
-        "python recipes/train_vit_spt_lsa.py --hub_token '***' --output_dir runs/model --dataset data/model_i"
+        f"{Path(sys.executable).name} recipes/train_vit_spt_lsa.py --hub_token '***' --output_dir runs/model "
+        "--dataset data/model_i"
     )
     assert saved["training_args"] == {
         "hub_token": "***",
