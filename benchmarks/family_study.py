@@ -459,8 +459,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"- date: {report['date']}",
         f"- command: `{report['command']}`",
         f"- machine: {report['machine']}",
-        "- test sets: independent simulated sets (seed "
-        f"{DATA_SEEDS['test']}), `test_images` images, never used for training or model selection",
+        f"- test sets: one independent simulated set per cell (seed {DATA_SEEDS['test']}; its size is the last "
+        "column), never used for training or model selection",
         "- macro ROC-AUC: one-vs-rest, on softmax probabilities; mean ± standard deviation over seeds",
         "",
         "| dataset | train / class | family | seeds | epochs | CPU-min / run | train img/s | macro AUC | "
