@@ -32,7 +32,7 @@ from transformers import PreTrainedModel, pipeline
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
 from lens_hf.data.dataset import load_any
-from lens_hf.data.readers import SPLIT_FOLDERS, scan_folder
+from lens_hf.data.readers import SPLIT_FOLDERS, Record, scan_folder
 from lens_hf.errors import LensHFError
 from lens_hf.hub import default_model_path as hub_default_model_path
 from lens_hf.hub import resolve_model_path
@@ -418,6 +418,25 @@ def predict_files(
     )
 
 
+def _folder_records(path: Path, split: str) -> list[Record]:
+    """The records of a raw data folder (:func:`lens_hf.data.readers.scan_folder`), only those of ``split``
+    when the folder has split sub-folders."""
+    records = scan_folder(path)
+    if records[0].split is not None:
+        wanted = SPLIT_FOLDERS.get(split.lower(), split)
+        available = sorted({r.split for r in records})
+        if wanted not in available:
+            raise LensHFError(f"{path}: no split {split!r} (available: {', '.join(available)})")
+        records = [r for r in records if r.split == wanted]
+    return records
+
+
+def _row_names(ds: Any, path: Path, split: str) -> list[str]:
+    """A name per row of a saved dataset split: its ``path`` column, else ``<folder>[<split>][<row>]``."""
+    paths = ds["path"] if "path" in ds.column_names else [None] * len(ds)
+    return [p if p else f"{path}[{split}][{i}]" for i, p in enumerate(paths)]
+
+
 def evaluate_data(
     loaded: LoadedModel,
     data: str | os.PathLike,
@@ -461,8 +480,7 @@ def evaluate_data(
             raise LensHFError(f"{path}: the label column is not a class label ({feature})")
         names = feature.names
         y_all = np.array([to_model_id(names[i]) for i in ds["label"]], dtype=np.int64)
-        paths = ds["path"] if "path" in ds.column_names else [None] * len(ds)
-        order = [p if p else f"{path}[{split}][{i}]" for i, p in enumerate(paths)]
+        order = _row_names(ds, path, split)
         items = ((order[i], np.asarray(row["image"], dtype=np.float32)) for i, row in enumerate(ds))
         probs, sources, skipped = classify(
             loaded,
@@ -480,13 +498,7 @@ def evaluate_data(
         y_true = np.array([y for s, y in zip(order, y_all) if s not in dropped], dtype=np.int64)
         preds = Predictions(labels=loaded.labels, probs=probs, sources=sources, skipped=skipped, order=order)
         return y_true, preds
-    records = scan_folder(path)
-    if records[0].split is not None:
-        wanted = SPLIT_FOLDERS.get(split.lower(), split)
-        available = sorted({r.split for r in records})
-        if wanted not in available:
-            raise LensHFError(f"{path}: no split {split!r} (available: {', '.join(available)})")
-        records = [r for r in records if r.split == wanted]
+    records = _folder_records(path, split)
     label_of = {r.path: r.label for r in records}
     for r in records:
         to_model_id(r.label)
@@ -537,8 +549,7 @@ def evaluate_regression_data(
         ds = load_any(path, split=split)
         if target not in ds.column_names:
             raise LensHFError(f"{path}: no {target!r} column for the model's target")
-        paths = ds["path"] if "path" in ds.column_names else [None] * len(ds)
-        order = [p if p else f"{path}[{split}][{i}]" for i, p in enumerate(paths)]
+        order = _row_names(ds, path, split)
         column = ds[target]
         keep = [i for i, value in enumerate(column) if has_value(value)]
         truth = {order[i]: float(column[i]) for i in keep}
@@ -547,13 +558,7 @@ def evaluate_regression_data(
         )
         total, num_rows = len(keep), len(ds)
     else:
-        records = scan_folder(path)
-        if records[0].split is not None:
-            wanted = SPLIT_FOLDERS.get(split.lower(), split)
-            available = sorted({r.split for r in records})
-            if wanted not in available:
-                raise LensHFError(f"{path}: no split {split!r} (available: {', '.join(available)})")
-            records = [r for r in records if r.split == wanted]
+        records = _folder_records(path, split)
         order = [r.path for r in records]
 
         def read() -> Iterable[tuple[str, Any]]:

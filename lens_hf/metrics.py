@@ -219,6 +219,22 @@ def write_predictions_csv(
     return Path(path)
 
 
+def _write_metrics_json(
+    out_dir: str | os.PathLike, metrics: dict[str, Any], extra: Mapping[str, Any] | None
+) -> Path:
+    """Add ``extra`` to ``metrics`` (never overwriting a metric key) and write ``out_dir/metrics.json``
+    atomically; returns ``out_dir`` as a created Path."""
+    if extra:
+        clash = sorted(set(extra) & set(metrics))
+        if clash:
+            raise ValueError(f"extra may not overwrite metric key(s) {clash}")
+        metrics.update(_json_ready(dict(extra)))
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "metrics.json", json.dumps(_json_ready(metrics), indent=2) + "\n")
+    return out
+
+
 def write_evaluation(
     out_dir: str | os.PathLike,
     y_true: Any,
@@ -250,15 +266,7 @@ def write_evaluation(
     if paths is not None and len(paths) != len(y):
         raise ValueError(f"got {len(paths)} paths for {len(y)} samples")
     metrics = classification_metrics(y, p, labels)
-    if extra:
-        clash = sorted(set(extra) & set(metrics))
-        if clash:
-            raise ValueError(f"extra may not overwrite metric key(s) {clash}")
-        metrics.update(_json_ready(dict(extra)))
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "metrics.json", json.dumps(_json_ready(metrics), indent=2) + "\n")
+    out = _write_metrics_json(out_dir, metrics, extra)
     plot_roc(y, p, labels, out / "roc.png")
     plot_confusion_matrix(np.asarray(metrics["confusion_matrix"]), labels, out / "confusion_matrix.png")
     if paths is not None:
@@ -362,15 +370,7 @@ def write_regression_evaluation(
     quantity = transformed_name(target, transform)
     metrics = regression_metrics(y, p)
     metrics.update(target=target, transform=transform, quantity=quantity)
-    if extra:
-        clash = sorted(set(extra) & set(metrics))
-        if clash:
-            raise ValueError(f"extra may not overwrite metric key(s) {clash}")
-        metrics.update(_json_ready(dict(extra)))
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "metrics.json", json.dumps(_json_ready(metrics), indent=2) + "\n")
+    out = _write_metrics_json(out_dir, metrics, extra)
     plot_regression(y, p, out / REGRESSION_PLOT, quantity=quantity)
     if paths is not None:
         columns = {f"true_{target}": invert_transform(y, transform), target: invert_transform(p, transform)}

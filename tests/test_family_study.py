@@ -107,35 +107,23 @@ def test_distilled_run_waits_for_its_teacher_and_commands_name_it(tmp_path):
 @pytest.mark.slow
 def test_quick_study_end_to_end_with_distillation(tmp_path):
     """Two real recipe runs (the ResNet teacher, then the distilled DeiT) on a tiny simulated Model II cell."""
-    report = study.main(
-        [
-            "--profile",
-            "quick",
-            "--families",
-            "deit-distilled",
-            "--work",
-            str(tmp_path),
-            "--out",
-            str(tmp_path),
-        ]
-    )
+    argv = [
+        "--profile",
+        "quick",
+        "--families",
+        "deit-distilled",
+        "--work",
+        str(tmp_path),
+        "--out",
+        str(tmp_path),
+    ]
+    report = study.main(argv)
     families = sorted(r["family"] for r in report["rows"])
     assert families == ["deit-distilled", "resnet-18"], report["missing"]
     for row in report["rows"]:
         assert 0.0 <= row["roc_auc_macro"] <= 1.0 and row["cpu_minutes"] > 0 and row["test_images"] == 12
     # a second call finds every run done and only rewrites the report
-    again = study.main(
-        [
-            "--profile",
-            "quick",
-            "--families",
-            "deit-distilled",
-            "--work",
-            str(tmp_path),
-            "--out",
-            str(tmp_path),
-        ]
-    )
+    again = study.main(argv)
     assert again["rows"] == report["rows"]
     kept = sorted(p.name for p in (tmp_path / "family_study_quick_runs" / "model_ii-4").iterdir())
     assert kept == ["deit-distilled-seed0.json", "resnet-18-seed0.json"]
@@ -155,7 +143,10 @@ def test_recipe_search_trains_screens_and_reports(tmp_path):
     assert [r["tag"] for r in rows] == ["plain", "stretched"]
     assert all(len(r["history"]) == 2 and 0 <= r["best"]["val_auc"] <= 1 for r in rows)
     table = (tmp_path / "recipe_search.md").read_text()
-    assert "| stretched | model_ii, 3 | vit-tiny `{\"num_hidden_layers\": 1}` | 32 px | asinh | True | 4 |" in table
+    assert (
+        '| stretched | model_ii, 3 | vit-tiny `{"num_hidden_layers": 1}` | 32 px | asinh | True | 4 |'
+        in table
+    )
 
 
 def test_reading_states_each_contrast_from_its_interval():

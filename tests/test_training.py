@@ -56,7 +56,8 @@ SIZE = 16
 
 
 # ------------------------------------------------------------------------------------------------ fixtures
-def tiny_vit(seed: int = 0) -> ViTForImageClassification:
+def tiny_vit(seed: int = 0, **config_kwargs) -> ViTForImageClassification:
+    """A one-layer ViT classifier (or with ``num_labels=1, problem_type="regression"``, a regressor)."""
     torch.manual_seed(seed)
     config = ViTConfig(
         image_size=SIZE,
@@ -66,7 +67,7 @@ def tiny_vit(seed: int = 0) -> ViTForImageClassification:
         num_hidden_layers=1,
         num_attention_heads=2,
         intermediate_size=32,
-        num_labels=3,
+        **{"num_labels": 3, **config_kwargs},
     )
     return ViTForImageClassification(config)
 
@@ -692,21 +693,9 @@ def test_regression_target_must_be_a_numeric_column():
 def test_regression_trainer_loss_is_the_mse_and_metrics_are_in_dex(tmp_path):
     kept, scaling, _ = regression_targets(regression_splits(4), DataArguments(target="axion_mass"))
     train_tf, eval_tf = make_transforms(processor())
-    torch.manual_seed(0)
-    config = ViTConfig(
-        image_size=SIZE,
-        patch_size=8,
-        num_channels=1,
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-        num_labels=1,
-        problem_type="regression",
-        lens_regression=scaling.to_dict(),
-    )
+    model = tiny_vit(num_labels=1, problem_type="regression", lens_regression=scaling.to_dict())
     trainer = LensTrainer(
-        model=ViTForImageClassification(config),
+        model=model,
         args=training_args(tmp_path, max_steps=2),
         train_dataset=kept["train"].with_transform(train_tf),
         eval_dataset=kept["validation"].with_transform(eval_tf),
