@@ -319,6 +319,17 @@ def _stale(out: Path) -> list[str]:
     return sorted(p.name for p in out.parent.iterdir() if p.name.startswith(f".{out.name}."))
 
 
+def _filling(out: Path, pid: int) -> bool:
+    """True while a temporary folder of process ``pid`` for ``out`` exists and already holds files."""
+    for path in out.parent.glob(f".{out.name}.tmp-{pid}-*"):
+        try:
+            if any(path.iterdir()):
+                return True
+        except OSError:  # renamed or removed meanwhile
+            continue
+    return False
+
+
 def test_kill_9_while_saving_then_the_next_run_cleans_up(tmp_path, cli):
     """``kill -9`` of ``lens-hf build-dataset`` while it writes its temporary folder (hundreds of MB at full
     scale) leaves that folder; the next run writing the same output removes it, and keeps what is not its own:
@@ -345,7 +356,9 @@ def test_kill_9_while_saving_then_the_next_run_cleans_up(tmp_path, cli):
     )
     deadline = time.monotonic() + 240
     try:
-        while len(_stale(out)) < 2:  # the live decoy plus the run's own temporary folder
+        # Wait for the run's own temporary folder to hold data: the save under way, not the short-lived probe
+        # folder of the output check made before any work.
+        while not _filling(out, proc.pid):
             assert proc.poll() is None, "the run ended before it could be interrupted"
             assert time.monotonic() < deadline, "the run never started saving"
             time.sleep(0.002)
