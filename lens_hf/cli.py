@@ -1,4 +1,5 @@
-"""The ``lens-hf`` command: simulate, build-dataset, show, train, evaluate, predict, card, push, cache-model.
+"""The ``lens-hf`` command: simulate, build-dataset, show, train, evaluate, predict, export, card, push,
+cache-model.
 
 Every sub-command reports bad input as one line on stderr (``lens-hf: error: <file>: <problem>``) and exits
 with status 2; an unexpected failure is one line too and exits with status 1; ``--debug`` shows the traceback.
@@ -307,6 +308,21 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    """Export a model to an ONNX folder that predict and evaluate run with ONNX Runtime."""
+    from lens_hf.export import export_onnx
+
+    result = export_onnx(args.model, args.out, fmt=args.format, opset=args.opset)
+    batch, *shape = result.input_shape
+    print(
+        f"exported to {_escape(str(result.path))}: model.onnx (opset {result.opset}, input pixel_values "
+        f"({batch}, {', '.join(map(str, shape))}), output logits ({batch}, {result.num_labels})), "
+        f"preprocessor_config.json, config.json, README.md; ONNX Runtime matches PyTorch within "
+        f"{result.max_abs_diff:.1e}"
+    )
+    return EXIT_OK
+
+
 def cmd_card(args: argparse.Namespace) -> int:
     """Write README.md of a local model folder from its config, training record and metrics; first make the
     folder's JSON records publishable (secrets masked, absolute paths made relative)."""
@@ -611,6 +627,30 @@ def build_parser() -> argparse.ArgumentParser:
         help="skip unreadable files (rows with an error column) instead of failing",
     )
     p.set_defaults(func=cmd_predict)
+
+    from lens_hf.export import DEFAULT_OPSET, EXPORT_FORMATS, OPSETS
+
+    p = sub.add_parser(
+        "export",
+        help="export a model to ONNX (predict and evaluate run the folder with ONNX Runtime)",
+        description="Export a model folder or Hub id to --out: model.onnx (torch.onnx.export, dynamo exporter; "
+        "input pixel_values (batch, C, H, W) float32 with a dynamic batch axis and the image processor's fixed "
+        "size, output logits (batch, num_labels)), the image processor, config.json and a README. ONNX Runtime "
+        "is checked against PyTorch before anything is written. `lens-hf predict/evaluate --model OUT` then run "
+        "ONNX Runtime with the same preprocessing and outputs.",
+    )
+    p.add_argument("--model", default=None, help="model folder or Hub id (default: the shipped checkpoint)")
+    p.add_argument("--format", choices=EXPORT_FORMATS, default="onnx", help="export format (default: onnx)")
+    p.add_argument("--out", required=True, help="output folder (an earlier export there is replaced)")
+    p.add_argument(
+        "--opset",
+        type=int,
+        choices=OPSETS,
+        default=DEFAULT_OPSET,
+        metavar="N",
+        help=f"ONNX opset, {OPSETS[0]} to {OPSETS[-1]} (default: {DEFAULT_OPSET})",
+    )
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser(
         "card",

@@ -10,7 +10,9 @@ the true values from the data's metadata).
 
 Nothing from a model folder or an input file is ever executed: models are built from transformers' and
 lens_hf's own registered classes (the ``*.py`` files a saved folder carries are never imported), weights are
-read from safetensors only, and images go through the safe loader :mod:`lens_hf.processing.file_io`.
+read from safetensors only (or, in a folder written by ``lens-hf export``, from the ONNX graph ``model.onnx``,
+run by ONNX Runtime inside the same pipeline), and images go through the safe loader
+:mod:`lens_hf.processing.file_io`.
 Images are read, checked and preprocessed one at a time and classified a batch at a time, so memory stays
 bounded by ``batch_size`` whatever the number of files.
 """
@@ -69,12 +71,9 @@ def _first_line(err: BaseException) -> str:
 
 
 # ------------------------------------------------------------------------------------------------ loading
-def check_model_folder(path: Path) -> None:
-    """Refuse folders that cannot be loaded safely, naming the file at fault.
-
-    ``config.json`` must be a JSON object; the weights must be safetensors (a folder holding only pickled
-    weights such as ``pytorch_model.bin`` is refused) whose headers parse and whose data is complete.
-    """
+def check_model_config(path: Path) -> None:
+    """Refuse a folder whose ``config.json`` is missing, not a JSON object, or names a model type that neither
+    transformers nor lens_hf defines (its code would have to come from the folder), naming the file."""
     config = path / "config.json"
     if not config.is_file():
         raise LensHFError(f"{path}: not a model folder (no config.json)")
@@ -91,6 +90,15 @@ def check_model_folder(path: Path) -> None:
             f"model_type {model_type!r} is not a transformers or lens_hf model; its code would have to come from "
             "the folder, and lens_hf never runs code from model folders",
         )
+
+
+def check_model_folder(path: Path) -> None:
+    """Refuse folders that cannot be loaded safely, naming the file at fault.
+
+    ``config.json`` must pass :func:`check_model_config`; the weights must be safetensors (a folder holding only
+    pickled weights such as ``pytorch_model.bin`` is refused) whose headers parse and whose data is complete.
+    """
+    check_model_config(path)
     weights = sorted(path.glob("*.safetensors"))
     if not weights:
         pickled = sorted(p.name for p in path.iterdir() if p.suffix.lower() in PICKLED_WEIGHTS)
@@ -140,12 +148,19 @@ def load_pipeline(
 
     A folder or Hub id is checked (:func:`check_model_folder`) and loaded with lens_hf's and transformers' own
     classes from safetensors; ``processor`` defaults to its ``preprocessor_config.json`` (if that is missing or
-    foreign, the pipeline rebuilds the preprocessing recorded in the model config, or refuses). A model object
-    without ``processor`` gets its recorded preprocessing, else one sized from its config. Other keyword
-    arguments go to :func:`transformers.pipeline` (``device``, ``batch_size``, ...).
+    foreign, the pipeline rebuilds the preprocessing recorded in the model config, or refuses). A folder holding
+    ``model.onnx`` and no safetensors weights (written by ``lens-hf export``) runs in ONNX Runtime instead, inside
+    the same pipeline (:func:`lens_hf.export.load_onnx_pipeline`). A model object without ``processor`` gets its
+    recorded preprocessing, else one sized from its config. Other keyword arguments go to
+    :func:`transformers.pipeline` (``device``, ``batch_size``, ...).
     """
     if isinstance(model_or_path, (str, os.PathLike)):
         path = resolve_model_path(str(model_or_path))
+        # Imported here: lens_hf.export builds on this module, and onnxruntime is an optional dependency.
+        from lens_hf.export import is_onnx_folder, load_onnx_pipeline
+
+        if is_onnx_folder(path):
+            return load_onnx_pipeline(path, processor, **kwargs)
         check_model_folder(path)
         model = load_model(path)
         if processor is None:
@@ -168,7 +183,8 @@ class LoadedModel:
     path: Path
 
     @property
-    def model(self) -> torch.nn.Module:
+    def model(self) -> Any:
+        """The PyTorch model, or for an ONNX folder its :class:`lens_hf.export.OnnxImageClassifier`."""
         return self.pipeline.model
 
     @property
@@ -613,6 +629,7 @@ __all__ = [
     "DEFAULT_MODEL_DIR",
     "LoadedModel",
     "Predictions",
+    "check_model_config",
     "check_model_folder",
     "classify",
     "collect_files",
