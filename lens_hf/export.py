@@ -67,8 +67,8 @@ INPUT_NAME = "pixel_values"
 OUTPUT_NAME = "logits"
 # Dimension 0 (the batch) of the input and the output is dynamic; channels, height and width are fixed.
 DYNAMIC_AXES: dict[str, dict[int, str]] = {INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}}
-# torch 2.13's dynamo exporter writes opsets 18 to 23 natively (lower ones only by a lossy conversion); 20 is its
-# default, and onnxruntime >= 1.17 runs all of them.
+# torch 2.13's dynamo exporter writes opsets 18 to 23 natively (lower ones only by a conversion that may fail);
+# 20 is its default.
 OPSETS: tuple[int, ...] = tuple(range(18, 24))
 DEFAULT_OPSET = 20
 # Largest |ONNX Runtime - PyTorch| accepted at export: softmax probabilities of a classifier, outputs of a regressor.
