@@ -1,4 +1,4 @@
-"""ONNX export of model folders (``lens-hf export``), and ONNX Runtime as the model behind the lensing pipeline.
+"""ONNX export of model folders (``lens-hf export``).
 
 :func:`export_onnx` turns a model folder or Hub id (the SPT+LSA ViT with or without its convolutional stem,
 classifier or regressor; stock ViT, DeiT with its distillation head, Swin, ResNet) into a folder that
@@ -21,16 +21,17 @@ Before the folder is written, ONNX Runtime runs the exported graph on batches of
 (a regressor: its outputs) must match PyTorch's within :data:`TOLERANCE`; the folder is assembled under a
 temporary name and renamed when complete, so a failed export leaves nothing behind.
 
-:func:`load_onnx_pipeline` runs such a folder: :class:`OnnxImageClassifier` wraps an ONNX Runtime session in the
-interface of a transformers image classifier (``model(pixel_values=...).logits``, ``model.config``), so the
-lensing pipeline's own preprocessing, test-time augmentation and postprocessing run unchanged around it.
-``onnx``, ``onnxruntime`` and ``onnxscript`` are the ``onnx`` extra (``pip install "lens_hf[onnx]"``).
+:func:`lens_hf.inference.load_onnx_pipeline` runs such a folder (``load_pipeline`` and the CLI do so for any
+folder holding ``model.onnx`` and no safetensors weights). ``onnx``, ``onnxruntime`` and ``onnxscript`` are the
+``onnx`` extra (``pip install "lens_hf[onnx]"``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import importlib.metadata
+import importlib.util
 import io
 import json
 import logging
@@ -40,33 +41,31 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 from huggingface_hub import ModelCard, ModelCardData
-from transformers import AutoConfig, PreTrainedConfig, PreTrainedModel
-from transformers.modeling_outputs import ImageClassifierOutput
+from transformers import PreTrainedConfig, PreTrainedModel
 
 from lens_hf.errors import LensHFError
-from lens_hf.inference import check_model_config, folder_processor, load_classifier
-from lens_hf.processing.file_io import LensFileError
-from lens_hf.processing.image_processing_lens import LensImageProcessor
-from lens_hf.processing.pipeline_lens import (
-    PREPROCESSOR_FILE,
-    RECORD_FIELD,
-    TASK,
-    LensImageClassificationPipeline,
+from lens_hf.inference import (
+    ONNX_FILE,
+    ONNX_INPUT,
+    ONNX_INSTALL_HINT,
+    ONNX_OUTPUT,
+    OnnxImageClassifier,
+    is_onnx_folder,
+    load_classifier,
+    load_onnx_pipeline,
 )
+from lens_hf.processing.image_processing_lens import LensImageProcessor
+from lens_hf.processing.pipeline_lens import PREPROCESSOR_FILE, RECORD_FIELD
 from lens_hf.redact import public_path
 from lens_hf.utils import check_output_location, make_temporary_folder, replace_folder
 
 EXPORT_FORMATS: tuple[str, ...] = ("onnx",)
-ONNX_FILE = "model.onnx"
-INPUT_NAME = "pixel_values"
-OUTPUT_NAME = "logits"
 # Dimension 0 (the batch) of the input and the output is dynamic; channels, height and width are fixed.
-DYNAMIC_AXES: dict[str, dict[int, str]] = {INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}}
+DYNAMIC_AXES: dict[str, dict[int, str]] = {ONNX_INPUT: {0: "batch"}, ONNX_OUTPUT: {0: "batch"}}
 # torch 2.13's dynamo exporter writes opsets 18 to 23 natively (lower ones only by a conversion that may fail);
 # 20 is its default.
 OPSETS: tuple[int, ...] = tuple(range(18, 24))
@@ -76,7 +75,6 @@ TOLERANCE = 1e-4
 CHECK_BATCHES: tuple[int, ...] = (1, 3)  # the batch sizes of the export check (the traced example has 2)
 # config.json entries that name code files; an ONNX folder has none.
 _CODE_ENTRIES: tuple[str, ...] = ("auto_map", "custom_pipelines")
-_INSTALL_HINT = 'pip install "lens_hf[onnx]"'
 
 
 def _first_line(err: BaseException) -> str:
@@ -84,131 +82,16 @@ def _first_line(err: BaseException) -> str:
     return lines[0][:300] if lines else type(err).__name__
 
 
-def _onnxruntime() -> Any:
-    try:
-        import onnxruntime
-    except ImportError:
-        raise LensHFError(f"running ONNX models needs onnxruntime ({_INSTALL_HINT})") from None
-    return onnxruntime
+def _check_exporter() -> None:
+    """The dynamo exporter imports onnx and onnxscript when it runs, and the check runs ONNX Runtime: say how to
+    install them before any work."""
+    missing = [
+        name for name in ("onnx", "onnxscript", "onnxruntime") if importlib.util.find_spec(name) is None
+    ]
+    if missing:
+        raise LensHFError(f"ONNX export needs {', '.join(missing)} ({ONNX_INSTALL_HINT})")
 
 
-# ------------------------------------------------------------------------------------------------ running
-class OnnxImageClassifier:
-    """An exported model run by ONNX Runtime on the CPU, called like a transformers image classifier.
-
-    ``model(pixel_values=x)`` with ``x`` (batch, C, H, W) float32 returns an
-    :class:`~transformers.modeling_outputs.ImageClassifierOutput` whose ``logits`` (batch, num_labels) float32
-    come from the ONNX graph; ``config`` is the folder's model config. ONNX Runtime uses as many threads as
-    torch (``torch.get_num_threads()`` when the session is made), so one setting governs both back ends.
-    """
-
-    main_input_name = INPUT_NAME
-    device = torch.device("cpu")
-    dtype = torch.float32
-
-    def __init__(self, path: str | os.PathLike, config: PreTrainedConfig) -> None:
-        ort = _onnxruntime()
-        self.path = Path(path)
-        self.config = config
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = torch.get_num_threads()
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3  # errors only: the CLI's output stays one line per problem
-        try:
-            self.session = ort.InferenceSession(
-                str(self.path), sess_options=options, providers=["CPUExecutionProvider"]
-            )
-        except Exception as err:  # onnxruntime's InvalidProtobuf, Fail, NotImplemented, ...
-            raise LensFileError(self.path, f"not a valid ONNX model ({_first_line(err)})") from None
-        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
-        if [i.name for i in inputs] != [INPUT_NAME] or not outputs or outputs[0].name != OUTPUT_NAME:
-            raise LensFileError(
-                self.path,
-                f"expected one input {INPUT_NAME!r} and an output {OUTPUT_NAME!r}, found inputs "
-                f"{[i.name for i in inputs]} and outputs {[o.name for o in outputs]} (export it with lens-hf export)",
-            )
-        width = outputs[0].shape[-1] if outputs[0].shape else None
-        if isinstance(width, int) and width != config.num_labels:
-            raise LensFileError(
-                self.path, f"gives {width} outputs but config.json has {config.num_labels} labels"
-            )
-
-    @property
-    def input_shape(self) -> list[int | str]:
-        """``[batch, C, H, W]`` of the graph's input: ``batch`` is a name, the others are pixel counts."""
-        return list(self.session.get_inputs()[0].shape)
-
-    def __call__(self, pixel_values: torch.Tensor, **kwargs: Any) -> ImageClassifierOutput:
-        array = pixel_values.detach().to("cpu", torch.float32).numpy()
-        (logits,) = self.session.run([OUTPUT_NAME], {INPUT_NAME: array})
-        return ImageClassifierOutput(logits=torch.from_numpy(logits))
-
-    # What transformers' Pipeline asks of its model: ONNX Runtime runs on the CPU, in inference mode.
-    def to(self, *args: Any, **kwargs: Any) -> OnnxImageClassifier:
-        return self
-
-    def eval(self) -> OnnxImageClassifier:
-        return self
-
-    def can_generate(self) -> bool:
-        return False
-
-
-class OnnxImageClassificationPipeline(LensImageClassificationPipeline):
-    """:class:`LensImageClassificationPipeline` around an :class:`OnnxImageClassifier`: the same preprocessing,
-    test-time augmentation, checks and postprocessing; only the forward pass runs in ONNX Runtime."""
-
-    def check_model_type(self, supported_models: list[str] | dict) -> None:
-        # transformers compares the model's class with its PyTorch classes; this model is the graph of one of
-        # them (config.architectures), checked when it was exported.
-        return None
-
-
-def is_onnx_folder(path: str | os.PathLike) -> bool:
-    """A folder written by :func:`export_onnx`: ``model.onnx`` and no safetensors weights (a folder with both is
-    a PyTorch model folder)."""
-    path = Path(path)
-    return (path / ONNX_FILE).is_file() and not any(path.glob("*.safetensors"))
-
-
-def _read_config(path: Path) -> PreTrainedConfig:
-    check_model_config(path)
-    try:
-        return AutoConfig.from_pretrained(str(path), trust_remote_code=False)
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise LensFileError(
-            path / "config.json", f"cannot load a model config ({_first_line(err)})"
-        ) from None
-
-
-def load_onnx_pipeline(
-    path: str | os.PathLike, processor: LensImageProcessor | None = None, **kwargs: Any
-) -> OnnxImageClassificationPipeline:
-    """The lensing pipeline of an ONNX folder (:func:`is_onnx_folder`), run by ONNX Runtime on the CPU.
-
-    ``processor`` defaults to the folder's ``preprocessor_config.json`` (missing or foreign: the preprocessing
-    recorded in config.json, or a refusal, as for PyTorch folders). Other keyword arguments go to the pipeline
-    (``batch_size``, ...). Raises :class:`LensFileError` naming the file at fault: a broken config or model, or a
-    model whose input size differs from the processor's output.
-    """
-    path = Path(path)
-    config = _read_config(path)
-    model = OnnxImageClassifier(path / ONNX_FILE, config)
-    if processor is None:
-        processor = folder_processor(path)
-    kwargs.setdefault("device", "cpu")
-    pipe = OnnxImageClassificationPipeline(model=model, image_processor=processor, task=TASK, **kwargs)
-    expected = [pipe.image_processor.num_channels, *(pipe.image_processor.output_size or ())]
-    if model.input_shape[1:] != expected:
-        raise LensFileError(
-            model.path,
-            f"takes inputs of shape {model.input_shape[1:]} (channels, height, width) but the image processor "
-            f"gives {expected}",
-        )
-    return pipe
-
-
-# ------------------------------------------------------------------------------------------------ export
 class _Logits(torch.nn.Module):
     """``pixel_values -> logits``: the tensor the pipeline uses, as the exported graph's one output (the
     distilled DeiT's ``logits`` are already the mean of its class and distillation heads)."""
@@ -275,9 +158,9 @@ def _export_graph(model: PreTrainedModel, example: torch.Tensor, file: Path, ops
             _Logits(model),
             (example,),
             str(file),
-            input_names=[INPUT_NAME],
-            output_names=[OUTPUT_NAME],
-            dynamic_shapes={INPUT_NAME: {0: batch}},
+            input_names=[ONNX_INPUT],
+            output_names=[ONNX_OUTPUT],
+            dynamic_shapes={ONNX_INPUT: {0: batch}},
             opset_version=opset,
             dynamo=True,
             external_data=False,  # one self-contained file
@@ -321,13 +204,13 @@ def _card(
     _, channels, height, width = result.input_shape
     if config.problem_type == "regression":
         output = (
-            f"`{OUTPUT_NAME}`: float32 (batch, 1), the standardised `{config.id2label[0]}`; "
+            f"`{ONNX_OUTPUT}`: float32 (batch, 1), the standardised `{config.id2label[0]}`; "
             "`config.json` (`lens_regression`) turns it back into physical units"
         )
         checked = "max |y_onnx - y_torch|"
     else:
         labels = ", ".join(str(config.id2label[i]) for i in range(config.num_labels))
-        output = f"`{OUTPUT_NAME}`: float32 (batch, {config.num_labels}), softmax gives the probabilities of {labels}"
+        output = f"`{ONNX_OUTPUT}`: float32 (batch, {config.num_labels}), softmax gives the probabilities of {labels}"
         checked = "max |p_onnx - p_torch|"
     steps = [f"{processor.normalization} normalisation"]
     if processor.stretch != "none":
@@ -349,7 +232,7 @@ def _card(
 `{architecture}` exported by `lens-hf export --format onnx`: `torch.onnx.export` (dynamo exporter,
 torch {torch.__version__}, eager attention), ONNX opset {result.opset}, one self-contained `{ONNX_FILE}`.
 
-- input `{INPUT_NAME}`: float32 (batch, {channels}, {height}, {width}), made by the image processor in
+- input `{ONNX_INPUT}`: float32 (batch, {channels}, {height}, {width}), made by the image processor in
   `{PREPROCESSOR_FILE}` ({", ".join(steps)})
 - output {output}
 - dynamic axes: `batch` (dimension 0 of the input and the output); the image size is fixed
@@ -378,7 +261,7 @@ def export_onnx(
     """
     _check_request(fmt, opset)
     check_export_location(out)
-    ort = _onnxruntime()
+    _check_exporter()
     loaded = load_classifier(model)
     torch_model = loaded.model
     if not isinstance(torch_model, PreTrainedModel):
@@ -410,14 +293,15 @@ def export_onnx(
         result = OnnxExport(
             path=out,
             opset=opset,
-            input_shape=(DYNAMIC_AXES[INPUT_NAME][0], *shape),
+            input_shape=(DYNAMIC_AXES[ONNX_INPUT][0], *shape),
             num_labels=torch_model.config.num_labels,
             max_abs_diff=diff,
         )
         LensImageProcessor(**processor.settings()).to_json_file(str(tmp / PREPROCESSOR_FILE))
         (tmp / "config.json").write_text(_config_json(torch_model.config, processor), encoding="utf-8")
         (tmp / "README.md").write_text(
-            _card(source, torch_model, processor, result, ort.__version__), encoding="utf-8"
+            _card(source, torch_model, processor, result, importlib.metadata.version("onnxruntime")),
+            encoding="utf-8",
         )
         load_onnx_pipeline(tmp)  # the folder as predict will read it
         replace_folder(tmp, out)
@@ -431,14 +315,9 @@ __all__ = [
     "DEFAULT_OPSET",
     "DYNAMIC_AXES",
     "EXPORT_FORMATS",
-    "ONNX_FILE",
     "OPSETS",
     "TOLERANCE",
     "OnnxExport",
-    "OnnxImageClassificationPipeline",
-    "OnnxImageClassifier",
     "check_export_location",
     "export_onnx",
-    "is_onnx_folder",
-    "load_onnx_pipeline",
 ]

@@ -30,8 +30,14 @@ import numpy as np
 import torch
 from safetensors import safe_open
 from tqdm.auto import tqdm
-from transformers import PreTrainedModel, pipeline
+from transformers import AutoConfig, PreTrainedConfig, PreTrainedModel, pipeline
+from transformers.modeling_outputs import ImageClassifierOutput
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+try:  # the onnx extra: runs the folders `lens-hf export` writes
+    import onnxruntime
+except ImportError:
+    onnxruntime = None
 
 from lens_hf.data.dataset import load_any
 from lens_hf.data.readers import SPLIT_FOLDERS, Record, scan_folder
@@ -52,6 +58,11 @@ from lens_hf.processing.saving import processor_for_config
 from lens_hf.processing.targets import TargetScaling, apply_transform
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# An ONNX folder (lens-hf export): the graph pixel_values (batch, C, H, W) -> logits (batch, num_labels).
+ONNX_FILE = "model.onnx"
+ONNX_INPUT = "pixel_values"
+ONNX_OUTPUT = "logits"
+ONNX_INSTALL_HINT = 'pip install "lens_hf[onnx]"'
 # The model `lens-hf predict` / `lens-hf evaluate` use when no --model is given.
 DEFAULT_MODEL_DIR = REPO_ROOT / "checkpoints" / "vit-spt-lsa-model-i"
 # Weight files that can only be read by unpickling (i.e. by running code they contain): never loaded.
@@ -150,15 +161,12 @@ def load_pipeline(
     classes from safetensors; ``processor`` defaults to its ``preprocessor_config.json`` (if that is missing or
     foreign, the pipeline rebuilds the preprocessing recorded in the model config, or refuses). A folder holding
     ``model.onnx`` and no safetensors weights (written by ``lens-hf export``) runs in ONNX Runtime instead, inside
-    the same pipeline (:func:`lens_hf.export.load_onnx_pipeline`). A model object without ``processor`` gets its
+    the same pipeline (:func:`load_onnx_pipeline`). A model object without ``processor`` gets its
     recorded preprocessing, else one sized from its config. Other keyword arguments go to
     :func:`transformers.pipeline` (``device``, ``batch_size``, ...).
     """
     if isinstance(model_or_path, (str, os.PathLike)):
         path = resolve_model_path(str(model_or_path))
-        # Imported here: lens_hf.export builds on this module, and onnxruntime is an optional dependency.
-        from lens_hf.export import is_onnx_folder, load_onnx_pipeline
-
         if is_onnx_folder(path):
             return load_onnx_pipeline(path, processor, **kwargs)
         check_model_folder(path)
@@ -184,7 +192,7 @@ class LoadedModel:
 
     @property
     def model(self) -> Any:
-        """The PyTorch model, or for an ONNX folder its :class:`lens_hf.export.OnnxImageClassifier`."""
+        """The PyTorch model, or for an ONNX folder its :class:`OnnxImageClassifier`."""
         return self.pipeline.model
 
     @property
@@ -211,6 +219,126 @@ def load_classifier(name_or_path: str | os.PathLike | None) -> LoadedModel:
     if len(set(labels)) != len(labels):
         raise LensFileError(path / "config.json", f"id2label repeats a label ({', '.join(labels)})")
     return LoadedModel(pipeline=pipe, labels=labels, path=path)
+
+
+# ------------------------------------------------------------------------------------------------ ONNX
+# A folder written by `lens-hf export` (lens_hf.export) runs in ONNX Runtime: OnnxImageClassifier wraps the session
+# in the interface of a transformers image classifier (model(pixel_values=...).logits, model.config), so the
+# lensing pipeline's own preprocessing, test-time augmentation and postprocessing run unchanged around it.
+class OnnxImageClassifier:
+    """An exported model run by ONNX Runtime on the CPU, called like a transformers image classifier.
+
+    ``model(pixel_values=x)`` with ``x`` (batch, C, H, W) float32 returns an
+    :class:`~transformers.modeling_outputs.ImageClassifierOutput` whose ``logits`` (batch, num_labels) float32
+    come from the ONNX graph; ``config`` is the folder's model config. ONNX Runtime uses as many threads as
+    torch (``torch.get_num_threads()`` when the session is made), so one setting governs both back ends.
+    """
+
+    main_input_name = ONNX_INPUT
+    device = torch.device("cpu")
+    dtype = torch.float32
+
+    def __init__(self, path: str | os.PathLike, config: PreTrainedConfig) -> None:
+        if onnxruntime is None:
+            raise LensHFError(f"running ONNX models needs onnxruntime ({ONNX_INSTALL_HINT})")
+        self.path = Path(path)
+        self.config = config
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = torch.get_num_threads()
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3  # errors only: the CLI's output stays one line per problem
+        try:
+            self.session = onnxruntime.InferenceSession(
+                str(self.path), sess_options=options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as err:  # onnxruntime's InvalidProtobuf, Fail, NotImplemented, ...
+            raise LensFileError(self.path, f"not a valid ONNX model ({_first_line(err)})") from None
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        if [i.name for i in inputs] != [ONNX_INPUT] or not outputs or outputs[0].name != ONNX_OUTPUT:
+            raise LensFileError(
+                self.path,
+                f"expected one input {ONNX_INPUT!r} and an output {ONNX_OUTPUT!r}, found inputs "
+                f"{[i.name for i in inputs]} and outputs {[o.name for o in outputs]} (export it with lens-hf export)",
+            )
+        width = outputs[0].shape[-1] if outputs[0].shape else None
+        if isinstance(width, int) and width != config.num_labels:
+            raise LensFileError(
+                self.path, f"gives {width} outputs but config.json has {config.num_labels} labels"
+            )
+
+    @property
+    def input_shape(self) -> list[int | str]:
+        """``[batch, C, H, W]`` of the graph's input: ``batch`` is a name, the others are pixel counts."""
+        return list(self.session.get_inputs()[0].shape)
+
+    def __call__(self, pixel_values: torch.Tensor, **kwargs: Any) -> ImageClassifierOutput:
+        array = np.ascontiguousarray(pixel_values.detach().to("cpu", torch.float32).numpy())
+        (logits,) = self.session.run([ONNX_OUTPUT], {ONNX_INPUT: array})
+        return ImageClassifierOutput(logits=torch.from_numpy(logits))
+
+    # What transformers' Pipeline asks of its model: ONNX Runtime runs on the CPU, in inference mode.
+    def to(self, *args: Any, **kwargs: Any) -> OnnxImageClassifier:
+        return self
+
+    def eval(self) -> OnnxImageClassifier:
+        return self
+
+    def can_generate(self) -> bool:
+        return False
+
+
+class OnnxImageClassificationPipeline(LensImageClassificationPipeline):
+    """:class:`LensImageClassificationPipeline` around an :class:`OnnxImageClassifier`: the same preprocessing,
+    test-time augmentation, checks and postprocessing; only the forward pass runs in ONNX Runtime."""
+
+    def check_model_type(self, supported_models: list[str] | dict) -> None:
+        # transformers compares the model's class with its PyTorch classes; this model is the graph of one of
+        # them (config.architectures), checked when it was exported.
+        return None
+
+
+def is_onnx_folder(path: str | os.PathLike) -> bool:
+    """A folder written by :func:`lens_hf.export.export_onnx`: ``model.onnx`` and no safetensors weights (a folder with both is
+    a PyTorch model folder)."""
+    path = Path(path)
+    return (path / ONNX_FILE).is_file() and not any(path.glob("*.safetensors"))
+
+
+def _onnx_folder_config(path: Path) -> PreTrainedConfig:
+    check_model_config(path)
+    try:
+        return AutoConfig.from_pretrained(str(path), trust_remote_code=False)
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise LensFileError(
+            path / "config.json", f"cannot load a model config ({_first_line(err)})"
+        ) from None
+
+
+def load_onnx_pipeline(
+    path: str | os.PathLike, processor: LensImageProcessor | None = None, **kwargs: Any
+) -> OnnxImageClassificationPipeline:
+    """The lensing pipeline of an ONNX folder (:func:`is_onnx_folder`), run by ONNX Runtime on the CPU.
+
+    ``processor`` defaults to the folder's ``preprocessor_config.json`` (missing or foreign: the preprocessing
+    recorded in config.json, or a refusal, as for PyTorch folders). Other keyword arguments go to the pipeline
+    (``batch_size``, ...). Raises :class:`LensFileError` naming the file at fault: a broken config or model, or a
+    model whose input size differs from the processor's output.
+    """
+    path = Path(path)
+    config = _onnx_folder_config(path)
+    model = OnnxImageClassifier(path / ONNX_FILE, config)
+    if processor is None:
+        processor = folder_processor(path)
+    kwargs.setdefault("device", "cpu")
+    pipe = OnnxImageClassificationPipeline(model=model, image_processor=processor, task=TASK, **kwargs)
+    expected = [pipe.image_processor.num_channels, *(pipe.image_processor.output_size or ())]
+    if model.input_shape[1:] != expected:
+        raise LensFileError(
+            model.path,
+            f"takes inputs of shape {model.input_shape[1:]} (channels, height, width) but the image processor "
+            f"gives {expected}",
+        )
+    return pipe
 
 
 # ------------------------------------------------------------------------------------------------ files
@@ -627,7 +755,10 @@ def is_saved_dataset(path: Path) -> bool:
 
 __all__ = [
     "DEFAULT_MODEL_DIR",
+    "ONNX_FILE",
     "LoadedModel",
+    "OnnxImageClassificationPipeline",
+    "OnnxImageClassifier",
     "Predictions",
     "check_model_config",
     "check_model_folder",
@@ -637,8 +768,10 @@ __all__ = [
     "evaluate_data",
     "evaluate_regression_data",
     "folder_processor",
+    "is_onnx_folder",
     "is_saved_dataset",
     "load_classifier",
+    "load_onnx_pipeline",
     "load_pipeline",
     "predict_arrays",
     "predict_files",

@@ -1,7 +1,7 @@
-"""ONNX export (lens_hf/export.py) and ONNX Runtime inference: every model family lens_hf trains, exported and
-run by ONNX Runtime, gives PyTorch's probabilities within 1e-4 at batch sizes 1 and 5; `lens-hf export`, then
-`predict` / `evaluate` on the ONNX folder give the PyTorch folder's labels, CSV columns and metrics; bad requests
-fail in one line and write nothing."""
+"""ONNX export (lens_hf/export.py) and ONNX Runtime inference (the ONNX path of lens_hf/inference.py): every
+model family lens_hf trains, exported and run by ONNX Runtime, gives PyTorch's probabilities within 1e-4 at batch
+sizes 1 and 5; `lens-hf export`, then `predict` / `evaluate` on the ONNX folder give the PyTorch folder's labels,
+CSV columns and metrics; bad requests fail in one line and write nothing."""
 
 from __future__ import annotations
 
@@ -20,14 +20,15 @@ from conftest import MODEL_INPUT_PX, TINY_VIT, lens_image, tree
 
 from lens_hf.cli import main
 from lens_hf.errors import LensHFError
-from lens_hf.export import (
-    DEFAULT_OPSET,
+from lens_hf.export import DEFAULT_OPSET, export_onnx
+from lens_hf.inference import (
     ONNX_FILE,
     OnnxImageClassifier,
-    export_onnx,
     is_onnx_folder,
+    load_classifier,
+    load_pipeline,
+    predict_arrays,
 )
-from lens_hf.inference import load_classifier, load_pipeline, predict_arrays
 from lens_hf.models.factory import create_model
 from lens_hf.processing import LensImageProcessor, save_model_folder
 from lens_hf.processing.file_io import LensFileError
