@@ -165,8 +165,8 @@ def test_cli_export_then_predict_and_evaluate_match_pytorch(cli, exported, deepl
         r = cli("evaluate", "--model", model, "--data", deeplense_dir, "--out", tmp_path / f"eval-{name}")
         assert r.code == 0, r.err
     assert tables["onnx"][0].keys() == tables["torch"][0].keys()
-    assert [(row["path"], row["label"]) for row in tables["onnx"]] == [
-        (row["path"], row["label"]) for row in tables["torch"]
+    assert [(row["file"], row["label"]) for row in tables["onnx"]] == [
+        (row["file"], row["label"]) for row in tables["torch"]
     ]
     for a, b in zip(tables["onnx"], tables["torch"]):
         assert all(abs(float(a[k]) - float(b[k])) <= TOLERANCE for k in a if k.startswith("p_"))
@@ -186,10 +186,10 @@ def test_cli_predict_of_an_onnx_regressor_gives_the_pytorch_columns(cli, exporte
         with open(tmp_path / f"{name}.csv", newline="") as f:
             rows[name] = list(csv.DictReader(f))
     assert (
-        list(rows["onnx"][0]) == list(rows["torch"][0]) == ["path", "log10_axion_mass", "axion_mass", "error"]
+        list(rows["onnx"][0]) == list(rows["torch"][0]) == ["file", "log10_axion_mass", "axion_mass", "error"]
     )
     for a, b in zip(rows["onnx"], rows["torch"]):
-        assert a["path"] == b["path"]
+        assert a["file"] == b["file"]
         assert abs(float(a["log10_axion_mass"]) - float(b["log10_axion_mass"])) <= TOLERANCE
 
 
