@@ -33,6 +33,7 @@ BENCH_TABLES = (
     "accuracy_gpu",
     "throughput",
     "gpu/throughput",
+    "onnx",
     "simulation",
 )
 OPTIONAL_TABLES = {"accuracy_gpu", "family_study", "recipe_search"}  # left out silently when absent
