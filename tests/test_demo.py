@@ -213,7 +213,8 @@ def test_demo_command_refuses_bad_options_and_models_in_one_line(tmp_path, cli):
 
 
 def test_app_py_builds_the_page_with_the_default_model():
-    gradio = pytest.importorskip("gradio", reason="the page needs gradio (pip install 'lens_hf[demo]')")
+    import gradio
+
     from lens_hf.demo.page import escape_markdown
 
     namespace = runpy.run_path(str(ROOT / "app.py"))  # as a Space imports it: builds, does not launch
