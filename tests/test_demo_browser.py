@@ -19,7 +19,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from lens_hf.demo.page import build_demo
+from lens_hf.demo.page import launch
 from lens_hf.labels import DEEPLENSE_FOLDERS, LABELS
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -47,11 +47,8 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def page_url(model_dir) -> Iterator[str]:
     """The demo page with the tiny model, served in this process."""
-    blocks = build_demo(model_dir)
     port = _free_port()
-    blocks.launch(
-        server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, ssr_mode=False
-    )
+    blocks = launch(model_dir, port=port, block=False)  # what `lens-hf demo` runs
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
