@@ -8,6 +8,7 @@ import json
 import math
 import os
 import runpy
+import socket
 from pathlib import Path
 
 import numpy as np
@@ -205,11 +206,23 @@ def test_model_without_attention_says_so_and_still_classifies(tmp_path, good_fil
 def test_demo_command_refuses_bad_options_and_models_in_one_line(tmp_path, cli):
     help_text = cli("demo", "--help")
     assert help_text.code == 0 and "--share" in help_text.out and "--port" in help_text.out
-    result = cli("demo", "--model", tmp_path / "missing", "--port", "7860")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        free = probe.getsockname()[1]
+    result = cli("demo", "--model", tmp_path / "missing", "--port", free)
     assert result.code == 2 and len(result.err_lines) == 1, result.err
     assert result.err_lines[0].startswith("lens-hf: error: ") and str(tmp_path / "missing") in result.err
     result = cli("demo", "--port", "70000")
     assert result.code == 2 and result.err_lines == ["lens-hf: error: --port must be in 1..65535, got 70000"]
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = cli("demo", "--model", tmp_path / "missing", "--port", port)  # refused before the model
+    assert result.code == 2 and result.err_lines == [
+        f"lens-hf: error: 127.0.0.1:{port}: cannot serve the demo there (Address already in use); "
+        "choose another --host or --port"
+    ]
 
 
 def test_app_py_builds_the_page_with_the_default_model():

@@ -9,6 +9,7 @@ its place. The page works offline: no analytics, no share link unless asked for,
 from __future__ import annotations
 
 import os
+import socket
 
 # Gradio reads this when it is imported: no usage statistics are sent from the demo.
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -16,6 +17,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import gradio as gr  # noqa: E402
 
 from lens_hf.demo.analysis import EXAMPLES, FileResult, LensDemo  # noqa: E402
+from lens_hf.errors import LensHFError  # noqa: E402
 from lens_hf.processing.file_io import SUFFIXES  # noqa: E402
 
 TITLE = "lens_hf: dark matter substructure in strong lenses"
@@ -99,6 +101,20 @@ def build_demo(model: str | os.PathLike | None = None, demo: LensDemo | None = N
     return blocks
 
 
+def check_address(host: str, port: int) -> None:
+    """Refuse, in one line, an address the page could not be served on (port taken, unknown host)."""
+    try:
+        family, kind, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server itself binds
+            probe.bind(address)
+    except OSError as err:
+        reason = err.strerror or str(err)
+        raise LensHFError(
+            f"{host}:{port}: cannot serve the demo there ({reason}); choose another --host or --port"
+        ) from None
+
+
 def launch(
     model: str | os.PathLike | None = None,
     *,
@@ -108,7 +124,9 @@ def launch(
     block: bool = True,
 ) -> gr.Blocks:
     """Build the page and serve it on ``host``:``port`` (a public share link only with ``share``). With
-    ``block=False`` return once the server runs (close it with ``.close()``)."""
+    ``block=False`` return once the server runs (close it with ``.close()``). An address that cannot be
+    listened on is refused (:class:`LensHFError`) before the model is loaded."""
+    check_address(host, port)
     blocks = build_demo(model)
     blocks.launch(
         server_name=host,
