@@ -274,7 +274,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         "data": str(args.data),
         "split": args.split,
         "tta": args.tta,
-        "skipped": [{"path": p, "error": r} for p, r in preds.skipped],
+        "skipped": [{"file": p, "error": r} for p, r in preds.skipped],
     }
     with _staged_folder(out) as staging:
         if scaling is None:
@@ -445,7 +445,7 @@ def _write_predictions(path: Path, rows: list[dict], labels: list[str], columns:
             json.dump({"labels": labels, "num_skipped": skipped, "predictions": rows}, f, indent=2)
             f.write("\n")
             return
-        fields = ["path", *columns, "error"]
+        fields = ["file", *columns, "error"]
         writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()
         for row in rows:
@@ -460,14 +460,14 @@ def _escape(text: str) -> str:
 
 def _print_rows(rows: list[dict], columns: list[str]) -> None:
     """A tab-separated table on stdout, one line per image (paths escaped with :func:`_escape`): the
-    prediction ``columns`` (label, score and probabilities; or a regression target), then the path."""
-    print("\t".join([*columns, "path"]))
+    prediction ``columns`` (label, score and probabilities; or a regression target), then the file."""
+    print("\t".join([*columns, "file"]))
     for r in rows:
         if r["error"] is not None:
-            print("\t".join(["skipped", *[""] * (len(columns) - 1), _escape(r["path"])]))
+            print("\t".join(["skipped", *[""] * (len(columns) - 1), _escape(r["file"])]))
             continue
         cells = [_cell(name, r[name]) for name in columns]
-        print("\t".join([*cells, _escape(r["path"])]))
+        print("\t".join([*cells, _escape(r["file"])]))
 
 
 def _cell(column: str, value: Any) -> str:

@@ -267,19 +267,19 @@ class Predictions:
         return row
 
     def rows(self, *, include_skipped: bool = False) -> list[dict[str, Any]]:
-        """One dict per image: ``path`` and the :attr:`columns` (``label`` (argmax), ``score`` and
+        """One dict per image: ``file`` (its path) and the :attr:`columns` (``label`` (argmax), ``score`` and
         ``p_<label>``; or the regression target); with ``include_skipped`` also the skipped files (empty
         prediction, ``error`` set), all in input order."""
         out: dict[str, dict[str, Any]] = {}
         for src, p in zip(self.sources, self.probs):
-            row: dict[str, Any] = {"path": src, **self._values(p)}
+            row: dict[str, Any] = {"file": src, **self._values(p)}
             if include_skipped:
                 row["error"] = None
             out[src] = row
         if not include_skipped:
             return list(out.values())
         for src, reason in self.skipped:
-            out[src] = {"path": src, **{name: None for name in self.columns}, "error": reason}
+            out[src] = {"file": src, **{name: None for name in self.columns}, "error": reason}
         order = self.order or [*self.sources, *(s for s, _ in self.skipped)]
         return [out[s] for s in order if s in out]
 

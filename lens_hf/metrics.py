@@ -193,7 +193,7 @@ def write_predictions_csv(
     probs: Any,
     labels: Sequence[str] = LABELS,
 ) -> Path:
-    """Write one row per sample: ``path,true_label,label,score,p_<label>...`` (atomic).
+    """Write one row per sample: ``file,true_label,label,score,p_<label>...`` (atomic).
 
     ``label`` is the predicted class (argmax), ``score`` its probability, ``p_<label>`` every class probability.
     """
@@ -205,7 +205,7 @@ def write_predictions_csv(
     with atomic_path(path) as tmp:
         with open(tmp, "w", newline="", encoding="utf-8") as f:
             writer = csv.writer(f)
-            writer.writerow(["path", "true_label", "label", "score", *[f"p_{name}" for name in labels]])
+            writer.writerow(["file", "true_label", "label", "score", *[f"p_{name}" for name in labels]])
             for i in range(len(y)):
                 writer.writerow(
                     [
@@ -354,7 +354,7 @@ def write_regression_evaluation(
     ``metrics.json`` (the metrics plus ``target``, ``transform``, ``quantity`` (the learnt quantity's name,
     e.g. ``log10_axion_mass``) and ``extra``), ``regression.png`` (predicted vs true with the 1:1 line, and the
     residuals vs true) and, when ``paths`` (one per sample) are given, ``predictions.csv``
-    (``path,true_<target>,<target>`` and for a log10 transform ``true_log10_<target>,log10_<target>``).
+    (``file,true_<target>,<target>`` and for a log10 transform ``true_log10_<target>,log10_<target>``).
 
     Args:
         out_dir: folder to write into (created if missing).
@@ -379,7 +379,7 @@ def write_regression_evaluation(
         with atomic_path(out / "predictions.csv") as tmp:
             with open(tmp, "w", newline="", encoding="utf-8") as f:
                 writer = csv.writer(f)
-                writer.writerow(["path", *columns])
+                writer.writerow(["file", *columns])
                 for i in range(len(y)):
                     writer.writerow([os.fspath(paths[i]), *(f"{v[i]:.10g}" for v in columns.values())])
     return metrics

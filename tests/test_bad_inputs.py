@@ -302,7 +302,7 @@ def test_skip_bad_lists_every_skipped_file(corpus, tmp_path, model_dir, cli):
 
     rows = list(csv.DictReader((tmp_path / "p.csv").open()))
     assert len(rows) == n_good + len(bad)
-    errors = {r["path"]: r["error"] for r in rows if r["error"]}
+    errors = {r["file"]: r["error"] for r in rows if r["error"]}
     assert errors.keys() == bad.keys()
     for path, reason in bad.items():
         assert reason.lower() in errors[path].lower() or "constant" in errors[path]
@@ -315,12 +315,12 @@ def test_skip_bad_lists_every_skipped_file(corpus, tmp_path, model_dir, cli):
     assert result.code == 0, result.err
     doc = json.loads((tmp_path / "p.json").read_text())
     assert doc["num_skipped"] == len(bad)
-    assert {r["path"] for r in doc["predictions"] if r["error"]} == bad.keys()
+    assert {r["file"] for r in doc["predictions"] if r["error"]} == bad.keys()
 
     result = cli("evaluate", "--model", model_dir, "--data", data, "--out", tmp_path / "eval", "--skip-bad")
     assert result.code == 0, result.err
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
-    assert {s["path"] for s in metrics["skipped"]} == bad.keys()
+    assert {s["file"] for s in metrics["skipped"]} == bad.keys()
     assert metrics["num_samples"] == n_good
 
     result = cli("build-dataset", data, "--out", tmp_path / "ds", "--skip-bad", "--splits", "0.5,0.25,0.25")

@@ -212,7 +212,7 @@ def _direct_probs(model_dir: Path, image: np.ndarray) -> np.ndarray:
 
 
 def _check_rows(rows: list[dict], expected_paths: list[str]) -> None:
-    assert [r["path"] for r in rows] == expected_paths
+    assert [r["file"] for r in rows] == expected_paths
     for r in rows:
         probs = np.array([float(r[f"p_{name}"]) for name in LABELS])
         assert abs(probs.sum() - 1) < 1e-5 and (probs >= 0).all()
@@ -248,7 +248,7 @@ def test_predict_files_and_folders(sim_dir, model_dir, tmp_path, cli):
     result = cli(*args)  # a table on stdout
     assert result.code == 0, result.err
     lines = result.out.strip().splitlines()
-    assert lines[0].split("\t") == ["label", "score", *[f"p_{n}" for n in LABELS], "path"]
+    assert lines[0].split("\t") == ["label", "score", *[f"p_{n}" for n in LABELS], "file"]
     assert [line.split("\t")[-1] for line in lines[1:]] == expected
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
@@ -379,7 +379,7 @@ def test_simulate_rerun_keeps_complete_files(sim_dir, tmp_path, cli):
 
 # ------------------------------------------------------------------------------------------------ TTA
 def _probs_of(doc: dict) -> dict[str, np.ndarray]:
-    return {r["path"]: np.array([r[f"p_{n}"] for n in LABELS]) for r in doc["predictions"]}
+    return {r["file"]: np.array([r[f"p_{n}"] for n in LABELS]) for r in doc["predictions"]}
 
 
 def test_predict_is_the_pipeline_and_tta_is_rotation_invariant(sim_dir, model_dir, tmp_path, cli):
@@ -523,7 +523,7 @@ def test_tabs_and_newlines_in_file_names(model_dir, tmp_path, cli):
                 rows = list(csv.DictReader(f))
         else:
             rows = json.loads(out.read_text())["predictions"]
-        assert [r["path"] for r in rows] == expected
+        assert [r["file"] for r in rows] == expected
         assert [bool(r["error"]) for r in rows] == [p.endswith("bad\tflat.npy") for p in expected]
 
 
@@ -558,7 +558,7 @@ def test_non_finite_logits_name_the_file_and_skip_bad_skips_it(tmp_path, cli):
     )
     assert result.code == 0, result.err
     with open(tmp_path / "p.csv", newline="") as f:
-        rows = {Path(r["path"]).name: r for r in csv.DictReader(f)}
+        rows = {Path(r["file"]).name: r for r in csv.DictReader(f)}
     assert "non-finite" in rows["huge.npy"]["error"] and rows["huge.npy"]["label"] == ""
     for i in range(3):  # the rest of its batch is classified
         probs = np.array([float(rows[f"ok{i}.npy"][f"p_{n}"]) for n in LABELS])
@@ -613,13 +613,13 @@ def test_predict_and_evaluate_a_regression_model(sim_dir, regressor_dir, tmp_pat
     assert result.code == 0, result.err
     assert f"{PER_CLASS} image(s) predicted (axion_mass)" in result.err
     rows = list(csv.DictReader((tmp_path / "pred.csv").open()))
-    assert list(rows[0]) == ["path", "log10_axion_mass", "axion_mass", "error"] and len(rows) == PER_CLASS
+    assert list(rows[0]) == ["file", "log10_axion_mass", "axion_mass", "error"] and len(rows) == PER_CLASS
     pipe = load_pipeline(regressor_dir)
     for row in rows:
-        assert float(row["axion_mass"]) == pytest.approx(pipe(row["path"])[0]["score"], rel=1e-5)
+        assert float(row["axion_mass"]) == pytest.approx(pipe(row["file"])[0]["score"], rel=1e-5)
         assert float(row["log10_axion_mass"]) == pytest.approx(np.log10(float(row["axion_mass"])))
     table = cli("predict", "--model", regressor_dir, axion)
-    assert table.out.splitlines()[0].split("\t") == ["log10_axion_mass", "axion_mass", "path"]
+    assert table.out.splitlines()[0].split("\t") == ["log10_axion_mass", "axion_mass", "file"]
 
     # True values from the files' metadata: only the vortices have an axion mass.
     result = cli("evaluate", "--model", regressor_dir, "--data", sim_dir, "--out", tmp_path / "eval")
@@ -634,7 +634,7 @@ def test_predict_and_evaluate_a_regression_model(sim_dir, regressor_dir, tmp_pat
     assert metrics["num_without_target"] == 2 * PER_CLASS and (tmp_path / "eval" / "regression.png").is_file()
     evaluated = list(csv.DictReader((tmp_path / "eval" / "predictions.csv").open()))
     for row in evaluated:
-        _, meta = read_image(row["path"])
+        _, meta = read_image(row["file"])
         assert float(row["true_axion_mass"]) == pytest.approx(meta["axion_mass"], rel=1e-5)
     errors = [abs(float(r["log10_axion_mass"]) - float(r["true_log10_axion_mass"])) for r in evaluated]
     assert metrics["mae"] == pytest.approx(np.mean(errors), rel=1e-4)

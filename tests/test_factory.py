@@ -335,3 +335,26 @@ def test_regression_head_needs_a_target_and_a_known_task(tmp_path):
     classifier = load_for_finetuning(tmp_path / "regressor")
     assert classifier.classifier.out_features == 3 and classifier.config.problem_type is None
     assert not hasattr(classifier.config, "lens_regression")
+
+
+def test_classifier_checkpoint_finetuned_as_regressor_records_the_target_scaling(tmp_path):
+    """What the regression recipe does with --model_name_or_path: the scaling lands in the config."""
+    from lens_hf.processing.targets import TargetScaling
+
+    classifier = create_model(
+        "vit-spt-lsa-tiny",
+        image_size=32,
+        patch_size=8,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+    )
+    classifier.save_pretrained(tmp_path / "classifier")
+    scaling = TargetScaling("axion_mass", "log10", -23.0, 0.5)
+    model = load_for_finetuning(tmp_path / "classifier", task="regression", target=scaling)
+    assert model.config.problem_type == "regression" and model.config.num_labels == 1
+    assert model.config.lens_regression == scaling.to_dict()
+    torch.testing.assert_close(
+        model.vit.embeddings.position_embeddings, classifier.vit.embeddings.position_embeddings
+    )

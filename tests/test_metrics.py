@@ -155,10 +155,10 @@ def test_write_evaluation_files(tmp_path) -> None:
 
     with open(out / "predictions.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    assert list(rows[0]) == ["path", "true_label", "label", "score", *[f"p_{x}" for x in LABELS]]
+    assert list(rows[0]) == ["file", "true_label", "label", "score", *[f"p_{x}" for x in LABELS]]
     assert len(rows) == len(y)
     for i in (0, 17, 59):
-        assert rows[i]["path"] == paths[i]
+        assert rows[i]["file"] == paths[i]
         assert rows[i]["true_label"] == LABELS[y[i]]
         assert rows[i]["label"] == LABELS[int(p[i].argmax())]
         assert float(rows[i]["score"]) == pytest.approx(p[i].max(), abs=1e-6)
@@ -257,7 +257,7 @@ def test_write_regression_evaluation_files(tmp_path) -> None:
         assert img.format == "PNG"
     rows = list(csv.DictReader((tmp_path / "predictions.csv").open()))
     assert list(rows[0]) == [
-        "path",
+        "file",
         "true_axion_mass",
         "axion_mass",
         "true_log10_axion_mass",

@@ -132,7 +132,7 @@ def test_wheel_installed_outside_the_checkout(tmp_path, model_dir):
     result = _run(lens_hf, "predict", "lens.npy", "--output", "preds.json", cwd=work, env=env)
     assert result.returncode == 0, result.stderr
     (row,) = json.loads((work / "preds.json").read_text())["predictions"]
-    assert row["path"] == "lens.npy" and row["error"] is None
+    assert row["file"] == "lens.npy" and row["error"] is None
 
 
 @pytest.mark.slow

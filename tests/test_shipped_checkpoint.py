@@ -37,11 +37,11 @@ def test_default_model_classifies_fresh_simulations(tmp_path, capsys):
     rows = json.loads(out.read_text())["predictions"]
     assert len(rows) == 12
     truth = {"no_sub": "no_substructure", "cdm": "subhalo", "axion": "vortex"}
-    correct = sum(row["label"] == truth[row["path"].split("/")[-2]] for row in rows)
+    correct = sum(row["label"] == truth[row["file"].split("/")[-2]] for row in rows)
     assert correct >= 9, rows  # the checkpoint's test accuracy is far above 75 %
 
     clf = pipeline("image-classification", model=str(DEFAULT_MODEL_DIR))
-    first = rows[0]["path"]
+    first = rows[0]["file"]
     scores = {r["label"]: r["score"] for r in clf(first)}
     assert set(scores) == set(LABELS) and abs(sum(scores.values()) - 1) < 1e-5
     assert np.isclose(scores[rows[0]["label"]], rows[0]["score"], atol=1e-5)

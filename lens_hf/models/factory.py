@@ -470,9 +470,14 @@ def load_for_finetuning(
     head = _head_kwargs(task, labels, target)
     if task == "classification":
         head["problem_type"] = None  # a regression checkpoint fine-tuned as a classifier
+    # The head's fields go on the config itself: a field the checkpoint's config lacks (the regression scaling)
+    # would otherwise be passed to the model's __init__.
+    load_config = copy.deepcopy(config)
+    for key, value in head.items():
+        setattr(load_config, key, value)
     try:
         model = model_class.from_pretrained(
-            source, **head, ignore_mismatched_sizes=True, use_safetensors=True
+            source, config=load_config, ignore_mismatched_sizes=True, use_safetensors=True
         )
     except (OSError, ValueError, RuntimeError) as err:
         raise LensHFError(f"{source}: cannot load {model_class.__name__} weights ({_one_line(err)})") from err
