@@ -181,7 +181,7 @@ def test_regression_model_shows_its_value_in_physical_units(regressor_dir, good_
     table = cli("predict", "--model", regressor_dir, *good_files)
     assert table.code == 0, table.err
     lines = table.out.splitlines()
-    assert lines[0].split("\t") == ["log10_axion_mass", "axion_mass", "path"]
+    assert lines[0].split("\t") == ["log10_axion_mass", "axion_mass", "file"]
     for result, line in zip(results, lines[1:]):
         log10_value, value, _ = line.split("\t")
         assert result.probabilities is None and result.label is None and result.attention is not None
