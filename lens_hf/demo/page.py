@@ -69,10 +69,10 @@ def show_result(result: FileResult) -> None:
                 gr.Markdown(escape_markdown(result.summary), elem_classes=["lens-summary"])
 
 
-def build_demo(model: str | os.PathLike | None = None, demo: LensDemo | None = None) -> gr.Blocks:
+def build_demo(model: str | os.PathLike | None = None) -> gr.Blocks:
     """The page for ``model`` (a folder or Hub id; None: the default model, found as ``lens-hf predict``
-    finds it), or for an already loaded ``demo``. The model is loaded once, here."""
-    demo = demo if demo is not None else LensDemo.from_model(model)
+    finds it). The model is loaded once, here: one pipeline serves every request."""
+    demo = LensDemo.from_model(model)
 
     def analyse(paths: list[str] | None) -> list[FileResult]:
         return demo.analyse(paths or [])
