@@ -53,7 +53,18 @@ def test_help_of_every_command(cli):
     assert result.code == 0 and "usage: lens-hf" in result.out and "dark matter substructure" in result.out
     commands = sorted(build_parser()._subparsers._group_actions[0].choices)
     assert commands == sorted(
-        ["simulate", "build-dataset", "show", "train", "evaluate", "predict", "card", "push", "cache-model"]
+        [
+            "simulate",
+            "build-dataset",
+            "show",
+            "train",
+            "evaluate",
+            "predict",
+            "demo",
+            "card",
+            "push",
+            "cache-model",
+        ]
     )
     expected = {
         "simulate": ["--per-class", "--format", "byte-identical"],
@@ -61,6 +72,7 @@ def test_help_of_every_command(cli):
         "show": ["--per-class", "PNG"],
         "evaluate": ["--model", "--data", "metrics.json", "--skip-bad"],
         "predict": ["--output", "--skip-bad", ".csv"],
+        "demo": ["--model", "--port", "--share", "Gradio"],
         "card": ["--metrics", "README.md"],
         "push": ["--repo-id", "safetensors", "local"],
         "cache-model": ["--model", "--repo-id", "offline"],
