@@ -55,6 +55,20 @@ RESULTS_DIR = ROOT / "benchmarks" / "results"
 WORK_DIR = ROOT / "benchmarks" / "work" / "family_study"
 NAME = "family_study"
 ROW_FILE = "study_row.json"
+CPU_EARLIER_FILE = "cpu_seconds_before_resume.json"  # CPU seconds of a run's earlier, interrupted attempts
+CPU_RUNNING_FILE = "cpu_seconds_running.json"  # the same plus the running attempt's, polled
+POLL_SECONDS = 10.0
+
+
+def process_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of a running process (Linux ``/proc``; None where unreadable)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    # fields[0] is the state (field 3 of proc(5)); utime and stime are fields 14 and 15.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
 
 # Seeds of the simulated sets: training, validation and test are disjoint (a simulated image depends only on
 # preset, class, seed and index), and no other lens_hf benchmark or shipped model uses them.
@@ -256,6 +270,15 @@ def row_path(rows_dir: Path, run: Run) -> Path:
     return rows_dir / run.cell.key / f"{run.family.name}-seed{run.seed}.json"
 
 
+def fold_interrupted_cpu(folder: Path) -> None:
+    """Before a run (re)starts: the last CPU time polled from an attempt whose orchestrator was killed becomes
+    earlier time of the run."""
+    running = folder / CPU_RUNNING_FILE
+    if running.is_file():
+        (folder / CPU_EARLIER_FILE).write_text(running.read_text())
+        running.unlink()
+
+
 class Scheduler:
     """Runs at most ``jobs`` recipe processes at once; a distilled run waits for its teacher."""
 
@@ -283,6 +306,7 @@ class Scheduler:
     def _start(self, run: Run, data: Path) -> None:
         folder = run.folder(self.work)
         folder.mkdir(parents=True, exist_ok=True)
+        fold_interrupted_cpu(folder)
         cmd = run_command(run, data, self.work, self.profile, self.profile_name)
         env = dict(os.environ)
         env.update(
@@ -298,18 +322,35 @@ class Scheduler:
         self.running[proc.pid] = (run, proc, time.time(), log)
         print(f"[start] {run.cell.key} {run.family.name} seed {run.seed}", flush=True)
 
+    def _poll_cpu(self) -> None:
+        """Write each running run's CPU time so far (earlier attempts included) into its folder, so that a run
+        whose orchestrator is killed (the machine going away) still reports all its CPU time once resumed."""
+        for pid, (run, _proc, _start, _log) in self.running.items():
+            seconds = process_cpu_seconds(pid)
+            if seconds is not None:
+                folder = run.folder(self.work)
+                partial = folder / CPU_EARLIER_FILE
+                earlier = float(json.loads(partial.read_text())) if partial.is_file() else 0.0
+                (folder / CPU_RUNNING_FILE).write_text(json.dumps(earlier + seconds))
+
     def _reap(self) -> None:
-        pid, status, usage = os.wait4(-1, 0)
+        while True:
+            pid, status, usage = os.wait4(-1, os.WNOHANG)
+            if pid:
+                break
+            self._poll_cpu()
+            time.sleep(POLL_SECONDS)
         if pid not in self.running:
             return
         run, _proc, start, log = self.running.pop(pid)
         log.close()
         wall = time.time() - start
         folder = run.folder(self.work)
+        (folder / CPU_RUNNING_FILE).unlink(missing_ok=True)
         code = os.waitstatus_to_exitcode(status)
         name = f"{run.cell.key}/{run.family.name}/seed{run.seed}"
         cpu = usage.ru_utime + usage.ru_stime
-        partial = folder / "cpu_seconds_before_resume.json"
+        partial = folder / CPU_EARLIER_FILE
         earlier = float(json.loads(partial.read_text())) if partial.is_file() else 0.0
         if code != 0 or not (folder / "metrics.json").is_file():
             # Kept, so that a resumed run reports the CPU time of all its attempts.

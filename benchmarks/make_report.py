@@ -19,7 +19,6 @@ import shutil
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,33 +42,9 @@ BENCH_FIGURES = {
 }
 
 
-def attention_rollout(attentions: tuple[torch.Tensor, ...]) -> torch.Tensor:
-    """Attention rollout (Abnar & Zuidema 2020): average heads, add the residual identity, renormalise and
-    multiply through the layers. (batch, tokens, tokens) per layer -> (batch, tokens, tokens)."""
-    rollout = None
-    for att in attentions:  # (batch, heads, tokens, tokens)
-        a = att.mean(dim=1)
-        a = a + torch.eye(a.shape[-1], dtype=a.dtype)
-        a = a / a.sum(dim=-1, keepdim=True)
-        rollout = a if rollout is None else a @ rollout
-    return rollout
-
-
-def token_importance(model: torch.nn.Module, pixel_values: torch.Tensor) -> np.ndarray:
-    """How much each patch token feeds the pooled representation: (batch, grid, grid)."""
-    with torch.no_grad():
-        out = model(pixel_values=pixel_values, output_attentions=True)
-    rollout = attention_rollout(out.attentions)  # (batch, 1 + n, 1 + n), token 0 = CLS
-    if getattr(model.config, "pooling", "cls") == "mean":
-        weights = rollout[:, 1:, 1:].mean(dim=1)  # the mean of the patch tokens is what the head sees
-    else:
-        weights = rollout[:, 0, 1:]
-    grid = int(round(weights.shape[-1] ** 0.5))
-    return weights.reshape(-1, grid, grid).numpy()
-
-
 def main(argv: list[str] | None = None) -> int:
     import lens_hf  # noqa: F401  (registers the model classes)
+    from lens_hf.attention import attention_map
     from lens_hf.data.readers import load_images, scan_folder
     from lens_hf.data.simulate import write_deeplense
     from lens_hf.inference import DEFAULT_MODEL_DIR, evaluate_data, load_classifier
@@ -154,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
             pick_images.append(read_image(preds.sources[i])[0])
             captions.append(f"{label} (p={preds.probs[i].max():.2f})")
     pixel_values = loaded.processor(pick_images, return_tensors="pt")["pixel_values"]
-    maps = token_importance(loaded.model, pixel_values)
+    maps = attention_map(loaded.model, pixel_values)  # attention rollout: (batch, grid, grid)
     plot_attention_maps(
         [p[0].numpy() for p in pixel_values],
         list(maps),

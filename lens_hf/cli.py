@@ -1,4 +1,4 @@
-"""The ``lens-hf`` command: simulate, build-dataset, show, train, evaluate, predict, export, card, push,
+"""The ``lens-hf`` command: simulate, build-dataset, show, train, evaluate, predict, export, demo, card, push,
 cache-model.
 
 Every sub-command reports bad input as one line on stderr (``lens-hf: error: <file>: <problem>``) and exits
@@ -382,6 +382,18 @@ def cmd_cache_model(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Serve the web demo (a Gradio page) with one model, loaded once, until interrupted."""
+    if importlib.util.find_spec("gradio") is None:
+        raise _user_error('the web demo needs Gradio: pip install "lens_hf[demo]"')
+    if not 0 < args.port < 65536:
+        raise _user_error(f"--port must be in 1..65535, got {args.port}")
+    from lens_hf.demo.page import launch
+
+    launch(args.model, host=args.host, port=args.port, share=args.share)
+    return EXIT_OK
+
+
 # ----------------------------------------------------------------------------------------------- helpers
 def _user_error(message: str) -> Exception:
     from lens_hf.errors import LensHFError
@@ -651,6 +663,22 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"ONNX opset, {OPSETS[0]} to {OPSETS[-1]} (default: {DEFAULT_OPSET})",
     )
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser(
+        "demo",
+        help="serve the web demo: drop lensing files, see the prediction and the attention map",
+        description="Start a Gradio page that classifies dropped .npy/.npz/.fits/.png/.tif files (or bundled "
+        "simulated examples) with one model, showing each image, its class probabilities (or a regression "
+        "model's value) and the model's attention map. Needs `pip install \"lens_hf[demo]\"`. Works offline; "
+        "a public share link is made only with --share.",
+    )
+    p.add_argument("--model", default=None, help="model folder or Hub id (default: the shipped checkpoint)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    p.add_argument("--port", type=int, default=7860, help="port to listen on (default: 7860)")
+    p.add_argument(
+        "--share", action="store_true", help="also make a public gradio.live link (off by default)"
+    )
+    p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser(
         "card",

@@ -21,6 +21,8 @@ import sys
 
 from transformers import HfArgumentParser, TrainerCallback, set_seed
 
+from lens_hf.data.simulate import TARGET_CLASSES
+from lens_hf.labels import LABELS
 from lens_hf.training import (
     LENS_INPUTS,
     BatchAugment,
@@ -76,8 +78,12 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
     # Data: --dataset (any folder lens_hf reads), or train/validation/test simulated on the fly; then only the
     # rows with a finite --target, standardised (its scaling is recorded in the run record and the model).
     set_seed(training_args.seed)
+    simulated_classes = TARGET_CLASSES.get(data_args.target, LABELS)  # simulate only what carries the target
     splits, data_info = load_splits(
-        data_args, training_args.seed, progress=training_args.local_process_index == 0
+        data_args,
+        training_args.seed,
+        progress=training_args.local_process_index == 0,
+        labels=simulated_classes,
     )
     splits, scaling, data_info["regression"] = regression_targets(splits, data_args)
 

@@ -160,3 +160,34 @@ def test_reading_states_each_contrast_from_its_interval():
     text = "\n".join(study.reading_lines(report))
     assert "SPT (vit-spt - vit): +0.260 macro AUC (3 seed(s)" in text and ": helps." in text
     assert "vit stays near chance (macro AUC 0.550)" in text
+
+
+def test_cpu_time_of_a_killed_attempt_is_kept_for_the_resumed_run(tmp_path):
+    import subprocess
+    import time
+
+    busy = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.5: pass\ntime.sleep(60)"
+    proc = subprocess.Popen([sys.executable, "-c", busy])
+    cell = study.Cell("model_ii", 4, epochs=1, seeds=(0,))
+    run = study.Run(cell, study.FAMILIES["vit"], 0)
+    folder = run.folder(tmp_path)
+    folder.mkdir(parents=True)
+    (folder / study.CPU_EARLIER_FILE).write_text("100.0")  # an earlier attempt, recorded when it failed
+    sched = study.Scheduler(
+        [], tmp_path, study.PROFILES["quick"], "quick", jobs=1, rows_dir=tmp_path / "rows"
+    )
+    try:
+        deadline = time.time() + 20
+        while (study.process_cpu_seconds(proc.pid) or 0.0) < 0.45 and time.time() < deadline:
+            time.sleep(0.05)
+        sched.running[proc.pid] = (run, proc, time.time(), None)
+        sched._poll_cpu()
+    finally:
+        proc.kill()
+        proc.wait()
+    polled = json.loads((folder / study.CPU_RUNNING_FILE).read_text())
+    assert 100.45 <= polled < 110.0
+    # the orchestrator was killed with the run: on restart, the polled time becomes earlier time
+    study.fold_interrupted_cpu(folder)
+    assert json.loads((folder / study.CPU_EARLIER_FILE).read_text()) == polled
+    assert not (folder / study.CPU_RUNNING_FILE).exists()

@@ -17,6 +17,7 @@ import pytest
 from huggingface_hub import DatasetCard, ModelCard, snapshot_download
 
 from lens_hf.hub import DEFAULT_MODEL_ID, cache_model_folder
+from lens_hf.labels import LABELS
 
 ROOT = Path(__file__).resolve().parents[1]
 # What a build reads: the package metadata, the package and the card templates.
@@ -81,6 +82,7 @@ def test_wheel_installed_outside_the_checkout(tmp_path, model_dir):
     names = set(zipfile.ZipFile(wheel).namelist())
     assert {"lens_hf/hub_cards/model_card.md", "lens_hf/hub_cards/dataset_card.md"} <= names
     assert "lens_hf/reference_results.json" in names
+    assert {f"lens_hf/demo/examples/{name}.npy" for name in LABELS} <= names  # the web demo's examples
     modules = {p.relative_to(ROOT).as_posix() for p in (ROOT / "lens_hf").rglob("*.py")}
     assert modules <= names, modules - names
     recipes = {

@@ -311,17 +311,19 @@ def build_from_simulation(
     workers: int | None = None,
     normalize: str = "minmax",
     progress: bool = True,
+    labels: Sequence[str] = LABELS,
 ) -> DatasetDict:
-    """Simulate ``per_class`` images of each class with ``preset`` (a name such as ``"model_i"`` or a
-    SimulationPreset) and split them per class like :func:`build_from_folder` (default ``"0.8,0.1,0.1"``).
-    Images are normalised float32 (H, W); ``path`` is None."""
+    """Simulate ``per_class`` images of each class in ``labels`` (default: all three) with ``preset`` (a name
+    such as ``"model_i"`` or a SimulationPreset) and split them per class like :func:`build_from_folder`
+    (default ``"0.8,0.1,0.1"``). Images are normalised float32 (H, W); ``path`` is None."""
     from lens_hf.data.simulate import iter_simulations
 
     if per_class < 1:
         raise LensHFError(f"per_class must be at least 1, got {per_class}")
     images: list[np.ndarray] = []
     metas: list[dict[str, Any]] = []
-    for image, meta in iter_simulations(preset, per_class, seed, workers=workers, progress=progress):
+    simulations = iter_simulations(preset, per_class, seed, workers=workers, labels=labels, progress=progress)
+    for image, meta in simulations:
         source = f"simulated {meta.get('label')} #{meta.get('index')}"
         images.append(normalize_image(image, normalize, source))
         metas.append(dict(meta))

@@ -57,6 +57,9 @@ META_KEYS: tuple[str, ...] = (
     "source_y",
     "exposure_time",
 )
+# The classes whose simulated images carry a value of these metadata columns (the others hold None, or 0 for a
+# mass total): a regression on one of them needs only these classes simulated.
+TARGET_CLASSES: dict[str, tuple[str, ...]] = {"axion_mass": ("vortex",), "subhalo_mass_total": ("subhalo",)}
 MANIFEST_NAME = "lens_hf_simulation.json"
 METADATA_NAME = "metadata.csv"
 # lenstronomy's PointMass clamps the radius at 1e-25 arcsec; the same floor on r^2.

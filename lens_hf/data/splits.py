@@ -8,13 +8,14 @@ none, and the run evaluates on validation and says so.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from datasets import Dataset, DatasetDict
 
 from lens_hf.data.dataset import build_from_simulation, stratified_split
 from lens_hf.errors import LensHFError
+from lens_hf.labels import LABELS
 
 logger = logging.getLogger(__name__)
 
@@ -35,9 +36,10 @@ def simulate_splits(
     workers: int | None = None,
     normalize: str = "minmax",
     progress: bool = True,
+    labels: Sequence[str] = LABELS,
 ) -> DatasetDict:
-    """Simulate each split independently: ``per_class[split]`` images of every class with seed
-    ``seed + SIM_SEED_OFFSETS[split]``. Train and validation need at least one image per class; a test split
+    """Simulate each split independently: ``per_class[split]`` images of every class in ``labels`` (default:
+    all three) with seed ``seed + SIM_SEED_OFFSETS[split]``. Train and validation need at least one image per class; a test split
     of 0 images per class is left out."""
     out = {}
     for split in SPLITS:
@@ -54,6 +56,7 @@ def simulate_splits(
             workers=workers,
             normalize=normalize,
             progress=progress,
+            labels=labels,
         )
         out[split] = dd["train"]
     return DatasetDict(out)

@@ -172,13 +172,14 @@ def recorded_normalization(folder: str | Path) -> str | None:
 
 
 def load_splits(
-    data_args: DataArguments, seed: int, progress: bool = True
+    data_args: DataArguments, seed: int, progress: bool = True, labels: Sequence[str] = LABELS
 ) -> tuple[DatasetDict, dict[str, Any]]:
     """The run's ``DatasetDict`` (``train``, ``validation``, and ``test`` when the data have one) and a
     publishable description of it for the run record.
 
     With ``--dataset`` the folder's splits are completed by :func:`lens_hf.data.splits.complete_splits`;
-    without, each split is simulated with its own seed (:func:`lens_hf.data.splits.simulate_splits`).
+    without, each split is simulated with its own seed (:func:`lens_hf.data.splits.simulate_splits`), for the
+    classes in ``labels`` (default: all three; a regression simulates only the classes that carry its target).
     """
     if data_args.dataset:
         # A saved lens_hf dataset records how its stored images were normalised; the processor saved with the
@@ -202,10 +203,12 @@ def load_splits(
             workers=data_args.sim_workers,
             normalize=data_args.normalization,
             progress=progress,
+            labels=labels,
         )
         info = {
             "source": "simulated",
             "preset": data_args.preset,
+            "classes": list(labels),
             "per_class": {split: per_class[split] for split in dd},
             "seeds": {split: data_args.sim_seed + SIM_SEED_OFFSETS[split] for split in dd},
         }
