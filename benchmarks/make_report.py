@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 BENCH_TABLES = (
     "family_study",
     "recipe_search",
+    "axion_mass",
     "accuracy",
     "accuracy_1k",
     "accuracy_gpu",
@@ -35,7 +36,12 @@ BENCH_TABLES = (
     "onnx",
     "simulation",
 )
-OPTIONAL_TABLES = {"accuracy_gpu", "family_study", "recipe_search"}  # left out silently when absent
+OPTIONAL_TABLES = {
+    "accuracy_gpu",
+    "family_study",
+    "recipe_search",
+    "axion_mass",
+}  # left out silently when absent
 # Benchmark figures shown under their table (benchmarks/results/<name>.png, copied to docs/figures/).
 BENCH_FIGURES = {
     "family_study": "Test macro ROC-AUC against training images, one line per family (error bars: std over seeds)"
@@ -313,6 +319,11 @@ def write_markdown(
                 (docs / "figures").mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(figure, docs / "figures" / figure.name)
                 summary = f"![{BENCH_FIGURES[name]}](figures/{figure.name})"
+            if name == "axion_mass":  # benchmarks/axion_mass.py puts its scatter plots in docs/figures/
+                plots = sorted((docs / "figures").glob("axion_mass_*.png"))
+                summary = "\n".join(
+                    f"![predicted vs true log10 m_a: {p.stem}](figures/{p.name})" for p in plots
+                )
             bench.append(text + (f"\n\n{summary}" if summary else ""))
         elif name not in OPTIONAL_TABLES:
             bench.append(

@@ -297,9 +297,9 @@ def test_recipe_scripts_read_top_to_bottom():
 
 @pytest.mark.slow
 def test_regressor_learns_log10_axion_mass_of_the_vortices_and_saves_its_scaling(tmp_path, capsys):
-    """A tiny train_regressor run on simulated Model I: only the vortex rows are used (the others counted as
-    skipped), the model folder records the target's scaling, its evaluation is in dex, and a non-numeric target
-    is a one-line error."""
+    """A tiny train_regressor run on simulated Model I: only the vortices (the class that carries an axion mass)
+    are simulated, the model folder records the target's scaling, its evaluation is in dex, and a non-numeric
+    target is a one-line error."""
     from lens_hf.processing.targets import TargetScaling
     from lens_hf.training import exit_on_user_error
 
@@ -320,8 +320,9 @@ def test_regressor_learns_log10_axion_mass_of_the_vortices_and_saves_its_scaling
     scaling = TargetScaling.from_config(model.config)
     assert model.config.problem_type == "regression" and model.config.num_labels == 1
     record = json.loads((out / "lens_hf_training.json").read_text())
+    assert record["dataset"]["classes"] == ["vortex"]
     regression = record["dataset"]["regression"]
-    assert regression["skipped"] == {"train": 8, "validation": 4, "test": 4}
+    assert regression["skipped"] == {"train": 0, "validation": 0, "test": 0}
     assert (regression["target"], regression["transform"], regression["mean"]) == (
         "axion_mass",
         "log10",
