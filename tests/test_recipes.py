@@ -483,6 +483,10 @@ def test_recipe_configs_parse_and_agree_with_the_recipe_defaults(tmp_path):
 
     uses = {"smoke_test": list(CLI_RECIPES.values()), "finetune_vit_pretrained": ["finetune_vit"]}
     uses |= {"shipped_model_i": ["train_vit_spt_lsa"], "shipped_model_i_gpu": ["train_vit_spt_lsa"]}
+    uses |= {
+        name: ["train_regressor"]
+        for name in ("axion_mass_model_i", "axion_mass_model_ii", "axion_mass_model_iii")
+    }
     configs = [p for p in (RECIPES / "configs").glob("*.yaml") if not p.stem.startswith("accelerate_")]
     assert {p.stem for p in configs} == set(CLI_RECIPES.values()) | set(uses)
     for config in configs:
