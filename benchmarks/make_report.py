@@ -28,6 +28,7 @@ BENCH_TABLES = (
     "family_study",
     "recipe_search",
     "axion_mass",
+    "axion_mass_bound",
     "accuracy",
     "accuracy_1k",
     "accuracy_gpu",
@@ -41,6 +42,7 @@ OPTIONAL_TABLES = {
     "family_study",
     "recipe_search",
     "axion_mass",
+    "axion_mass_bound",
 }  # left out silently when absent
 # Benchmark figures shown under their table (benchmarks/results/<name>.png, copied to docs/figures/).
 BENCH_FIGURES = {

@@ -121,3 +121,79 @@ def test_make_report_writes_the_report_and_compares_models(tmp_path):
 
     with pytest.raises(SystemExit):
         report.main([*args, "--also", "no-folder"])
+
+
+def _load_benchmark(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_axion_mass_benchmark_scores_a_regressor_beside_the_published_rows(tmp_path):
+    from lens_hf.models.factory import create_model
+    from lens_hf.processing import LensImageProcessor, save_model_folder
+    from lens_hf.processing.targets import TargetScaling
+
+    bench = _load_benchmark("axion_mass")
+    torch.manual_seed(0)
+    model = create_model(
+        "vit-spt-lsa-tiny",
+        image_size=32,
+        task="regression",
+        target=TargetScaling("axion_mass", "log10", -23.0, 0.6),
+        patch_size=8,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+    )
+    processor = LensImageProcessor(size={"height": 32, "width": 32})
+    folder = save_model_folder(model, processor, tmp_path / "regressor")
+    report = bench.main(
+        [
+            "--model",
+            f"model_ii={folder}",
+            "--per-class",
+            "3",
+            "--work",
+            str(tmp_path / "w"),
+            "--out",
+            str(tmp_path / "out"),
+            "--figures",
+            str(tmp_path / "fig"),
+        ]
+    )
+    rows = report["rows"]
+    assert [(r["dataset"], r["tta"], r["num_samples"], r["seed"]) for r in rows] == [
+        ("model_ii", "none", 3, 9302),
+        ("model_ii", "d4", 3, 9302),
+    ]
+    assert all(0.0 <= r["mae"] <= 2.0 and r["rmse"] >= r["mae"] for r in rows)
+    text = (tmp_path / "out" / "axion_mass.md").read_text()
+    assert f"| lens_hf | - | **{rows[0]['mae']:.3f}** | - |" in text
+    assert "| XResNet18-hybrid | 0.274 | 0.221 | 0.126 |" in text
+    assert (tmp_path / "fig" / "axion_mass_model_ii.png").stat().st_size > 1000
+    with pytest.raises(SystemExit):
+        bench.main(["--model", "model_iv=x", "--out", str(tmp_path / "o2")])
+
+
+def test_axion_mass_bound_recovers_the_mass_of_a_noiseless_image():
+    """The ideal observer's posterior median lands on the true grid value when the counts are the expected ones."""
+    import numpy as np
+
+    from lens_hf.data import simulate
+    from lens_hf.data.presets import get_preset
+
+    bound = _load_benchmark("axion_mass_bound")
+    preset = get_preset("model_i")
+    grid = np.linspace(-24.0, -22.0, 5)
+    scene = bound.with_axion_mass(preset, simulate.draw_scene(preset, "vortex", 5, 0), -23.5)
+    assert scene.axion_mass == pytest.approx(10**-23.5)
+    assert simulate.vortex_half_length(scene.axion_mass) == pytest.approx(
+        abs(scene.kwargs_lens[-1]["center_x"] + 1j * scene.kwargs_lens[-1]["center_y"])
+    )
+    counts = scene.exposure_time * simulate.noiseless_image(preset, scene)
+    assert bound.posterior_median(preset, scene, counts, grid) == -23.5
+    assert bound.posterior_median(preset, bound.with_axion_mass(preset, scene, -24.0), counts, grid) == -23.5
