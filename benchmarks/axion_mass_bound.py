@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> dict:
         f"An observer that knows every scene parameter but m_a (source position, vortex angle, exposure) and "
         f"the noise model, answering the posterior median on a {args.grid}-point grid of log10 m_a: "
         f"**MAE {report['mae']:.3f} dex** on {args.num} Model I vortices (seed {SEED}). No pixel-only model can "
-        "do better on average.",
+        "do better on average (up to the Gaussian approximation of the photon noise).",
         "",
         "| true log10 m_a | vortices | ideal-observer MAE (dex) |",
         "|---|---|---|",
