@@ -562,12 +562,54 @@ def reading_lines(report: dict[str, Any]) -> list[str]:
             f"- {c['dataset']}, {c['train_per_class']:,} per class: {c['contrast']}: {c['difference_mean']:+.3f} "
             f"macro AUC ({c['pairs']} seed(s){ci}): {verdict(c)}."
         )
+    out += published_lines(report["summary"])
     for s in report["summary"]:
         if s["roc_auc_macro_mean"] < 0.6:
             out.append(
                 f"- {s['dataset']}, {s['train_per_class']:,} per class: {s['family']} stays near chance "
                 f"(macro AUC {s['roc_auc_macro_mean']:.3f})."
             )
+    return out
+
+
+# Study families and the names of the same architectures trained from scratch in the published results.
+PUBLISHED_NAMES = {"vit": "ViT", "vit-spt-lsa": "ViT with SPT+LSA", "resnet-18": "ResNet-18"}
+
+
+def published_lines(summary: list[dict[str, Any]]) -> list[str]:
+    """One line per cell comparing the study's means with the published from-scratch numbers of the same
+    architectures (``lens_hf/reference_results.json``), which were trained on far more images."""
+    from lens_hf.cards import published_results
+
+    out = []
+    for key in sorted({(s["dataset"], s["train_per_class"]) for s in summary}):
+        ours = {
+            s["family"]: s["roc_auc_macro_mean"]
+            for s in summary
+            if (s["dataset"], s["train_per_class"]) == key
+        }
+        groups = published_results(key[0])
+        if not groups:
+            continue
+        theirs = {
+            r["model"]: r["value"] for r in groups[0]["results"] if r.get("start") in (None, "from scratch")
+        }
+        pairs = [
+            (f, PUBLISHED_NAMES[f]) for f in PUBLISHED_NAMES if f in ours and PUBLISHED_NAMES[f] in theirs
+        ]
+        if not pairs:
+            continue
+        text = ", ".join(f"{name} {theirs[name]:.3f} (here {f} {ours[f]:.3f})" for f, name in pairs)
+        line = (
+            f"- {key[0]}, {key[1]:,} per class, against the published from-scratch results "
+            f"({groups[0]['evaluation']}): {text}."
+        )
+        if "vit" in ours and "vit-spt-lsa" in ours and {"ViT", "ViT with SPT+LSA"} <= set(theirs):
+            line += (
+                f" Published, SPT+LSA minus plain ViT is {theirs['ViT with SPT+LSA'] - theirs['ViT']:+.3f}; "
+                f"here {ours['vit-spt-lsa'] - ours['vit']:+.3f}."
+            )
+        out.append(line)
     return out
 
 

@@ -191,3 +191,15 @@ def test_cpu_time_of_a_killed_attempt_is_kept_for_the_resumed_run(tmp_path):
     study.fold_interrupted_cpu(folder)
     assert json.loads((folder / study.CPU_EARLIER_FILE).read_text()) == polled
     assert not (folder / study.CPU_RUNNING_FILE).exists()
+
+
+def test_reading_compares_with_the_published_from_scratch_numbers():
+    summary = [
+        {"dataset": "model_ii", "train_per_class": 1000, "family": "vit", "roc_auc_macro_mean": 0.90},
+        {"dataset": "model_ii", "train_per_class": 1000, "family": "vit-spt-lsa", "roc_auc_macro_mean": 0.86},
+        {"dataset": "model_ii", "train_per_class": 1000, "family": "swin", "roc_auc_macro_mean": 0.95},
+    ]
+    (line,) = study.published_lines(summary)
+    assert "ViT 0.945 (here vit 0.900)" in line and "ViT with SPT+LSA 0.927 (here vit-spt-lsa 0.860)" in line
+    assert line.endswith("SPT+LSA minus plain ViT is -0.018; here -0.040.")
+    assert study.published_lines([{**summary[2], "dataset": "model_iii"}]) == []
