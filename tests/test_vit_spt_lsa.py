@@ -266,3 +266,20 @@ def test_conv_stem_tokenises_the_feature_map_with_spt():
     np.testing.assert_array_equal(stacked, reference_shift(embed.stem(x).detach().numpy(), 1))
     with pytest.raises(ValueError, match="stride 4"):
         tiny_config(patch_size=2, conv_stem_channels=[4, 4])
+
+
+def test_spt_without_its_patch_layer_norm_keeps_the_brightness_of_each_patch():
+    """spt_layer_norm=False projects each shifted patch as it is: a faint and a bright copy of the same image
+    give different tokens (with the per-patch LayerNorm they give the same ones)."""
+    torch.manual_seed(0)
+    with_norm = tiny_model()
+    without = tiny_model(spt_layer_norm=False)
+    assert isinstance(without.vit.embeddings.patch_embeddings.layernorm, torch.nn.Identity)
+    assert not any("patch_embeddings.layernorm" in key for key in without.state_dict())
+    assert with_norm.config.spt_layer_norm and not without.config.spt_layer_norm
+    image = torch.rand(1, 1, 16, 16) + 0.1
+    for model, same in ((with_norm, True), (without, False)):
+        embed = model.vit.embeddings.patch_embeddings.eval()
+        with torch.no_grad():
+            faint, bright = embed(image), embed(10 * image)
+        assert torch.allclose(faint, bright, atol=1e-3) == same

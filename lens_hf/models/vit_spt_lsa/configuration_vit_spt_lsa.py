@@ -49,6 +49,10 @@ class ViTSPTLSAConfig(PreTrainedConfig):
         use_spt (`bool`, defaults to `True`):
             Shifted Patch Tokenization: the image and its four diagonal half-patch shifts are cut into patches,
             flattened, layer-normalised and projected. When `False`, a plain ViT patch projection (a strided conv).
+        spt_layer_norm (`bool`, defaults to `True`):
+            Layer-normalise each flattened SPT patch before its projection (as Lee et al. 2021). On lensing images,
+            mostly background, this scales every noise patch up to unit variance; `False` projects the patch as it
+            is (the shifts and the projection unchanged).
         use_lsa (`bool`, defaults to `True`):
             Locality Self-Attention: a learnable per-head softmax temperature and a mask that stops each token
             attending to itself. When `False`, plain scaled dot-product attention.
@@ -85,6 +89,7 @@ class ViTSPTLSAConfig(PreTrainedConfig):
     layer_norm_eps: float = 1e-6
     qkv_bias: bool = True
     use_spt: bool = True
+    spt_layer_norm: bool = True
     use_lsa: bool = True
     conv_stem_channels: list[int] | None = None
     pooling: str = "cls"

@@ -55,7 +55,7 @@ class ViTSPTLSAPatchEmbeddings(nn.Module):
 
     With `use_spt`, the image is concatenated with four copies shifted diagonally by half a patch
     (zero fill), giving 5 * num_channels channels; each patch of that stack is flattened (pixel-major,
-    channel-minor, as in the reference implementation), layer-normalised and linearly projected.
+    channel-minor, as in the reference implementation), layer-normalised (`spt_layer_norm`) and linearly projected.
     Without it, a strided convolution as in ViT.
     """
 
@@ -74,7 +74,10 @@ class ViTSPTLSAPatchEmbeddings(nn.Module):
         self.shift = self.token_patch // 2
         if self.use_spt:
             patch_dim = 5 * self.token_channels * self.token_patch**2
-            self.layernorm = nn.LayerNorm(patch_dim, eps=config.layer_norm_eps)
+            if config.spt_layer_norm:
+                self.layernorm = nn.LayerNorm(patch_dim, eps=config.layer_norm_eps)
+            else:
+                self.layernorm = nn.Identity()
             self.projection = nn.Linear(patch_dim, config.hidden_size)
         else:
             self.projection = nn.Conv2d(
