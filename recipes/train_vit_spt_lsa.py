@@ -52,11 +52,15 @@ DEFAULTS = {
 # Per kind of data (the preset a --dataset records, or --preset): what the model sees (lens_hf.training.
 # LENS_INPUTS: the central 32x32 px around the ring, asinh-stretched, standardised) and this family's settings
 # for it: 4x4 px patches (an 8x8 token grid), and a learning rate low enough that the first epochs do not
-# erase what warm-up found. Used only with the recipe's own model preset.
+# erase what warm-up found. Used only with the recipe's own model preset and its ABLATIONS.
 DATASET_DEFAULTS = {
     kind: {**inputs, "config_overrides": {"patch_size": 4}, "learning_rate": 1.5e-4, "warmup_steps": 100}
     for kind, inputs in LENS_INPUTS.items()
 }
+
+
+# The same model with one switch off: the per-dataset settings above apply to them too.
+ABLATIONS = ("vit-spt-tiny", "vit-lsa-tiny")
 
 
 def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None = None) -> dict:
@@ -64,7 +68,9 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
     final metrics on the main process, an empty dict on the others. ``lens-hf train --recipe vit_spt_lsa``
     runs this function."""
     parser = HfArgumentParser((ModelArguments, DataArguments, LensTrainingArguments))
-    model_args, data_args, training_args = parse_args(parser, DEFAULTS, argv, DATASET_DEFAULTS)
+    model_args, data_args, training_args = parse_args(
+        parser, DEFAULTS, argv, DATASET_DEFAULTS, dataset_default_presets=ABLATIONS
+    )
     check_args(model_args, data_args)
     setup_logging(training_args)
 

@@ -64,3 +64,17 @@ def test_standardisation_is_measured_on_the_training_split_and_saved(tmp_path):
     processor.save_pretrained(tmp_path)
     saved = json.loads((tmp_path / "preprocessor_config.json").read_text())
     assert saved["stretch"] == "asinh" and saved["image_mean"] == processor.image_mean
+
+
+@pytest.mark.parametrize("ablation", ["vit-spt-tiny", "vit-lsa-tiny"])
+def test_the_spt_lsa_ablations_get_the_same_inputs_as_the_full_model(ablation):
+    """The SPT-only and LSA-only presets are the same model with a switch off: the same per-dataset inputs."""
+    module = load_recipe("train_vit_spt_lsa")
+    parser = HfArgumentParser((ModelArguments, DataArguments, LensTrainingArguments))
+    argv = ["--output_dir", "x", "--preset", "model_ii", "--model_preset", ablation]
+    model, data, train = parse_args(
+        parser, module.DEFAULTS, argv, module.DATASET_DEFAULTS, dataset_default_presets=module.ABLATIONS
+    )
+    assert model.model_preset == ablation
+    assert data.center_crop == 32 and data.stretch == "asinh" and data.standardize
+    assert model.config_overrides == {"patch_size": 4} and train.learning_rate == 1.5e-4

@@ -306,12 +306,14 @@ def parse_args(
     defaults: Mapping[str, Any] | None = None,
     argv: Sequence[str] | None = None,
     dataset_defaults: Mapping[str, Mapping[str, Any]] | None = None,
+    dataset_default_presets: Sequence[str] = (),
 ) -> tuple[Any, ...]:
     """Parse ``argv`` (default ``sys.argv[1:]``) into one instance of each of ``parser``'s dataclasses, in order.
 
     Values, lowest precedence first: the dataclass defaults, :data:`TRAINING_DEFAULTS`, ``defaults`` (the
     recipe's), ``dataset_defaults[kind]`` (the recipe's settings for the kind of data the run trains on, see
-    :func:`dataset_preset`; only when the run keeps the recipe's own model preset), ``--config FILE`` (a
+    :func:`dataset_preset`; only when the run keeps the recipe's own model preset or one of
+    ``dataset_default_presets``, the same model with other switches), ``--config FILE`` (a
     YAML/JSON mapping of argument names), the flags. Unknown names in ``defaults``, the config file or the flags
     raise :class:`LensHFError` naming them; so does a missing ``--output_dir``.
     """
@@ -334,7 +336,7 @@ def parse_args(
     defaults = dict(defaults or {})
     # The per-dataset settings describe the recipe's own model preset (its patch size, input crop, ...).
     chosen = known.model_preset or config.get("model_preset") or defaults.get("model_preset")
-    own_model = chosen == defaults.get("model_preset") and not (
+    own_model = chosen in (defaults.get("model_preset"), *dataset_default_presets) and not (
         known.model_name_or_path or config.get("model_name_or_path")
     )
     kind = dataset_preset(argv, config, defaults)
