@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import importlib
 import json
 import math
 import os
@@ -81,6 +82,8 @@ class Family:
     recipe: str
     args: tuple[str, ...] = ()
     teacher: str | None = None  # family whose run of the same cell and seed is the teacher
+    # model config switches over the recipe's own per-dataset ``config_overrides`` (or the profile's)
+    config: tuple[tuple[str, Any], ...] = ()
 
 
 FAMILIES: dict[str, Family] = {
@@ -91,6 +94,19 @@ FAMILIES: dict[str, Family] = {
         Family("vit-spt", "train_vit_spt_lsa", ("--model_preset", "vit-spt-tiny")),
         Family("vit-lsa", "train_vit_spt_lsa", ("--model_preset", "vit-lsa-tiny")),
         Family("vit-spt-lsa", "train_vit_spt_lsa", ("--model_preset", "vit-spt-lsa-tiny")),
+        # The paper's tokenizer: SPT layer-normalises each flattened shifted patch (the recipe turns it off).
+        Family(
+            "vit-spt-ln",
+            "train_vit_spt_lsa",
+            ("--model_preset", "vit-spt-tiny"),
+            config=(("spt_layer_norm", True),),
+        ),
+        Family(
+            "vit-spt-lsa-ln",
+            "train_vit_spt_lsa",
+            ("--model_preset", "vit-spt-lsa-tiny"),
+            config=(("spt_layer_norm", True),),
+        ),
         Family("deit", "finetune_deit"),
         Family("deit-distilled", "finetune_deit", teacher="resnet-18"),
         Family("swin", "finetune_swin"),
@@ -106,6 +122,8 @@ CONTRASTS = (
     ("distillation (deit-distilled - deit)", "deit-distilled", "deit"),
     ("Swin - ViT", "swin", "vit"),
     ("hybrid stem (hybrid - vit-spt-lsa)", "hybrid", "vit-spt-lsa"),
+    ("SPT patch LayerNorm (vit-spt-ln - vit-spt)", "vit-spt-ln", "vit-spt"),
+    ("SPT+LSA patch LayerNorm (vit-spt-lsa-ln - vit-spt-lsa)", "vit-spt-lsa-ln", "vit-spt-lsa"),
 )
 
 
@@ -220,6 +238,21 @@ class Run:
         return work / "runs" / self.cell.key / self.family.name / f"seed{self.seed}"
 
 
+def _with_family_config(extra: list[str], run: Run) -> list[str]:
+    """``extra`` with one ``--config_overrides``: the profile's (else the recipe's own for the cell's dataset)
+    updated with the family's switches (a flag replaces the recipe's overrides, so they are merged here)."""
+    if "--config_overrides" in extra:
+        i = extra.index("--config_overrides")
+        base = json.loads(extra[i + 1])
+        extra = extra[:i] + extra[i + 2 :]
+    else:
+        if str(ROOT) not in sys.path:
+            sys.path.insert(0, str(ROOT))
+        recipe = importlib.import_module(f"recipes.{run.family.recipe}")
+        base = dict(recipe.DATASET_DEFAULTS.get(run.cell.dataset, {}).get("config_overrides", {}))
+    return [*extra, "--config_overrides", json.dumps({**base, **dict(run.family.config)})]
+
+
 def run_command(run: Run, data: Path, work: Path, profile: Profile, profile_name: str) -> list[str]:
     fam = run.family
     cmd = [sys.executable, str(RECIPES / f"{fam.recipe}.py"), *fam.args]
@@ -233,6 +266,8 @@ def run_command(run: Run, data: Path, work: Path, profile: Profile, profile_name
     if profile_name == "quick" and fam.name in QUICK_NO_OVERRIDES:
         i = extra.index("--config_overrides")
         del extra[i : i + 2]
+    if fam.config:
+        extra = _with_family_config(extra, run)
     cmd += extra
     cmd += profile.family_extra.get(fam.name, ())
     if profile.max_run_minutes:

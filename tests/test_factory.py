@@ -358,3 +358,21 @@ def test_classifier_checkpoint_finetuned_as_regressor_records_the_target_scaling
     torch.testing.assert_close(
         model.vit.embeddings.position_embeddings, classifier.vit.embeddings.position_embeddings
     )
+
+
+def test_deit_from_scratch_gets_the_paper_initialisation_and_checkpoints_keep_theirs(tmp_path):
+    """transformers 5 zero-initialises DeiT's tokens and position embeddings; a preset DeiT gets DeiT's/timm's
+    truncated normal (std 0.02) instead: the two tokens differ and every position is told apart. A saved
+    model reloads with the same values (not re-initialised on load)."""
+    torch.manual_seed(0)
+    model = create_model("deit-tiny", image_size=32, patch_size=4, num_hidden_layers=1)
+    emb = model.deit.embeddings
+    for tensor in (emb.cls_token, emb.distillation_token, emb.position_embeddings):
+        assert 0.015 < float(tensor.std()) < 0.025
+    assert not torch.allclose(emb.cls_token, emb.distillation_token)
+    positions = emb.position_embeddings[0]
+    assert len({tuple(row.tolist()) for row in positions.round(decimals=6)}) == positions.shape[0]
+    model.save_pretrained(tmp_path)
+    reloaded = type(model).from_pretrained(tmp_path).deit.embeddings
+    for name in ("cls_token", "distillation_token", "position_embeddings"):
+        assert torch.equal(getattr(reloaded, name), getattr(emb, name)), name

@@ -203,3 +203,21 @@ def test_reading_compares_with_the_published_from_scratch_numbers():
     assert "ViT 0.945 (here vit 0.900)" in line and "ViT with SPT+LSA 0.927 (here vit-spt-lsa 0.860)" in line
     assert line.endswith("SPT+LSA minus plain ViT is -0.018; here -0.040.")
     assert study.published_lines([{**summary[2], "dataset": "model_iii"}]) == []
+
+
+def test_paper_layernorm_families_add_their_switch_to_the_recipe_or_profile_overrides(tmp_path):
+    """A flag replaces the recipe's per-dataset config_overrides, so the study merges the family's switch into
+    them: the paper-LayerNorm rows differ from the recipe's rows in that switch only."""
+    cell = study.Cell("model_ii", 4, epochs=1, seeds=(0,))
+
+    def overrides(family, profile):
+        cmd = study.run_command(
+            study.Run(cell, study.FAMILIES[family], 0), tmp_path, tmp_path, study.PROFILES[profile], profile
+        )
+        assert cmd.count("--config_overrides") <= 1
+        return json.loads(cmd[cmd.index("--config_overrides") + 1]) if "--config_overrides" in cmd else None
+
+    assert overrides("vit-spt", "cpu") is None  # the recipe's own: patch 4, no patch LayerNorm
+    assert overrides("vit-spt-ln", "cpu") == {"patch_size": 4, "spt_layer_norm": True}
+    assert overrides("vit-spt-lsa-ln", "gpu") == {"spt_layer_norm": True}  # the preset's patches at 150 px
+    assert overrides("vit-spt-ln", "quick") == {"num_hidden_layers": 1, "spt_layer_norm": True}

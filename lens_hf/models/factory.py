@@ -283,7 +283,27 @@ def create_model(
     if entry.family == "resnet":
         # ResNet takes any size; recorded so every preset's config tells the input size it was built for.
         config.image_size = image_size
-    return model_class(config)
+    model = model_class(config)
+    if entry.family == "deit":
+        deit_paper_init(model)
+    return model
+
+
+@torch.no_grad()
+def deit_paper_init(model: PreTrainedModel) -> None:
+    """Give a from-scratch DeiT the initialisation of Touvron et al. (2021) and timm: class token, distillation
+    token and position embeddings drawn from a truncated normal (std ``config.initializer_range``).
+
+    transformers 5 sets all three to zero in ``DeiTPreTrainedModel._init_weights``: both tokens then start
+    equal and no token knows where it is, and a DeiT trained from scratch on lensing images learns slower than
+    the ViT of the same size (benchmarks/README.md). Checkpoints loaded with ``from_pretrained`` keep their
+    weights: this is called only on models built from a preset."""
+    std = model.config.initializer_range
+    embeddings = model.base_model.embeddings
+    for name in ("cls_token", "distillation_token", "position_embeddings"):
+        tensor = getattr(embeddings, name, None)
+        if tensor is not None:
+            nn.init.trunc_normal_(tensor, mean=0.0, std=std)  # as ViT's _init_weights and timm
 
 
 def _one_line(err: BaseException) -> str:
