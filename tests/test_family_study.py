@@ -221,3 +221,24 @@ def test_paper_layernorm_families_add_their_switch_to_the_recipe_or_profile_over
     assert overrides("vit-spt-ln", "cpu") == {"patch_size": 4, "spt_layer_norm": True}
     assert overrides("vit-spt-lsa-ln", "gpu") == {"spt_layer_norm": True}  # the preset's patches at 150 px
     assert overrides("vit-spt-ln", "quick") == {"num_hidden_layers": 1, "spt_layer_norm": True}
+
+
+def test_recipe_budget_runs_a_recipe_as_a_user_and_reports_its_validation_and_test_auc(tmp_path):
+    spec = importlib.util.spec_from_file_location("recipe_budget", ROOT / "benchmarks" / "recipe_budget.py")
+    budget = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(budget)
+    argv = ["--recipes", "train_vit_spt_lsa", "--minutes", "0.5", "--train-per-class", "6"]
+    argv += ["--work", str(tmp_path / "work"), "--out", str(tmp_path), "--"]
+    argv += ["--eval_per_class", "4", "--test_per_class", "5", "--num_train_epochs", "1"]
+    argv += ["--config_overrides", '{"num_hidden_layers": 1}', "--per_device_train_batch_size", "6"]
+    assert budget.main(argv) == 0
+    (row,) = json.loads((tmp_path / "recipe_budget.json").read_text())
+    assert row["recipe"] == "train_vit_spt_lsa" and row["model_preset"] == "vit-spt-lsa-tiny"
+    assert row["validation_images"] == 12 and row["test_images"] == 15 and row["epochs_done"] == 1
+    assert 0.0 <= row["validation_roc_auc_macro"] <= 1.0 and 0.0 <= row["test_roc_auc_macro"] <= 1.0
+    assert row["cpu_minutes"] > 0 and str(tmp_path) not in row["command"]
+    table = (tmp_path / "recipe_budget.md").read_text()
+    assert "`train_vit_spt_lsa`" in table and "(1; 12 images)" in table
+    # a recipe that fails is a one-line error naming it, not a traceback
+    with pytest.raises(SystemExit, match="train_vit_spt_lsa: exit"):
+        budget.main([*argv[:-2], "--per_device_train_batch_size", "-3"])
