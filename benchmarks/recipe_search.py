@@ -127,7 +127,9 @@ def train(args: argparse.Namespace) -> dict:
         mimetic_init(model, *map(float, args.mimetic.split(",")))
     if args.sincos:
         sincos_positions(model)
-    opt = torch.optim.AdamW(factory.param_groups(model, args.weight_decay), lr=args.lr)
+    opt = torch.optim.AdamW(
+        factory.param_groups(model, args.weight_decay), lr=args.lr, betas=(0.9, args.beta2)
+    )
     steps = math.ceil(len(xt) / args.batch) * args.epochs
 
     def factor(step: int) -> float:
@@ -193,6 +195,8 @@ def report(runs_file: Path = WORK / "runs.jsonl", out: Path = RESULTS) -> None:
         s, b, last = r["settings"], r["best"], r["history"][-1]
         size = f"{s['crop'] or 64} px" + (f" of {s['resize']}" if s["resize"] else "")
         extra = (" mimetic" if s.get("mimetic") else "") + (" sincos" if s.get("sincos") else "")
+        if s.get("beta2", 0.999) != 0.999:
+            extra += f", Adam beta2 {s['beta2']:g}"
         if s.get("overrides", "{}") not in ("{}", ""):
             extra += f" `{s['overrides']}`"
         lines.append(
@@ -223,6 +227,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--crop", type=int, default=0)
     p.add_argument("--lr", type=float, default=1.5e-4)
     p.add_argument("--weight-decay", type=float, default=0.05)
+    p.add_argument("--beta2", type=float, default=0.999, help="Adam's second-moment decay")
     p.add_argument("--warmup", type=int, default=100)
     p.add_argument("--schedule", choices=("const", "cosine"), default="const")
     p.add_argument("--batch", type=int, default=32)
