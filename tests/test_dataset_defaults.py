@@ -79,3 +79,37 @@ def test_the_spt_lsa_ablations_get_the_same_inputs_as_the_full_model(ablation):
     assert data.center_crop == 32 and data.stretch == "asinh" and data.standardize
     assert model.config_overrides == {"patch_size": 4, "spt_layer_norm": False}
     assert train.learning_rate == 1.5e-4
+
+
+def test_fine_tuning_a_folder_feeds_it_the_inputs_it_was_trained_on(tmp_path):
+    """--model_name_or_path a lens_hf folder: its processor's size, crop, stretch and standardisation are the
+    defaults (a flag still wins), and its saved mean/std are kept rather than measured again."""
+    from lens_hf.processing import LensImageProcessor
+
+    saved = LensImageProcessor(
+        size={"height": 48, "width": 48},
+        crop_size={"height": 32, "width": 32},
+        do_center_crop=True,
+        stretch="asinh",
+        image_mean=[0.25],
+        image_std=[0.5],
+    )
+    saved.save_pretrained(tmp_path / "ckpt")
+    ckpt = ["--model_name_or_path", str(tmp_path / "ckpt"), "--preset", "model_i"]
+    model, data, _ = _parse(ckpt)
+    assert model.image_size == 48 and data.center_crop == 32
+    assert data.stretch == "asinh" and data.standardize and data.normalization == "minmax"
+    split = build_from_simulation("model_ii", 3, 3, splits={"train": 1.0}, progress=False)["train"]
+    processor = build_processor(model, data, (64, 64), split)
+    assert processor.image_mean == [0.25] and processor.image_std == [0.5]
+    # other inputs than the checkpoint's: the statistics are measured on the new training split
+    model, data, _ = _parse([*ckpt, "--center_crop", "24"])
+    assert data.center_crop == 24
+    processor = build_processor(model, data, (64, 64), split)
+    assert processor.image_mean != [0.25] and processor.image_std != [0.5]
+    # random crops replace the default centre crop instead of clashing with it
+    _, data, _ = _parse([*ckpt, "--random_crop", "40"])
+    assert data.random_crop == 40 and data.center_crop is None
+    # a plain preset or a Hub id: nothing from any checkpoint
+    _, data, _ = _parse(["--model_name_or_path", "some-org/some-model", "--preset", "model_i"])
+    assert data.center_crop is None and data.stretch == "none"

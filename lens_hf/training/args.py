@@ -301,6 +301,32 @@ def dataset_preset(argv: Sequence[str], config: Mapping[str, Any], defaults: Map
     return str(preset) if preset else DataArguments.preset
 
 
+def checkpoint_inputs(name_or_path: str | None) -> dict[str, Any]:
+    """The input settings (``image_size``, ``center_crop``, ``normalization``, ``stretch``, ``asinh_softening``,
+    ``standardize``) of the lens_hf image processor saved in a local model folder, as argument values; ``{}``
+    for a Hub id or a folder without one. Fine-tuning a checkpoint then feeds it what it was trained on."""
+    if not name_or_path:
+        return {}
+    path = Path(str(name_or_path)).expanduser() / "preprocessor_config.json"
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(saved, dict) or saved.get("image_processor_type") != "LensImageProcessor":
+        return {}
+    values: dict[str, Any] = {}
+    size, crop = saved.get("size") or {}, saved.get("crop_size") or {}
+    if saved.get("do_resize", True) and isinstance(size.get("height"), int) and size.get("height") == size.get(
+        "width"
+    ):
+        values["image_size"] = size["height"]
+    values["center_crop"] = crop.get("height") if saved.get("do_center_crop") else None
+    for name, default in (("normalization", "minmax"), ("stretch", "none"), ("asinh_softening", 0.02)):
+        values[name] = saved.get(name, default)
+    values["standardize"] = saved.get("image_mean") is not None
+    return values
+
+
 def parse_args(
     parser: HfArgumentParser,
     defaults: Mapping[str, Any] | None = None,
@@ -315,7 +341,8 @@ def parse_args(
     :func:`dataset_preset`; only when the run keeps the recipe's own model preset or one of
     ``dataset_default_presets``, the same model with other switches), ``--config FILE`` (a
     YAML/JSON mapping of argument names), the flags. Unknown names in ``defaults``, the config file or the flags
-    raise :class:`LensHFError` naming them; so does a missing ``--output_dir``.
+    raise :class:`LensHFError` naming them; so does a missing ``--output_dir``. With ``--model_name_or_path`` a
+    local lens_hf folder, its image processor's settings (:func:`checkpoint_inputs`) come after the recipe's.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     pre = argparse.ArgumentParser(add_help=False)
@@ -342,6 +369,11 @@ def parse_args(
     kind = dataset_preset(argv, config, defaults)
     if dataset_defaults and own_model and kind in dataset_defaults:
         defaults.update(dataset_defaults[kind])
+    # Fine-tuning a lens_hf folder: its own inputs (size, crop, stretch, ...) unless the config or flags say else.
+    inputs = checkpoint_inputs(known.model_name_or_path or config.get("model_name_or_path"))
+    defaults.update({k: v for k, v in inputs.items() if k in names})
+    if "random_crop" in config or any(a.split("=", 1)[0] in ("--random_crop", "--random-crop") for a in argv):
+        defaults.pop("center_crop", None)  # the user's random crops replace a default centre crop
     for source, given in (("recipe defaults", defaults), (known.config, config)):
         unknown = sorted(set(given) - names)
         if unknown:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import os
 import shutil
 import sys
@@ -318,12 +319,39 @@ def build_processor(
         asinh_softening=data_args.asinh_softening,
         num_channels=1,
     )
-    if data_args.standardize:
+    kept = _checkpoint_statistics(model_args.model_name_or_path, processor) if data_args.standardize else None
+    if kept is not None:
+        # Fine-tuning a standardised checkpoint on its own inputs: keep the statistics it was trained with.
+        processor.image_mean, processor.image_std = [kept[0]], [kept[1]]
+    elif data_args.standardize:
         if train_split is None:
             raise LensHFError("--standardize needs the training split to measure the pixel mean and spread")
         mean, std = pixel_statistics(processor, train_split)
         processor.image_mean, processor.image_std = [mean], [std]
     return processor
+
+
+def _checkpoint_statistics(
+    name_or_path: str | None, processor: LensImageProcessor
+) -> tuple[float, float] | None:
+    """(mean, std) saved with a local checkpoint's image processor when it makes the same inputs as
+    ``processor`` (size, crop, normalisation, stretch); None otherwise."""
+    if not name_or_path:
+        return None
+    path = Path(str(name_or_path)).expanduser() / "preprocessor_config.json"
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+        mean, std = float(saved["image_mean"][0]), float(saved["image_std"][0])
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        return None
+    ours = processor.to_dict()
+    unset = {"stretch": "none", "asinh_softening": 0.02}  # left out of older processor files
+    same = all(
+        saved.get(key, unset.get(key)) == ours.get(key, unset.get(key))
+        for key in ("size", "crop_size", "do_center_crop", "normalization", "stretch", "asinh_softening")
+        if not (key == "crop_size" and not ours.get("do_center_crop"))
+    )
+    return (mean, std) if same and math.isfinite(mean) and math.isfinite(std) and std > 0 else None
 
 
 def pixel_statistics(
