@@ -147,7 +147,9 @@ def train(args: argparse.Namespace) -> dict:
         losses = []
         for idx in torch.randperm(len(xt)).split(args.batch):
             batch = augment(xt[idx])
-            loss = F.cross_entropy(model(pixel_values=batch).logits, yt[idx])
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
+                logits = model(pixel_values=batch).logits
+            loss = F.cross_entropy(logits.float(), yt[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -195,6 +197,8 @@ def report(runs_file: Path = WORK / "runs.jsonl", out: Path = RESULTS) -> None:
         s, b, last = r["settings"], r["best"], r["history"][-1]
         size = f"{s['crop'] or 64} px" + (f" of {s['resize']}" if s["resize"] else "")
         extra = (" mimetic" if s.get("mimetic") else "") + (" sincos" if s.get("sincos") else "")
+        if s.get("bf16"):
+            extra += ", bf16 autocast"
         if s.get("beta2", 0.999) != 0.999:
             extra += f", Adam beta2 {s['beta2']:g}"
         if s.get("overrides", "{}") not in ("{}", ""):
@@ -235,6 +239,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--mimetic", default="", help="a1,b1,a2,b2, e.g. 0.7,0.7,0.4,0.4")
     p.add_argument("--sincos", action="store_true")
+    p.add_argument("--bf16", action="store_true", help="train under CPU bfloat16 autocast (evaluate in fp32)")
     p.add_argument("--report", action="store_true", help="only write results/recipe_search.*")
     args = p.parse_args(argv)
     if not args.report:
