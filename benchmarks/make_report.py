@@ -26,6 +26,7 @@ sys.path.insert(0, str(ROOT))
 # Benchmark tables in the report, in order (benchmarks/results/<name>.md); missing ones are named as missing.
 BENCH_TABLES = (
     "family_study",
+    "recipe_budget",
     "recipe_search",
     "axion_mass",
     "axion_mass_bound",
@@ -40,6 +41,7 @@ BENCH_TABLES = (
 OPTIONAL_TABLES = {
     "accuracy_gpu",
     "family_study",
+    "recipe_budget",
     "recipe_search",
     "axion_mass",
     "axion_mass_bound",
