@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import importlib
 import json
 import math
 import os
@@ -251,9 +250,9 @@ def _with_family_config(extra: list[str], run: Run) -> list[str]:
         base = json.loads(extra[i + 1])
         extra = extra[:i] + extra[i + 2 :]
     else:
-        if str(ROOT) not in sys.path:
-            sys.path.insert(0, str(ROOT))
-        recipe = importlib.import_module(f"recipes.{run.family.recipe}")
+        from lens_hf.cli import load_recipe  # noqa: PLC0415 - lens_hf loads only when a run needs it
+
+        recipe = load_recipe(run.family.recipe)
         base = dict(recipe.DATASET_DEFAULTS.get(run.cell.dataset, {}).get("config_overrides", {}))
     return [*extra, "--config_overrides", json.dumps({**base, **dict(run.family.config)})]
 
@@ -537,7 +536,9 @@ def plot(summary: list[dict[str, Any]], path: Path) -> Path:
 def images_per_cpu_second(row: dict[str, Any]) -> float:
     """Training images seen per CPU-second of the whole run (training, validation, test; one thread): the
     speed measure that other jobs sharing the cores do not change, unlike the recipe's wall-clock images/s."""
-    seen = float(row["epochs"] or row["epochs_budget"]) * 3 * row["train_per_class"]
+    from lens_hf.labels import LABELS  # noqa: PLC0415
+
+    seen = float(row["epochs"] or row["epochs_budget"]) * len(LABELS) * row["train_per_class"]
     return seen / (row["cpu_minutes"] * 60.0) if row["cpu_minutes"] else 0.0
 
 

@@ -305,26 +305,34 @@ def checkpoint_inputs(name_or_path: str | None) -> dict[str, Any]:
     """The input settings (``image_size``, ``center_crop``, ``normalization``, ``stretch``, ``asinh_softening``,
     ``standardize``) of the lens_hf image processor saved in a local model folder, as argument values; ``{}``
     for a Hub id or a folder without one. Fine-tuning a checkpoint then feeds it what it was trained on."""
-    if not name_or_path:
-        return {}
-    path = Path(str(name_or_path)).expanduser() / "preprocessor_config.json"
-    try:
-        saved = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    if not isinstance(saved, dict) or saved.get("image_processor_type") != "LensImageProcessor":
+    processor = saved_processor(name_or_path)
+    if processor is None:
         return {}
     values: dict[str, Any] = {}
-    size, crop = saved.get("size") or {}, saved.get("crop_size") or {}
-    if saved.get("do_resize", True) and isinstance(size.get("height"), int) and size.get("height") == size.get(
-        "width"
-    ):
+    size = processor.size or {}
+    if processor.do_resize and size.get("height") == size.get("width"):
         values["image_size"] = size["height"]
-    values["center_crop"] = crop.get("height") if saved.get("do_center_crop") else None
-    for name, default in (("normalization", "minmax"), ("stretch", "none"), ("asinh_softening", 0.02)):
-        values[name] = saved.get(name, default)
-    values["standardize"] = saved.get("image_mean") is not None
+    values["center_crop"] = processor.crop_size["height"] if processor.do_center_crop else None
+    values["normalization"] = processor.normalization
+    values["stretch"] = processor.stretch
+    values["asinh_softening"] = processor.asinh_softening
+    values["standardize"] = processor.image_mean is not None
     return values
+
+
+def saved_processor(name_or_path: str | os.PathLike | None) -> Any:
+    """The :class:`~lens_hf.processing.LensImageProcessor` saved in a local model folder
+    (:func:`lens_hf.inference.folder_processor`), or None: no folder, no lens_hf processor, or an unreadable one
+    (loading the model then says what is wrong)."""
+    from lens_hf.inference import folder_processor  # noqa: PLC0415 - inference imports the training stack
+    from lens_hf.processing.file_io import LensFileError  # noqa: PLC0415
+
+    if not name_or_path or not Path(name_or_path).expanduser().is_dir():
+        return None
+    try:
+        return folder_processor(Path(name_or_path).expanduser())
+    except LensFileError:
+        return None
 
 
 def parse_args(

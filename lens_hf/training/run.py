@@ -49,7 +49,7 @@ from lens_hf.processing.targets import (
     is_regression,
 )
 from lens_hf.redact import public_path
-from lens_hf.training.args import DataArguments, LensTrainingArguments, ModelArguments
+from lens_hf.training.args import DataArguments, LensTrainingArguments, ModelArguments, saved_processor
 from lens_hf.training.augment import AUGMENTATIONS, TARGET_COLUMN, as_training_array
 from lens_hf.training.record import TRAINING_FILE, training_record, write_json, write_trainer_state
 from lens_hf.training.trainer import LensTrainer, lens_metrics
@@ -336,22 +336,16 @@ def _checkpoint_statistics(
 ) -> tuple[float, float] | None:
     """(mean, std) saved with a local checkpoint's image processor when it makes the same inputs as
     ``processor`` (size, crop, normalisation, stretch); None otherwise."""
-    if not name_or_path:
+    saved = saved_processor(name_or_path)
+    if saved is None or saved.image_mean is None or saved.image_std is None:
         return None
-    path = Path(str(name_or_path)).expanduser() / "preprocessor_config.json"
-    try:
-        saved = json.loads(path.read_text(encoding="utf-8"))
-        mean, std = float(saved["image_mean"][0]), float(saved["image_std"][0])
-    except (OSError, ValueError, KeyError, TypeError, IndexError):
+    theirs, ours = saved.to_dict(), processor.to_dict()
+    keys = ["size", "do_center_crop", "normalization", "stretch", "asinh_softening"]
+    keys += ["crop_size"] if processor.do_center_crop else []
+    if any(theirs.get(key) != ours.get(key) for key in keys):
         return None
-    ours = processor.to_dict()
-    unset = {"stretch": "none", "asinh_softening": 0.02}  # left out of older processor files
-    same = all(
-        saved.get(key, unset.get(key)) == ours.get(key, unset.get(key))
-        for key in ("size", "crop_size", "do_center_crop", "normalization", "stretch", "asinh_softening")
-        if not (key == "crop_size" and not ours.get("do_center_crop"))
-    )
-    return (mean, std) if same and math.isfinite(mean) and math.isfinite(std) and std > 0 else None
+    mean, std = float(saved.image_mean[0]), float(saved.image_std[0])
+    return (mean, std) if math.isfinite(mean) and math.isfinite(std) and std > 0 else None
 
 
 def pixel_statistics(
