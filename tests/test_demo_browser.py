@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from conftest import write_deeplense_like
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
@@ -69,34 +70,45 @@ def browser() -> Iterator[webdriver.Chrome]:
         driver.quit()
 
 
+def _read(block) -> dict | None:
+    """One result block as {name, error} or {name, label, percents, summary, pictures}; None while it is
+    still being drawn (no error and no summary yet, or a picture not loaded)."""
+    item = {"name": block.find_element(By.CSS_SELECTOR, ".lens-name").text}
+    error = block.find_elements(By.CSS_SELECTOR, ".lens-error p")
+    if error:
+        item["error"] = error[0].text
+        return item
+    summary = block.find_elements(By.CSS_SELECTOR, ".lens-summary p")
+    if not summary:
+        return None
+    label = block.find_element(By.CSS_SELECTOR, ".lens-label")
+    item["label"] = label.find_element(By.CSS_SELECTOR, "[data-testid='label-output-value']").text
+    item["percents"] = {
+        row.find_element(By.TAG_NAME, "dt").text: row.find_element(By.TAG_NAME, "dd").text
+        for row in label.find_elements(By.CSS_SELECTOR, "[data-testid$='-confidence-set']")
+    }
+    item["summary"] = summary[0].text
+    item["pictures"] = [
+        img.get_attribute("naturalWidth")
+        for img in block.find_elements(By.CSS_SELECTOR, ".lens-image img, .lens-attention img")
+    ]
+    if len(item["pictures"]) < 2 or "0" in item["pictures"]:
+        return None
+    return item
+
+
 def _results(driver: webdriver.Chrome, count: int) -> list[dict]:
-    """Wait for ``count`` results on the page; each as {name, error} or {name, label, percents, summary}."""
+    """Wait for ``count`` fully drawn results on the page and read them. The whole read happens inside the
+    wait: Gradio may re-render the results while they are read (a stale element), and then it is read again."""
 
     def ready(d):
         blocks = d.find_elements(By.XPATH, RESULT_XPATH)
-        done = [b for b in blocks if b.find_elements(By.CSS_SELECTOR, ".lens-error, .lens-summary p")]
-        return blocks if len(blocks) == count and len(done) == count else False
+        if len(blocks) != count:
+            return False
+        items = [_read(block) for block in blocks]
+        return items if all(items) else False
 
-    out = []
-    for block in WebDriverWait(driver, WAIT_S).until(ready):
-        item = {"name": block.find_element(By.CSS_SELECTOR, ".lens-name").text}
-        error = block.find_elements(By.CSS_SELECTOR, ".lens-error p")
-        if error:
-            item["error"] = error[0].text
-        else:
-            label = block.find_element(By.CSS_SELECTOR, ".lens-label")
-            item["label"] = label.find_element(By.CSS_SELECTOR, "[data-testid='label-output-value']").text
-            item["percents"] = {
-                row.find_element(By.TAG_NAME, "dt").text: row.find_element(By.TAG_NAME, "dd").text
-                for row in label.find_elements(By.CSS_SELECTOR, "[data-testid$='-confidence-set']")
-            }
-            item["summary"] = block.find_element(By.CSS_SELECTOR, ".lens-summary p").text
-            item["pictures"] = [
-                img.get_attribute("naturalWidth")
-                for img in block.find_elements(By.CSS_SELECTOR, ".lens-image img, .lens-attention img")
-            ]
-        out.append(item)
-    return out
+    return WebDriverWait(driver, WAIT_S, ignored_exceptions=(StaleElementReferenceException,)).until(ready)
 
 
 def _as_shown(row: dict) -> tuple[str, dict[str, str], str]:
