@@ -422,6 +422,7 @@ def test_bad_options_end_with_one_line_error_before_any_work(tmp_path, capsys):
         ("finetune_vit", ["--task", "regression"], "--task regression needs --target COLUMN"),
         ("train_regressor", ["--task", "ranking"], "unknown task 'ranking'"),
         ("train_regressor", ["--target_transform", "ln"], "unknown target_transform 'ln'"),
+        ("finetune_vit", ["--save_strategy", "steps"], "invalid training arguments: --load_best_model"),
     ]:
         flags = ["--output_dir", str(out)] if argv else []
         with pytest.raises(SystemExit) as exc, exit_on_user_error(f"{recipe}.py"):

@@ -398,9 +398,13 @@ def parse_args(
         raise LensHFError(
             "--output_dir is required (folder for checkpoints, the final model and its metrics)"
         )
-    *parsed, remaining = parser.parse_args_into_dataclasses(
-        args=rest, return_remaining_strings=True, look_for_args_file=False
-    )
+    try:
+        *parsed, remaining = parser.parse_args_into_dataclasses(
+            args=rest, return_remaining_strings=True, look_for_args_file=False
+        )
+    except ValueError as err:  # transformers' own checks of TrainingArguments (e.g. mismatched strategies)
+        message = " ".join(str(err).split()) or type(err).__name__
+        raise LensHFError(f"invalid training arguments: {message}") from None
     if remaining:
         raise LensHFError(f"unrecognized arguments: {' '.join(remaining)}")
     return tuple(parsed[: len(parser.dataclass_types)])  # then a namespace holding --config
