@@ -407,6 +407,42 @@ def test_train_resumes_from_last_checkpoint(tmp_path):
     assert result["num_samples"] == 6 and result["split"] == "test"
 
 
+def test_cpu_bf16_trains_under_bfloat16_autocast_and_evaluates_in_float32(tmp_path):
+    """--cpu_bf16 true: the training forward passes compute in bfloat16 (the classifier's output dtype, seen
+    by a hook), evaluation and the saved weights stay float32, and the record says so; false: all float32."""
+    from safetensors.torch import load_file
+
+    data = write_folder(tmp_path / "data", {"train": 4, "val": 2, "test": 2})
+    recipe = load_recipe("finetune_vit")
+
+    class Dtypes(TrainerCallback):
+        def __init__(self) -> None:
+            self.seen: dict[str, set[str]] = {}
+
+        def on_train_begin(self, args, state, control, model=None, **kwargs):  # noqa: ANN001
+            def hook(module, inputs, output):  # noqa: ANN001
+                self.seen.setdefault("train" if module.training else "eval", set()).add(str(output.dtype))
+
+            model.classifier.register_forward_hook(hook)
+
+    for flag, train_dtype, precision in (
+        ("true", "torch.bfloat16", "bf16 autocast (cpu)"),
+        ("false", "torch.float32", "fp32"),
+    ):
+        out = tmp_path / flag
+        dtypes = Dtypes()
+        recipe.main(
+            recipe_args(
+                "finetune_vit", out, "--dataset", str(data), "--disable_tqdm", "true", "--cpu_bf16", flag
+            ),
+            callbacks=[dtypes],
+        )
+        assert dtypes.seen == {"train": {train_dtype}, "eval": {"torch.float32"}}, (flag, dtypes.seen)
+        record = json.loads((out / "lens_hf_training.json").read_text())
+        assert record["training_precision"] == precision
+        assert {str(t.dtype) for t in load_file(out / "model.safetensors").values()} == {"torch.float32"}
+
+
 def test_bad_options_end_with_one_line_error_before_any_work(tmp_path, capsys):
     from lens_hf.training import exit_on_user_error
 
@@ -423,6 +459,7 @@ def test_bad_options_end_with_one_line_error_before_any_work(tmp_path, capsys):
         ("train_regressor", ["--task", "ranking"], "unknown task 'ranking'"),
         ("train_regressor", ["--target_transform", "ln"], "unknown target_transform 'ln'"),
         ("finetune_vit", ["--save_strategy", "steps"], "invalid training arguments: --load_best_model"),
+        ("finetune_vit", ["--cpu_bf16", "maybe"], "unknown cpu_bf16 'maybe' (choose from auto, true, false)"),
     ]:
         flags = ["--output_dir", str(out)] if argv else []
         with pytest.raises(SystemExit) as exc, exit_on_user_error(f"{recipe}.py"):

@@ -26,6 +26,7 @@ from lens_hf.data.dataset import MARKER_FILE
 from lens_hf.errors import LensHFError
 
 LR_SCHEDULES: tuple[str, ...] = ("step", "hf")
+CPU_BF16_CHOICES: tuple[str, ...] = ("auto", "true", "false")
 
 
 @dataclass
@@ -186,8 +187,20 @@ class LensTrainingArguments(TrainingArguments):
             "a resumed one too); the interrupted epoch is still evaluated and the best checkpoint kept."
         },
     )
+    cpu_bf16: str = field(
+        default="auto",
+        metadata={
+            "help": "Train under bfloat16 autocast when training on the CPU (weights, optimizer and evaluation "
+            "stay float32): auto (when the CPU computes bfloat16 natively, AVX-512 BF16 or AMX), true, false. "
+            "On a GPU use --bf16 or --fp16."
+        },
+    )
 
     def __post_init__(self) -> None:
+        if self.cpu_bf16 not in CPU_BF16_CHOICES:
+            raise LensHFError(
+                f"unknown cpu_bf16 {self.cpu_bf16!r} (choose from {', '.join(CPU_BF16_CHOICES)})"
+            )
         if self.lr_schedule not in LR_SCHEDULES:
             raise LensHFError(
                 f"unknown lr_schedule {self.lr_schedule!r} (choose from {', '.join(LR_SCHEDULES)})"
@@ -195,6 +208,21 @@ class LensTrainingArguments(TrainingArguments):
         if self.max_train_minutes is not None and not self.max_train_minutes > 0:
             raise LensHFError(f"max_train_minutes must be positive, got {self.max_train_minutes}")
         super().__post_init__()
+
+    @property
+    def cpu_bf16_autocast(self) -> bool:
+        """Whether training steps run under CPU bfloat16 autocast (``--cpu_bf16``): only when training on the
+        CPU without ``--bf16``/``--fp16``; ``auto`` also needs native bfloat16 arithmetic (emulated bfloat16
+        is slower than float32)."""
+        if self.cpu_bf16 == "false" or self.bf16 or self.fp16 or self.device.type != "cpu":
+            return False
+        return self.cpu_bf16 == "true" or cpu_has_native_bf16()
+
+
+def cpu_has_native_bf16() -> bool:
+    """True when this CPU computes bfloat16 in hardware (AVX-512 BF16 or AMX tiles)."""
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in probes)
 
 
 # What the model sees of each kind of data, measured on Model II (benchmarks/README.md, "Recipe defaults"):

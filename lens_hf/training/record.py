@@ -95,6 +95,18 @@ def arguments_record(arguments: Sequence[Any]) -> dict[str, dict[str, Any]]:
     return out
 
 
+def training_precision(args: Any) -> str:
+    """How the training steps computed: ``bf16``/``fp16`` (mixed precision, ``--bf16``/``--fp16``),
+    ``bf16 autocast (cpu)`` (``--cpu_bf16``), or ``fp32``."""
+    if getattr(args, "bf16", False):
+        return "bf16"
+    if getattr(args, "fp16", False):
+        return "fp16"
+    if getattr(args, "cpu_bf16_autocast", False):
+        return "bf16 autocast (cpu)"
+    return "fp32"
+
+
 def training_record(
     trainer: Trainer,
     *,
@@ -124,6 +136,7 @@ def training_record(
         "world_size": args.world_size,
         "device": str(args.device),
         "device_name": device_name(args.device),
+        "training_precision": training_precision(args),
         "global_step": trainer.state.global_step,
         "epochs": trainer.state.epoch,
         "train_runtime_s": train_metrics.get("train_runtime"),
@@ -164,6 +177,7 @@ __all__ = [
     "command_line",
     "device_name",
     "publishable",
+    "training_precision",
     "training_record",
     "write_json",
     "write_trainer_state",
