@@ -68,6 +68,7 @@ def run_one(recipe: str, args: argparse.Namespace) -> dict[str, Any]:
         "train_per_class": args.train_per_class,
         "budget_minutes": args.minutes,
         "model_preset": record["model_args"]["model_preset"],
+        "training_precision": record.get("training_precision", "fp32"),
         "epochs_done": round(float(evals[-1]["epoch"]), 2),
         "validation_roc_auc_macro": round(best["eval_roc_auc_macro"], 4),
         "validation_best_epoch": round(float(best["epoch"]), 2),
@@ -89,14 +90,14 @@ def report(rows: list[dict[str, Any]], out: Path, name: str, goal: float) -> Non
         "(validation: the recipe's default size; test: independent, its size in the table)",
         f"- goal: validation macro ROC-AUC >= {goal:.2f}",
         "",
-        "| recipe | model | data | budget (min) | epochs done | best val AUC (epoch) | test AUC (images) "
-        "| wall / CPU min (whole command) | goal |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| recipe | model | data | precision | budget (min) | epochs done | best val AUC (epoch) "
+        "| test AUC (images) | wall / CPU min (whole command) | goal |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
             f"| `{r['recipe']}` | {r['model_preset']} | {r['dataset']}, {r['train_per_class']:,}/class "
-            f"| {r['budget_minutes']:g} | {r['epochs_done']:g} | {r['validation_roc_auc_macro']:.3f} "
+            f"| {r.get('training_precision', 'fp32')} | {r['budget_minutes']:g} | {r['epochs_done']:g} | {r['validation_roc_auc_macro']:.3f} "
             f"({r['validation_best_epoch']:g}; {r['validation_images']:,} images) | {r['test_roc_auc_macro']:.3f} ({r['test_images']:,}) "
             f"| {r['wall_minutes']:.1f} / {r['cpu_minutes']:.1f} "
             f"| {'met' if r['validation_roc_auc_macro'] >= goal else 'not met'} |"
@@ -117,11 +118,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--work", type=Path, default=WORK)
     p.add_argument("--out", type=Path, default=RESULTS)
     p.add_argument("--name", default="recipe_budget")
+    p.add_argument("--report", action="store_true", help="only rewrite the table from the rows so far")
     p.add_argument("extra", nargs="*", help="after --: more recipe flags (tests only)")
     args = p.parse_args(argv)
     rows_file = args.work / "rows.json"
     rows = {r["recipe"]: r for r in json.loads(rows_file.read_text())} if rows_file.is_file() else {}
-    for recipe in args.recipes.split(","):
+    for recipe in [] if args.report else args.recipes.split(","):
         if recipe not in RECIPES:
             raise SystemExit(f"unknown recipe {recipe!r} (one of {', '.join(RECIPES)})")
         print(f"[run] {recipe}", flush=True)

@@ -237,6 +237,9 @@ def test_recipe_budget_runs_a_recipe_as_a_user_and_reports_its_validation_and_te
     assert row["validation_images"] == 12 and row["test_images"] == 15 and row["epochs_done"] == 1
     assert 0.0 <= row["validation_roc_auc_macro"] <= 1.0 and 0.0 <= row["test_roc_auc_macro"] <= 1.0
     assert row["cpu_minutes"] > 0 and str(tmp_path) not in row["command"]
+    from lens_hf.training.args import cpu_has_native_bf16
+
+    assert row["training_precision"] == ("bf16 autocast (cpu)" if cpu_has_native_bf16() else "fp32")
     table = (tmp_path / "recipe_budget.md").read_text()
     assert "`train_vit_spt_lsa`" in table and "(1; 12 images)" in table
     # a recipe that fails is a one-line error naming it, not a traceback
