@@ -109,6 +109,12 @@ def sincos_positions(model: torch.nn.Module) -> None:
     pe[0, :1] = 0
 
 
+@torch.no_grad()
+def validation_auc(model: torch.nn.Module, xv: torch.Tensor, yv: np.ndarray) -> float:
+    probs = torch.cat([model(pixel_values=b).logits.softmax(-1) for b in xv.split(256)]).numpy()
+    return float(roc_auc_score(yv, probs, multi_class="ovr", average="macro"))
+
+
 def train(args: argparse.Namespace) -> dict:
     torch.set_num_threads(1)
     torch.manual_seed(args.seed)
@@ -140,6 +146,11 @@ def train(args: argparse.Namespace) -> dict:
         return 0.5 * (1 + math.cos(math.pi * (step - args.warmup) / max(1, steps - args.warmup)))
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+    ema = None
+    if args.ema:  # an exponential moving average of the weights, validated beside the trained weights
+        ema = torch.optim.swa_utils.AveragedModel(
+            model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(args.ema)
+        )
     augment = BatchAugment("d4")
     history, start = [], time.process_time()
     for epoch in range(1, args.epochs + 1):
@@ -155,11 +166,11 @@ def train(args: argparse.Namespace) -> dict:
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
             sched.step()
+            if ema is not None:
+                ema.update_parameters(model)
             losses.append(loss.item())
         model.eval()
-        with torch.no_grad():
-            probs = torch.cat([model(pixel_values=b).logits.softmax(-1) for b in xv.split(256)]).numpy()
-        auc = float(roc_auc_score(yv, probs, multi_class="ovr", average="macro"))
+        auc = validation_auc(model, xv, yv)
         history.append(
             {
                 "epoch": epoch,
@@ -168,6 +179,9 @@ def train(args: argparse.Namespace) -> dict:
                 "cpu_minutes": (time.process_time() - start) / 60,
             }
         )
+        if ema is not None:
+            ema.eval()
+            history[-1]["val_auc_ema"] = validation_auc(ema.module, xv, yv)
         print(json.dumps(history[-1]), flush=True)
     best = max(history, key=lambda h: h["val_auc"])
     settings = {
@@ -199,6 +213,9 @@ def report(runs_file: Path = WORK / "runs.jsonl", out: Path = RESULTS) -> None:
         extra = (" mimetic" if s.get("mimetic") else "") + (" sincos" if s.get("sincos") else "")
         if s.get("bf16"):
             extra += ", bf16 autocast"
+        if s.get("ema"):
+            ema_best = max(r["history"], key=lambda h: h["val_auc_ema"])
+            extra += f", weight EMA {s['ema']:g}: {ema_best['val_auc_ema']:.3f} at epoch {ema_best['epoch']}"
         if s.get("beta2", 0.999) != 0.999:
             extra += f", Adam beta2 {s['beta2']:g}"
         if s.get("overrides", "{}") not in ("{}", ""):
@@ -239,6 +256,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--mimetic", default="", help="a1,b1,a2,b2, e.g. 0.7,0.7,0.4,0.4")
     p.add_argument("--sincos", action="store_true")
+    p.add_argument("--ema", type=float, default=0.0, help="also validate an EMA of the weights (decay)")
     p.add_argument("--bf16", action="store_true", help="train under CPU bfloat16 autocast (evaluate in fp32)")
     p.add_argument("--report", action="store_true", help="only write results/recipe_search.*")
     args = p.parse_args(argv)
