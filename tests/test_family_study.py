@@ -139,9 +139,14 @@ def test_recipe_search_trains_screens_and_reports(tmp_path):
     search.main(
         ["--tag", "stretched", "--stretch", "asinh", "--standardize", "--crop", "32", "--patch", "4", *common]
     )
+    search.main(["--tag", "ema", "--ema", "0.5", *common])
     rows = json.loads((tmp_path / "recipe_search.json").read_text())
-    assert [r["tag"] for r in rows] == ["plain", "stretched"]
+    assert [r["tag"] for r in rows] == ["plain", "stretched", "ema"]
     assert all(len(r["history"]) == 2 and 0 <= r["best"]["val_auc"] <= 1 for r in rows)
+    # the EMA is validated beside the trained weights, in the same run
+    ema = rows[2]["history"]
+    assert all(0 <= h["val_auc_ema"] <= 1 for h in ema) and "val_auc_ema" not in rows[0]["history"][0]
+    assert "weight EMA 0.5: " in (tmp_path / "recipe_search.md").read_text()
     table = (tmp_path / "recipe_search.md").read_text()
     assert (
         '| stretched | model_ii, 3 | vit-tiny `{"num_hidden_layers": 1}` | 32 px | asinh | True | 4 |'
