@@ -87,14 +87,19 @@ class Family:
     cells: tuple[str, ...] = ()
 
 
+NO_PATCH_LN: tuple[tuple[str, Any], ...] = (("spt_layer_norm", False),)
 FAMILIES: dict[str, Family] = {
     f.name: f
     for f in (
         Family("resnet-18", "train_cnn_teacher"),
         Family("vit", "finetune_vit"),
-        Family("vit-spt", "train_vit_spt_lsa", ("--model_preset", "vit-spt-tiny")),
-        Family("vit-lsa", "train_vit_spt_lsa", ("--model_preset", "vit-lsa-tiny")),
-        Family("vit-spt-lsa", "train_vit_spt_lsa", ("--model_preset", "vit-spt-lsa-tiny")),
+        # SPT projects each shifted patch as it is, as the recipe does by default; said here too so that a
+        # profile replacing the recipe's config_overrides (the GPU one, at 150 px) keeps it.
+        Family("vit-spt", "train_vit_spt_lsa", ("--model_preset", "vit-spt-tiny"), config=NO_PATCH_LN),
+        Family("vit-lsa", "train_vit_spt_lsa", ("--model_preset", "vit-lsa-tiny"), config=NO_PATCH_LN),
+        Family(
+            "vit-spt-lsa", "train_vit_spt_lsa", ("--model_preset", "vit-spt-lsa-tiny"), config=NO_PATCH_LN
+        ),
         # The paper's tokenizer: SPT layer-normalises each flattened shifted patch (the recipe turns it off);
         # an ablation of the Model II 1,000-per-class cell unless named with --families.
         Family(

@@ -222,9 +222,13 @@ def test_paper_layernorm_families_add_their_switch_to_the_recipe_or_profile_over
         assert cmd.count("--config_overrides") <= 1
         return json.loads(cmd[cmd.index("--config_overrides") + 1]) if "--config_overrides" in cmd else None
 
-    assert overrides("vit-spt", "cpu") is None  # the recipe's own: patch 4, no patch LayerNorm
+    assert overrides("vit", "cpu") is None  # the recipe's own: patch 4
+    assert overrides("vit-spt", "cpu") == {"patch_size": 4, "spt_layer_norm": False}  # = the recipe's own
     assert overrides("vit-spt-ln", "cpu") == {"patch_size": 4, "spt_layer_norm": True}
-    assert overrides("vit-spt-lsa-ln", "gpu") == {"spt_layer_norm": True}  # the preset's patches at 150 px
+    # the GPU profile reads 150 px with each preset's own patches, and keeps the recipe's tokenizer choice
+    assert overrides("vit-spt-lsa", "gpu") == {"spt_layer_norm": False}
+    assert overrides("vit-spt-lsa-ln", "gpu") == {"spt_layer_norm": True}
+    assert overrides("vit", "gpu") == {} and overrides("hybrid", "gpu") == {}
     assert overrides("vit-spt-ln", "quick") == {"num_hidden_layers": 1, "spt_layer_norm": True}
 
 
@@ -250,3 +254,31 @@ def test_recipe_budget_runs_a_recipe_as_a_user_and_reports_its_validation_and_te
     # a recipe that fails is a one-line error naming it, not a traceback
     with pytest.raises(SystemExit, match="train_vit_spt_lsa: exit"):
         budget.main([*argv[:-2], "--per_device_train_batch_size", "-3"])
+
+
+def test_gpu_profile_commands_train_each_kind_of_family_at_full_resolution(tmp_path):
+    """The GPU profile's runs (Model I at the full 150 px, each preset's own patches; the hybrid at 144 px) on a
+    tiny Model I set, one epoch each with the batch sizes shrunk: every recipe accepts the profile's flags and
+    builds its model at that size, before a GPU session is spent on them."""
+    from safetensors.torch import load_file
+
+    from lens_hf.cli import load_recipe
+
+    cell = study.Cell("model_i", 2, epochs=1, seeds=(0,), validation_per_class=1, test_per_class=2)
+    data = study.prepare_data(cell, tmp_path)
+    small = {"--per_device_train_batch_size": "2", "--per_device_eval_batch_size": "4"}
+    small |= {"--dataloader_num_workers": "0", "--max_train_minutes": "5"}
+    for name in ("resnet-18", "vit-spt-lsa", "deit-distilled", "swin", "hybrid"):  # (vit: the deit flags)
+        run = study.Run(cell, study.FAMILIES[name], 0)
+        cmd = study.run_command(run, data, tmp_path, study.PROFILES["gpu"], "gpu")[2:]
+        for flag, value in small.items():
+            cmd[cmd.index(flag) + 1] = value
+        load_recipe(run.family.recipe).main(cmd)
+        folder = run.folder(tmp_path)
+        record = json.loads((folder / "lens_hf_training.json").read_text())
+        config = json.loads((folder / "config.json").read_text())
+        assert record["input_size"] == (144 if name == "hybrid" else 150), name
+        assert json.loads((folder / "metrics.json").read_text())["num_samples"] == 6
+        if name == "vit-spt-lsa":  # the preset's 10 px patches, the recipe's tokenizer (no patch LayerNorm)
+            assert config["patch_size"] == 10 and config["spt_layer_norm"] is False
+        assert load_file(folder / "model.safetensors")
