@@ -160,6 +160,8 @@ def test_reading_states_each_contrast_from_its_interval():
     assert study.verdict({"ci95": [-0.05, -0.01]}) == "hurts"
     assert study.verdict({"ci95": [-0.01, 0.02]}) == "no clear difference"
     assert study.verdict({"ci95": None}) == "one seed, no interval yet"
+    model_iii = {"ci95": None, "dataset": "model_iii", "train_per_class": 1000}  # one seed in the plan
+    assert study.verdict(model_iii) == "one seed, as planned for this sanity-check cell (no interval)"
     rows = [_row("vit", s, 0.55) for s in range(3)] + [_row("vit-spt", s, 0.80 + 0.01 * s) for s in range(3)]
     report = {"contrasts": study.contrasts(rows), "summary": study.summarize(rows)}
     text = "\n".join(study.reading_lines(report))
