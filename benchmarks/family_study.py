@@ -564,7 +564,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         "which runs sharing the cores do not change; the JSON rows also keep the recipe's wall-clock "
         "`images_per_s`, lower whenever other jobs shared the machine",
         "- precision: how the training steps computed (`fp32`, or `bf16 autocast (cpu)`, lens_hf's `--cpu_bf16` "
-        "default on CPUs with native bfloat16, about 1.5x the images per CPU-second at the same AUC per epoch)",
+        "default on CPUs with native bfloat16, about 1.35x the training images/s at the same AUC per epoch)",
         "",
         "| dataset | train / class | family | seeds | epochs | precision | CPU-min / run | train img / CPU-s | "
         "macro AUC | no_sub | subhalo | vortex | test images |",

@@ -180,8 +180,8 @@ class LensTrainer(Trainer):
     def compute_loss_context_manager(self) -> contextlib.ExitStack:
         # --cpu_bf16: the training forward pass (and so its backward) under CPU bfloat16 autocast; evaluation,
         # weights and optimizer stay float32. The Trainer's own --bf16 is for accelerators (on the CPU it also
-        # casts evaluation). Measured on AVX-512 BF16: 1.5x the training images per CPU-second of float32, the
-        # same validation AUC per epoch (benchmarks/README.md).
+        # casts evaluation). Measured on AVX-512 BF16: 1.34-1.36x the training images/s of float32 in the ViT and
+        # DeiT recipes, the same validation AUC per epoch (benchmarks/README.md).
         stack = super().compute_loss_context_manager()
         if self.model is not None and self.model.training and self.cpu_bf16:
             stack.enter_context(torch.autocast("cpu", dtype=torch.bfloat16))
