@@ -561,8 +561,9 @@ def render_markdown(report: dict[str, Any]) -> str:
         "column), never used for training or model selection",
         "- macro ROC-AUC: one-vs-rest, on softmax probabilities; mean ± standard deviation over seeds",
         "- speed: training images per CPU-second of the whole run (one thread; validation and test included), "
-        "which runs sharing the cores do not change; the JSON rows also keep the recipe's wall-clock "
-        "`images_per_s`, lower whenever other jobs shared the machine",
+        "less sensitive than wall clock to runs sharing the cores but not immune (more processes than cores "
+        "inflate it by 5-15 %, so compare precisions within an A/B run, not across rows); the JSON rows also "
+        "keep the recipe's wall-clock `images_per_s`, lower whenever other jobs shared the machine",
         "- precision: how the training steps computed (`fp32`, or `bf16 autocast (cpu)`, lens_hf's `--cpu_bf16` "
         "default on CPUs with native bfloat16, about 1.35x the training images/s at the same AUC per epoch)",
         "",
