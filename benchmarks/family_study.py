@@ -562,7 +562,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         "- macro ROC-AUC: one-vs-rest, on softmax probabilities; mean ± standard deviation over seeds",
         "- speed: training images per CPU-second of the whole run (one thread; validation and test included), "
         "less sensitive than wall clock to runs sharing the cores but not immune (more processes than cores "
-        "inflate it by 5-15 %, so compare precisions within an A/B run, not across rows); the JSON rows also "
+        "inflate it, so compare precisions within an A/B run under the same load, not across rows); the JSON rows also "
         "keep the recipe's wall-clock `images_per_s`, lower whenever other jobs shared the machine",
         "- precision: how the training steps computed (`fp32`, or `bf16 autocast (cpu)`, lens_hf's `--cpu_bf16` "
         "default on CPUs with native bfloat16, about 1.35x the training images/s at the same AUC per epoch)",
