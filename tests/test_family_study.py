@@ -284,3 +284,19 @@ def test_gpu_profile_commands_train_each_kind_of_family_at_full_resolution(tmp_p
         if name == "vit-spt-lsa":  # the preset's 10 px patches, the recipe's tokenizer (no patch LayerNorm)
             assert config["patch_size"] == 10 and config["spt_layer_norm"] is False
         assert load_file(folder / "model.safetensors")
+
+
+def test_a_cell_with_a_shorter_budget_scales_the_step_of_the_schedule_for_every_family(tmp_path):
+    cells = {c.key: c for c in study.PROFILES["cpu"].cells}
+    for key, step in (("model_ii-1000", None), ("model_ii-5000", "9"), ("model_i-5000", "9")):
+        for family in ("resnet-18", "vit", "deit-distilled", "swin"):
+            run = study.Run(cells[key], study.FAMILIES[family], 0)
+            cmd = study.run_command(run, tmp_path, tmp_path, study.PROFILES["cpu"], "cpu")
+            given = cmd[cmd.index("--lr_step_epochs") + 1] if "--lr_step_epochs" in cmd else None
+            assert given == step, (key, family, cmd)
+    report = study.summarize(
+        [{**_row("vit", s, 0.9), "lr_step_epochs": 9, "epochs_budget": 12} for s in range(2)]
+    )
+    assert "| 12 (lr / 10 after 9) |" in study.render_markdown(
+        {"date": "d", "command": "c", "machine": "m", "summary": report, "contrasts": [], "missing": []}
+    )
