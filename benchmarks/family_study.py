@@ -550,8 +550,9 @@ def plot(summary: list[dict[str, Any]], path: Path) -> Path:
 
 
 def images_per_cpu_second(row: dict[str, Any]) -> float:
-    """Training images seen per CPU-second of the whole run (training, validation, test; one thread): the
-    speed measure that other jobs sharing the cores do not change, unlike the recipe's wall-clock images/s."""
+    """Training images seen per CPU-second of the whole run (training, validation, test; one thread): less
+    sensitive than the recipe's wall-clock images/s to other jobs sharing the cores, though more processes
+    than cores still inflate the CPU time."""
     from lens_hf.labels import LABELS  # noqa: PLC0415
 
     seen = float(row["epochs"] or row["epochs_budget"]) * len(LABELS) * row["train_per_class"]
