@@ -52,6 +52,10 @@ DATASET_TAGS: tuple[str, ...] = ("gravitational-lensing", "dark-matter", "deeple
 
 # Files next to the weights that may describe the training run, most specific first.
 TRAINING_FILES: tuple[str, ...] = ("lens_hf_training.json", "training_args.json")
+# The same evaluation with D4 test-time augmentation (`lens-hf evaluate --tta d4`'s metrics.json), shown beside
+# metrics.json; and the CPU inference speed written by benchmarks/bench_inference.py.
+TTA_METRICS_FILE = "metrics_tta_d4.json"
+SPEED_FILE = "inference_speed.json"
 
 # What each class contains, when no preset says more (images read from a folder).
 CLASS_MEANING: dict[str, str] = {
@@ -578,9 +582,10 @@ def _regression_results(metrics: Mapping[str, Any], model_dir: Path) -> dict[str
         "intro": (
             f"Errors of `{metrics['quantity']}` on the `{metrics.get('split', 'test')}` split"
             f"{_evaluation_data(metrics)}: {int(metrics['num_samples']):,} images that have a value of "
-            f"`{metrics['target']}`."
+            f"`{metrics['target']}`{_tta_text(metrics)}."
         ),
-        "rows": rows,
+        "headers": ["value"],
+        "rows": [(name, [value]) for name, value in rows],
         "figures": [
             (file, alt)
             for file, alt in (
@@ -592,25 +597,70 @@ def _regression_results(metrics: Mapping[str, Any], model_dir: Path) -> dict[str
     }
 
 
-def _results(metrics: Mapping[str, Any] | None, model_dir: Path) -> dict[str, Any] | None:
+def _check_tta_pair(metrics: Mapping[str, Any], tta_metrics: Mapping[str, Any]) -> None:
+    """The D4 metrics must be the same evaluation as ``metrics`` (data, split, images), with ``tta`` d4."""
+    if _is_regression(metrics) != _is_regression(tta_metrics):
+        raise LensHFError("the test-time augmentation metrics and the metrics are of different kinds of model")
+    if tta_metrics.get("tta") != "d4":
+        raise LensHFError(
+            f"the test-time augmentation metrics were not measured with --tta d4 (tta: {tta_metrics.get('tta')!r})"
+        )
+    if metrics.get("tta", "none") != "none":
+        raise LensHFError(f"the metrics beside the --tta d4 ones must be without it (tta: {metrics.get('tta')!r})")
+    for key in ("data", "split", "num_samples"):
+        if metrics.get(key) != tta_metrics.get(key):
+            raise LensHFError(
+                f"the metrics with and without --tta d4 are not from the same evaluation ({key}: "
+                f"{metrics.get(key)!r} vs {tta_metrics.get(key)!r})"
+            )
+
+
+def _tta_text(metrics: Mapping[str, Any]) -> str:
+    return " with D4 test-time augmentation (`--tta d4`)" if metrics.get("tta") == "d4" else ""
+
+
+def _results(
+    metrics: Mapping[str, Any] | None, model_dir: Path, tta_metrics: Mapping[str, Any] | None = None
+) -> dict[str, Any] | None:
     if metrics is None:
         return None
     if _is_regression(metrics):
         return _regression_results(metrics, model_dir)
-    per_class = metrics["roc_auc_per_class"]
-    rows = [
-        ("ROC-AUC macro", _fmt_auc(metrics["roc_auc_macro"])),
-        ("ROC-AUC micro", _fmt_auc(metrics["roc_auc_micro"])),
-        *[(f"ROC-AUC `{k}`", _fmt_auc(v)) for k, v in per_class.items()],
-        ("accuracy", f"{float(metrics['accuracy']):.4f}"),
+
+    def values(m: Mapping[str, Any]) -> list[str]:
+        return [
+            _fmt_auc(m["roc_auc_macro"]),
+            _fmt_auc(m["roc_auc_micro"]),
+            *[_fmt_auc(m["roc_auc_per_class"].get(k)) for k in metrics["roc_auc_per_class"]],
+            f"{float(m['accuracy']):.4f}",
+        ]
+
+    names = [
+        "ROC-AUC macro",
+        "ROC-AUC micro",
+        *[f"ROC-AUC `{k}`" for k in metrics["roc_auc_per_class"]],
+        "accuracy",
     ]
+    columns = [values(metrics)]
+    headers = ["value"]
+    if tta_metrics is not None:
+        columns.append(values(tta_metrics))
+        headers = ["without TTA", "with `--tta d4` (mean softmax of 8 views)"]
+    rows = [(name, [col[i] for col in columns]) for i, name in enumerate(names)]
     labels = [str(x) for x in metrics["labels"]]
     matrix = metrics.get("confusion_matrix") or []
+    intro = (
+        f"One-vs-rest ROC-AUC from softmax probabilities on the `{metrics.get('split', 'test')}` split"
+        f"{_evaluation_data(metrics)}: {int(metrics['num_samples']):,} images{_tta_text(metrics)}."
+    )
+    if tta_metrics is not None:
+        intro += (
+            " D4 test-time augmentation averages the softmax over the 8 rotations and flips of each image, which"
+            " leave the lensing classes unchanged (8x the compute)."
+        )
     return {
-        "intro": (
-            f"One-vs-rest ROC-AUC from softmax probabilities on the `{metrics.get('split', 'test')}` split"
-            f"{_evaluation_data(metrics)}: {int(metrics['num_samples']):,} images."
-        ),
+        "intro": intro,
+        "headers": headers,
         "rows": rows,
         "note": metrics.get("roc_auc_note"),
         "labels": labels,
@@ -625,6 +675,30 @@ def _results(metrics: Mapping[str, Any] | None, model_dir: Path) -> dict[str, An
             if (model_dir / file).is_file()
         ],
     }
+
+
+def _speed(speed: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The CPU inference speed table from benchmarks/bench_inference.py's record, or None."""
+    if speed is None:
+        return None
+    try:
+        rows = [
+            (
+                "with `--tta d4`" if r["tta"] == "d4" else "without TTA",
+                f"{float(r['forward_images_per_s']):,.0f}",
+                f"{float(r['predict_images_per_s']):,.0f}",
+            )
+            for r in speed["results"]
+        ]
+        machine = speed["machine"]
+        where = (
+            f"batch {int(speed['batch_size'])}, {int(speed['num_images'])} simulated `{speed['preset']}` images "
+            f"(seed {int(speed['seed'])}), {machine['cpu']} with {int(machine['threads'])} torch thread(s), "
+            f"torch {machine['torch']}"
+        )
+    except (KeyError, TypeError, ValueError) as err:
+        raise LensHFError(f"{SPEED_FILE}: not a record of benchmarks/bench_inference.py ({err!r})") from None
+    return {"where": where, "rows": rows, "command": speed.get("command"), "date": speed.get("date")}
 
 
 def _fmt_auc(value: Any) -> str:
@@ -653,7 +727,12 @@ def _training_budget(info: Mapping[str, Any]) -> str | None:
     )
 
 
-def _published(preset: str | None, metrics: Mapping[str, Any] | None, info: Mapping[str, Any]) -> dict | None:
+def _published(
+    preset: str | None,
+    metrics: Mapping[str, Any] | None,
+    info: Mapping[str, Any],
+    tta_metrics: Mapping[str, Any] | None = None,
+) -> dict | None:
     """The published results on the preset's DeepLense data set, and how this model's number relates."""
     if _is_regression(metrics):
         return _published_regression(preset, metrics)
@@ -669,9 +748,12 @@ def _published(preset: str | None, metrics: Mapping[str, Any] | None, info: Mapp
         ours = float(metrics["roc_auc_macro"])
         comparison = (
             f"This model: {ours:.4f} on the {int(metrics['num_samples']):,} lens_hf-simulated images above "
-            f"({ours - best['value']:+.4f} against the best published, {best['model']} {best['value']}); a "
-            "different test set, so the comparison is indicative, not like for like."
+            f"({ours - best['value']:+.4f} against the best published, {best['model']} {best['value']})"
         )
+        if tta_metrics is not None and tta_metrics.get("roc_auc_macro") is not None:
+            tta = float(tta_metrics["roc_auc_macro"])
+            comparison += f", {tta:.4f} with `--tta d4` ({tta - best['value']:+.4f})"
+        comparison += "; a different test set, so the comparison is indicative, not like for like."
         budget = _training_budget(info)
         if budget:
             comparison += f" This model was trained {budget}."
@@ -795,6 +877,8 @@ def render_model_card(
     training: Mapping[str, Any] | None = None,
     repo_id: str | None = None,
     params: int | None = None,
+    tta_metrics: Mapping[str, Any] | None = None,
+    speed: Mapping[str, Any] | None = None,
 ) -> str:
     """The README.md text for a saved model folder.
 
@@ -807,6 +891,10 @@ def render_model_card(
         repo_id: the Hub id used in the usage snippets and the model-index name.
         params: parameter count; default: the record's ``num_parameters``, else counted from the safetensors
             headers.
+        tta_metrics: the same evaluation as ``metrics`` with ``--tta d4``, shown beside it; default: the
+            folder's ``metrics_tta_d4.json`` (when the card reads the folder's ``metrics.json``).
+        speed: the CPU inference speed record of ``benchmarks/bench_inference.py``; default: the folder's
+            ``inference_speed.json``.
 
     Returns:
         Markdown with YAML front matter (license, library, pipeline tag, tags, datasets, model-index).
@@ -817,11 +905,21 @@ def render_model_card(
     config = _read_json(root / "config.json")
     preproc_path = root / "preprocessor_config.json"
     preproc = _read_json(preproc_path) if preproc_path.is_file() else {}
+    from_folder = metrics is None
     if metrics is None and (root / "metrics.json").is_file():
         metrics = _read_json(root / "metrics.json")
         _check_metrics(metrics, str(root / "metrics.json"))
     elif metrics is not None:
         _check_metrics(metrics, "metrics")
+    if tta_metrics is None and from_folder and metrics is not None and (root / TTA_METRICS_FILE).is_file():
+        tta_metrics = _read_json(root / TTA_METRICS_FILE)
+    if tta_metrics is not None:
+        if metrics is None:
+            raise LensHFError("test-time augmentation metrics need the metrics without it (metrics.json)")
+        _check_metrics(tta_metrics, TTA_METRICS_FILE)
+        _check_tta_pair(metrics, tta_metrics)
+    if speed is None and (root / SPEED_FILE).is_file():
+        speed = _read_json(root / SPEED_FILE)
 
     regression = config.get("lens_regression") if isinstance(config.get("lens_regression"), Mapping) else None
     info = _load_training(root, training)
@@ -890,8 +988,9 @@ def render_model_card(
         settings=_settings_rows(flat, data["simulated"]),
         training_file=training_file,
         record=None if training_file or not info else json.dumps(info, indent=2, sort_keys=True, default=str),
-        results=_results(metrics, root),
-        published=_published(preset, metrics, info),
+        results=_results(metrics, root, tta_metrics),
+        speed=_speed(speed),
+        published=_published(preset, metrics, info, tta_metrics),
         model_ref=repo_id or f"path/to/{name}",
         regression=regression and {"target": regression.get("target"), "quantity": _quantity(regression)},
         origin=(

@@ -332,9 +332,11 @@ def cmd_card(args: argparse.Namespace) -> int:
     model = Path(args.model)
     if not model.is_dir():
         raise _user_error(f"{model}: not a local model folder (the card is written into it)")
-    metrics = None
-    if args.metrics:
-        metrics_path = Path(args.metrics)
+
+    def read_metrics(name: str | None) -> dict | None:
+        if not name:
+            return None
+        metrics_path = Path(name)
         try:
             metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
         except FileNotFoundError:
@@ -345,10 +347,13 @@ def cmd_card(args: argparse.Namespace) -> int:
             ) from None
         if not isinstance(metrics, dict):
             raise _user_error(f"{metrics_path}: expected a JSON object of metrics")
+        return metrics
+
+    metrics, tta_metrics = read_metrics(args.metrics), read_metrics(args.tta_metrics)
     if not (model / "config.json").is_file():
         raise _user_error(f"{model}: no config.json; not a saved model folder")
     cleaned = redact_records(model)
-    path = write_model_card(model, metrics=metrics, repo_id=args.repo_id)
+    path = write_model_card(model, metrics=metrics, tta_metrics=tta_metrics, repo_id=args.repo_id)
     if cleaned:
         print(f"masked secrets and local paths in {', '.join(p.name for p in cleaned)}")
     print(f"wrote {path}")
@@ -690,6 +695,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="local model folder")
     p.add_argument(
         "--metrics", default=None, help="metrics.json to report (default: the folder's metrics.json)"
+    )
+    p.add_argument(
+        "--tta-metrics",
+        default=None,
+        help="metrics.json of the same evaluation with --tta d4, shown beside it (default: the folder's "
+        "metrics_tta_d4.json when the card reads the folder's metrics.json)",
     )
     p.add_argument("--repo-id", default=None, help="Hub id used in the card's usage snippets")
     p.set_defaults(func=cmd_card)

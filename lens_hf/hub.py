@@ -62,6 +62,8 @@ MODEL_UPLOAD_PATTERNS: tuple[str, ...] = (
     "*.py",
     "README.md",
     "metrics.json",
+    "metrics_tta_d4.json",
+    "inference_speed.json",
     "*_results.json",
     "training_args.json",
     "lens_hf_training.json",

@@ -97,7 +97,7 @@ def test_make_report_writes_the_report_and_compares_models(tmp_path):
     docs, work = tmp_path / "docs", tmp_path / "work"
     shipped = ROOT / "checkpoints" / "vit-spt-lsa-model-i"
     args = ["--simulate-test", "2", "--test-seed", "5", "--work", str(work), "--docs", str(docs)]
-    assert report.main([*args, "--also", f"again={shipped}"]) == 0
+    assert report.main([*args, "--also", f"again={shipped}", "--tta", "d4"]) == 0
 
     text = (docs / "results.md").read_text()
     for figure in ("examples.png", "attention_maps.png", "shipped/roc.png", "shipped/confusion_matrix.png"):
@@ -114,6 +114,15 @@ def test_make_report_writes_the_report_and_compares_models(tmp_path):
     assert lines[header].count("|") == lines[header + 1].count("|") == rows[0].count("|")
     assert "min of training on" in rows[0]
     assert "## What is still missing" in text and "official DeepLense archives" in text
+    # D4 test-time augmentation beside the plain numbers, and both beside the published results
+    tta = json.loads((docs / "figures" / "shipped-tta" / "metrics.json").read_text())
+    assert tta["tta"] == "d4" and tta["num_samples"] == 6
+    assert f"| **macro** | **{metrics['roc_auc_macro']:.4f}** | **{tta['roc_auc_macro']:.4f}** |" in text
+    assert (
+        f"| **lens_hf shipped** | from scratch | lens_hf simulation, 2/class, seed 5 | "
+        f"**{metrics['roc_auc_macro']:.4f}** | **{tta['roc_auc_macro']:.4f}** |" in text
+    )
+    assert "| CoAtNet-nano | ImageNet-pretrained | official DeepLense Model I, 5,000/class | 0.9955 | |" in text
     # Every committed benchmark table is in the report.
     for md in sorted((ROOT / "benchmarks" / "results").rglob("*.md")):
         first_row = next(line for line in md.read_text().splitlines() if line.startswith("| "))
@@ -197,3 +206,33 @@ def test_axion_mass_bound_recovers_the_mass_of_a_noiseless_image():
     counts = scene.exposure_time * simulate.noiseless_image(preset, scene)
     assert bound.posterior_median(preset, scene, counts, grid) == -23.5
     assert bound.posterior_median(preset, bound.with_axion_mass(preset, scene, -24.0), counts, grid) == -23.5
+
+
+def test_inference_speed_benchmark_writes_the_cards_speed_table(model_dir, tmp_path):
+    """bench_inference times the tiny model without and with D4 TTA and its --card record renders in the card."""
+    import shutil
+
+    from huggingface_hub import ModelCard
+
+    from lens_hf.cards import SPEED_FILE, render_model_card
+
+    spec = importlib.util.spec_from_file_location("bench_inference", ROOT / "benchmarks" / "bench_inference.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    model = tmp_path / "model"
+    shutil.copytree(model_dir, model)
+    record = bench.main(
+        ["--model", str(model), "--num-images", "10", "--batch-size", "4", "--threads", "1", "--reps", "1"]
+        + ["--out", str(tmp_path / "results"), "--card"]
+    )
+    assert [r["tta"] for r in record["results"]] == ["none", "d4"]
+    assert record["num_images"] == 10 and record["batch_size"] == 4 and record["machine"]["threads"] == 1
+    none, d4 = record["results"]
+    for row in record["results"]:
+        assert row["forward_images_per_s"] > 0 and row["predict_images_per_s"] > 0
+    assert d4["forward_images_per_s"] < none["forward_images_per_s"]  # 8 views cost more than one
+    assert json.loads((model / SPEED_FILE).read_text()) == record
+    assert str(tmp_path) not in (model / SPEED_FILE).read_text()  # no local path in the published record
+    assert "| d4 |" in (tmp_path / "results" / "inference_speed.md").read_text()
+    body = ModelCard(render_model_card(model)).text
+    assert "### CPU inference speed" in body and "| with `--tta d4` |" in body

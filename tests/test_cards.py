@@ -17,6 +17,8 @@ from safetensors.numpy import save_file
 
 from lens_hf.cards import (
     REFERENCE_RESULTS_FILE,
+    SPEED_FILE,
+    TTA_METRICS_FILE,
     count_safetensors_parameters,
     published_regression,
     published_results,
@@ -390,6 +392,85 @@ def test_count_safetensors_parameters(tmp_path) -> None:
     assert count_safetensors_parameters(tmp_path) is None
     (folder / "model.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not a header")
     assert count_safetensors_parameters(folder) is None
+
+
+def _tta_metrics(folder: Path, *, shift: float = 1.0, **extra) -> dict:
+    """metrics.json of the folder rewritten as an evaluation without TTA, and the same data with --tta d4
+    (sharper logits, so every number differs) written as metrics_tta_d4.json."""
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 90)
+    logits = rng.normal(size=(90, 3))
+    logits[np.arange(90), y] += 2
+    common = {"split": "test", "data": "test_set_seed4321", "model": "m"}
+    write_evaluation(folder, y, softmax(logits), extra={**common, "tta": "none"})
+    logits[np.arange(90), y] += shift
+    tta = write_evaluation(folder / "tta", y, softmax(logits), extra={**common, "tta": "d4", **extra})
+    (folder / TTA_METRICS_FILE).write_text((folder / "tta" / "metrics.json").read_text())
+    return tta
+
+
+def test_model_card_shows_test_time_augmentation_beside_the_plain_evaluation(tmp_path) -> None:
+    folder = _model_folder(tmp_path / "model")
+    tta = _tta_metrics(folder)
+    plain = json.loads((folder / "metrics.json").read_text())
+    assert tta["roc_auc_macro"] != plain["roc_auc_macro"]
+    card = ModelCard(render_model_card(folder))
+    body = card.text
+    assert "| metric | without TTA | with `--tta d4` (mean softmax of 8 views) |" in body
+    assert f"| ROC-AUC macro | {plain['roc_auc_macro']:.4f} | {tta['roc_auc_macro']:.4f} |" in body
+    for name in LABELS:
+        row = f"| ROC-AUC `{name}` | {plain['roc_auc_per_class'][name]:.4f} | {tta['roc_auc_per_class'][name]:.4f} |"
+        assert row in body
+    assert f"{tta['roc_auc_macro']:.4f} with `--tta d4`" in body  # beside the published numbers
+    # the model-index carries the evaluation without TTA
+    assert _eval_by_config(card)["macro"] == pytest.approx(plain["roc_auc_macro"], abs=1e-6)
+    # without the D4 file: one column
+    (folder / TTA_METRICS_FILE).unlink()
+    assert "| metric | value |" in ModelCard(render_model_card(folder)).text
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"tta": "none"}, "not measured with --tta d4"),
+        ({"num_samples": 45}, "not from the same evaluation"),
+        ({"data": "another_set"}, "not from the same evaluation"),
+    ],
+)
+def test_model_card_refuses_mismatched_test_time_augmentation_metrics(tmp_path, change, message) -> None:
+    folder = _model_folder(tmp_path / "model")
+    _tta_metrics(folder)
+    doc = json.loads((folder / TTA_METRICS_FILE).read_text())
+    doc.update(change)
+    (folder / TTA_METRICS_FILE).write_text(json.dumps(doc))
+    with pytest.raises(LensHFError, match=message):
+        render_model_card(folder)
+
+
+def test_model_card_shows_the_recorded_cpu_inference_speed(tmp_path) -> None:
+    folder = _model_folder(tmp_path / "model")
+    speed = {
+        "preset": "model_i",
+        "seed": 5252,
+        "num_images": 256,
+        "batch_size": 64,
+        "date": "2026-12-02",
+        "command": "python benchmarks/bench_inference.py --model model",
+        "machine": {"cpu": "AMD EPYC 9B14", "threads": 2, "torch": "2.13.0+cpu"},
+        "results": [
+            {"tta": "none", "forward_images_per_s": 1129.4, "predict_images_per_s": 812.0},
+            {"tta": "d4", "forward_images_per_s": 140.6, "predict_images_per_s": 131.2},
+        ],
+    }
+    (folder / SPEED_FILE).write_text(json.dumps(speed))
+    body = ModelCard(render_model_card(folder)).text
+    assert "### CPU inference speed" in body
+    assert "batch 64, 256 simulated `model_i` images (seed 5252), AMD EPYC 9B14 with 2 torch thread(s)" in body
+    assert "| without TTA | 1,129 | 812 |" in body and "| with `--tta d4` | 141 | 131 |" in body
+    del speed["machine"]
+    (folder / SPEED_FILE).write_text(json.dumps(speed))
+    with pytest.raises(LensHFError, match="not a record of benchmarks/bench_inference.py"):
+        render_model_card(folder)
 
 
 def test_the_shipped_checkpoint_card_renders_sensibly() -> None:

@@ -520,7 +520,10 @@ def test_recipe_configs_parse_and_agree_with_the_recipe_defaults(tmp_path):
     from lens_hf.training import parse_args
 
     uses = {"smoke_test": list(CLI_RECIPES.values()), "finetune_vit_pretrained": ["finetune_vit"]}
-    uses |= {"shipped_model_i": ["train_vit_spt_lsa"], "shipped_model_i_gpu": ["train_vit_spt_lsa"]}
+    uses |= {
+        name: ["train_vit_spt_lsa"]
+        for name in ("shipped_model_i", "shipped_model_i_gpu", "model_i_record_cpu", "model_i_record_gpu")
+    }
     uses |= {
         name: ["train_regressor"]
         for name in ("axion_mass_model_i", "axion_mass_model_ii", "axion_mass_model_iii")
@@ -541,3 +544,30 @@ def test_recipe_configs_parse_and_agree_with_the_recipe_defaults(tmp_path):
                 k: defaults[k] for k in defaults if k in values
             }
             assert "model_preset" in values and "learning_rate" in values, config.name
+
+
+@pytest.mark.parametrize("machine", ["cpu", "gpu"])
+def test_model_i_record_configs_run_end_to_end_on_a_tiny_run(tmp_path, machine):
+    """The record commands of recipes/configs (2-core CPU, one GPU) as written, with only the sizes made tiny
+    (and the GPU config's 12 loader workers cut to 2): simulation, asinh + standardised inputs saved with the
+    processor, the step schedule, evaluation and the card."""
+    config = RECIPES / "configs" / f"model_i_record_{machine}.yaml"
+    values = yaml.safe_load(config.read_text())
+    out = tmp_path / machine
+    argv = ["--config", str(config), "--output_dir", str(out), "--disable_tqdm", "true"]
+    argv += ["--train_per_class", "8", "--eval_per_class", "2", "--test_per_class", "2"]
+    argv += ["--num_train_epochs", "2", "--lr_step_epochs", "1", "--warmup_steps", "1"]
+    argv += ["--per_device_train_batch_size", "8", "--max_train_minutes", "5"]
+    if machine == "gpu":
+        argv += ["--dataloader_num_workers", "2"]
+    metrics = load_recipe("train_vit_spt_lsa").main(argv)
+    assert metrics["split"] == "test" and metrics["num_samples"] == 6
+    record = json.loads((out / "lens_hf_training.json").read_text())
+    assert record["global_step"] == 6  # 2 epochs of 24 images, batch 8
+    assert record["model_args"]["model_preset"] == values["model_preset"] == "vit-spt-lsa-stem"
+    assert record["data_args"]["sim_seed"] == values["sim_seed"]
+    assert record["data_args"]["stretch"] == "asinh" and record["data_args"]["standardize"] is True
+    assert record["training_args"]["learning_rate"] == values["learning_rate"]
+    processor = json.loads((out / "preprocessor_config.json").read_text())
+    assert processor["stretch"] == "asinh" and processor["crop_size"] == {"height": 64, "width": 64}
+    assert (out / "model.safetensors").stat().st_size < 25e6 and (out / "README.md").is_file()
