@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> dict:
         f"- model: `{record['model']}`; input {record['input']}",
         f"- {record['num_images']} simulated `{PRESET}` images (seed {args.seed}), batch {args.batch_size}",
         f"- machine: {record['machine']['cpu']}, {args.threads} torch thread(s) of {os.cpu_count()} CPUs, torch "
-        f"{torch.__version__}; 1-min load average {load_before} before, {record['machine']['load_average_after']} after",
+        f"{torch.__version__}; load average (1, 5, 15 min) {load_before} before, {record['machine']['load_average_after']} after",
         "- forward: the pipeline's forward pass on preprocessed images; predict: preprocessing, forward and softmax "
         "from the arrays (`lens_hf.inference.predict_arrays`); fastest of the repetitions",
         "",

@@ -539,21 +539,31 @@ def _settings_rows(flat: Mapping[str, Any], simulated: bool) -> list[tuple[str, 
     return rows
 
 
+def simulation_of(folder: str | os.PathLike) -> dict[str, Any] | None:
+    """``{"preset", "seed", "per_class"}`` of a folder written by ``lens-hf simulate`` (its manifest), else None.
+    Evaluations record it, so a card names the test set's seed wherever it is rendered."""
+    try:
+        sim = json.loads((Path(folder) / MANIFEST_NAME).read_text(encoding="utf-8"))
+        return {"preset": str(sim["preset"]), "seed": int(sim["seed"]), "per_class": int(sim["per_class"])}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def _evaluation_data(metrics: Mapping[str, Any]) -> str:
     """' of `folder` (lens_hf simulation `model_i`, seed 999, 1000 images per class)' for metrics written by
-    ``lens-hf evaluate --data folder``; '' when the metrics name no data folder."""
+    ``lens-hf evaluate --data folder``; '' when the metrics name no data folder. The simulation comes from the
+    metrics' ``simulation`` record, else from the folder's manifest when it is still there."""
     data = metrics.get("data")
     if not isinstance(data, str) or not data:
         return ""
-    folder = Path(data)
     text = f" of `{Path(public_path(data)).name or data}`"
+    sim = metrics.get("simulation") if isinstance(metrics.get("simulation"), Mapping) else simulation_of(data)
     try:
-        sim = json.loads((folder / MANIFEST_NAME).read_text(encoding="utf-8"))
         text += (
             f" (lens_hf simulation `{sim['preset']}`, seed {int(sim['seed'])}, "
             f"{int(sim['per_class'])} images per class)"
         )
-    except (OSError, ValueError, KeyError, TypeError):
+    except (KeyError, TypeError, ValueError):
         pass
     return text
 

@@ -270,9 +270,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         y_true, preds = evaluate_data(loaded, args.data, progress=_tty(), **options)
     else:
         y_true, preds, without = evaluate_regression_data(loaded, args.data, progress=_tty(), **options)
+    from lens_hf.cards import simulation_of
+
     extra: dict[str, Any] = {
         "model": str(loaded.path),
         "data": str(args.data),
+        "simulation": simulation_of(args.data),
         "split": args.split,
         "tta": args.tta,
         "skipped": [{"file": p, "error": r} for p, r in preds.skipped],

@@ -114,6 +114,16 @@ def test_make_report_writes_the_report_and_compares_models(tmp_path):
     assert lines[header].count("|") == lines[header + 1].count("|") == rows[0].count("|")
     assert "min of training on" in rows[0]
     assert "## What is still missing" in text and "official DeepLense archives" in text
+    # where the vortex errors are, by axion mass: every test vortex counted once per evaluation
+    by_mass = json.loads((docs / "figures" / "shipped" / "vortex_recall_by_mass.json").read_text())
+    assert set(by_mass) == {"without TTA", "--tta d4"}
+    for rows in by_mass.values():
+        assert sum(r["vortices"] for r in rows) == 2 and all(0 <= r["recall"] <= 1 for r in rows)
+        assert all(-24 <= r["log10_axion_mass_low"] < r["log10_axion_mass_high"] <= -22 for r in rows)
+    assert (docs / "figures" / "shipped" / "vortex_recall_by_mass.png").stat().st_size > 1000
+    assert "| log10 m_a (eV) | vortices | recall, without TTA | recall, --tta d4 |" in text
+    for found in (docs / "figures").rglob("*.json"):  # the report publishes no local path
+        assert str(ROOT) not in found.read_text() and str(tmp_path) not in found.read_text(), found
     # D4 test-time augmentation beside the plain numbers, and both beside the published results
     tta = json.loads((docs / "figures" / "shipped-tta" / "metrics.json").read_text())
     assert tta["tta"] == "d4" and tta["num_samples"] == 6

@@ -348,6 +348,11 @@ def test_model_card_names_the_evaluation_data_and_the_training_device(tmp_path) 
     (test_set / "lens_hf_simulation.json").unlink()
     body = ModelCard(render_model_card(folder, metrics=metrics)).text
     assert "split of `model_i_test_seed999`: 90 images." in body
+    # ... unless the metrics carry the simulation record (what `lens-hf evaluate` writes), folder or not
+    metrics["simulation"] = {"preset": "model_i", "seed": 999, "per_class": 1000}
+    body = ModelCard(render_model_card(folder, metrics=metrics)).text
+    assert "`model_i_test_seed999` (lens_hf simulation `model_i`, seed 999, 1000 images per class)" in body
+    del metrics["simulation"]
     del metrics["data"]
     assert "split: 90 images." in ModelCard(render_model_card(folder, metrics=metrics)).text
 
@@ -481,7 +486,11 @@ def test_the_shipped_checkpoint_card_renders_sensibly() -> None:
     card = ModelCard(text)
     metrics = json.loads((folder / "metrics.json").read_text())
     assert _eval_by_config(card)["macro"] == pytest.approx(metrics["roc_auc_macro"], abs=1e-6)
-    assert f"Macro one-vs-rest ROC-AUC {metrics['roc_auc_macro']:.4f} on the 3,000 images" in card.text
+    assert f"Macro one-vs-rest ROC-AUC {metrics['roc_auc_macro']:.4f} on the 15,000 images" in card.text
+    assert "(lens_hf simulation `model_i`, seed 8800, 5000 images per class)" in card.text
+    tta = json.loads((folder / "metrics_tta_d4.json").read_text())  # D4 test-time augmentation beside it
+    assert f"| ROC-AUC macro | {metrics['roc_auc_macro']:.4f} | {tta['roc_auc_macro']:.4f} |" in card.text
+    assert "### CPU inference speed" in card.text and "batch 64" in card.text
     assert "Images: train 90,000, validation 3,000, test 3,000." in card.text
     assert "central 64 px crop" in card.text and "| parameters | 2.38 M (2,376,309) |" in card.text
     assert "Published results on DeepLense Model I" in card.text

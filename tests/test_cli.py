@@ -344,6 +344,7 @@ def test_card_parses_with_model_index(sim_dir, model_dir, tmp_path, cli):
     model = copy_model(model_dir, tmp_path / "model")
     assert cli("evaluate", "--model", model, "--data", sim_dir, "--out", tmp_path / "eval").code == 0
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert metrics["simulation"] == {"preset": "model_i", "seed": 4, "per_class": PER_CLASS}
     result = cli(
         "card", "--model", model, "--metrics", tmp_path / "eval" / "metrics.json", "--repo-id", "org/lens-vit"
     )
