@@ -27,7 +27,6 @@ import os
 import platform
 import shlex
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -41,7 +40,11 @@ from lens_hf.data.simulate import iter_simulations
 from lens_hf.inference import DEFAULT_MODEL_DIR, load_classifier, predict_arrays
 from lens_hf.labels import LABELS
 from lens_hf.redact import public_path
+from lens_hf.training.record import device_name
 from lens_hf.utils import atomic_write_text
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_throughput import time_per_call  # noqa: E402
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 PRESET = "model_i"
@@ -50,27 +53,6 @@ TTA = ("none", "d4")
 
 def load_average() -> str:
     return ", ".join(f"{x:.2f}" for x in os.getloadavg())
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
-def best_seconds(fn, reps: int) -> float:
-    """Fastest of ``reps`` timed calls, after one untimed call."""
-    fn()
-    best = math.inf
-    for _ in range(reps):
-        tic = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - tic)
-    return best
 
 
 def simulate(num_images: int, seed: int) -> list[np.ndarray]:
@@ -85,10 +67,14 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--num-images", type=int, default=256, help="simulated Model I images timed")
     parser.add_argument("--seed", type=int, default=5252, help="simulation seed (used by no other run)")
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads (default: all)")
+    parser.add_argument(
+        "--threads", type=int, default=os.cpu_count() or 1, help="torch threads (default: all)"
+    )
     parser.add_argument("--reps", type=int, default=3, help="timed repetitions per measurement")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="results folder")
-    parser.add_argument("--card", action="store_true", help=f"also write MODEL/{SPEED_FILE} for the model card")
+    parser.add_argument(
+        "--card", action="store_true", help=f"also write MODEL/{SPEED_FILE} for the model card"
+    )
     args = parser.parse_args(argv)
     if args.num_images < 1 or args.batch_size < 1 or args.reps < 1 or args.threads < 1:
         parser.error("--num-images, --batch-size, --reps and --threads must be at least 1")
@@ -101,6 +87,11 @@ def main(argv: list[str] | None = None) -> dict:
     pipe = loaded.pipeline
     pixels = torch.cat([pipe.preprocess(image)["pixel_values"] for image in images])
     batches = [pixels[i : i + args.batch_size] for i in range(0, len(pixels), args.batch_size)]
+    cpu = torch.device("cpu")
+
+    def best_seconds(fn) -> float:  # fastest of --reps timed calls, after one untimed call
+        return time_per_call(fn, cpu, warmup=1, min_reps=args.reps, min_s=0.0)
+
     results = []
     for tta in TTA:
 
@@ -114,8 +105,8 @@ def main(argv: list[str] | None = None) -> dict:
         results.append(
             {
                 "tta": tta,
-                "forward_images_per_s": len(images) / best_seconds(forward, args.reps),
-                "predict_images_per_s": len(images) / best_seconds(predict, args.reps),
+                "forward_images_per_s": len(images) / best_seconds(forward),
+                "predict_images_per_s": len(images) / best_seconds(predict),
             }
         )
         print(
@@ -135,7 +126,7 @@ def main(argv: list[str] | None = None) -> dict:
         "batch_size": args.batch_size,
         "input": f"{tuple(pixels.shape[1:])} after preprocessing",
         "machine": {
-            "cpu": cpu_name(),
+            "cpu": device_name(cpu),
             "cpu_count": os.cpu_count(),
             "threads": args.threads,
             "torch": torch.__version__,

@@ -127,39 +127,33 @@ def main(argv: list[str] | None = None) -> int:
         examples, figures / "examples.png", title=f"Simulated Model I images (lens_hf, seed {args.test_seed})"
     )
 
-    tta_probs: dict[str, object] = {}
+    evaluated_on = {"data": _rel(test_dir), "simulation": simulation_of(test_dir)}
 
-    def evaluate_tta(model, folder: Path) -> dict | None:
-        """The model's metrics with D4 test-time augmentation (only metrics.json kept), or None."""
+    def evaluate_tta(model, folder: Path):
+        """(metrics, predictions) of the model with D4 test-time augmentation (only metrics.json kept), or
+        (None, None) without --tta."""
+        shutil.rmtree(folder, ignore_errors=True)
         if args.tta == "none":
-            return None
+            return None, None
         y, with_tta = evaluate_data(model, test_dir, tta=args.tta)
-        tta_probs[str(folder)] = with_tta
         found = write_evaluation(
-            folder, y, with_tta.probs, labels=model.labels, extra={"data": _rel(test_dir), "simulation": simulation_of(test_dir), "tta": args.tta}
+            folder, y, with_tta.probs, labels=model.labels, extra={**evaluated_on, "tta": args.tta}
         )
         for name in ("predictions.csv", "roc.png", "confusion_matrix.png"):
             (folder / name).unlink(missing_ok=True)
-        return found
+        return found, with_tta
 
     loaded = load_classifier(args.model)
     y_true, preds = evaluate_data(loaded, test_dir)
     shipped = figures / "shipped"
-    metrics = write_evaluation(
-        shipped, y_true, preds.probs, labels=loaded.labels, extra={"data": _rel(test_dir), "simulation": simulation_of(test_dir)}
-    )
+    metrics = write_evaluation(shipped, y_true, preds.probs, labels=loaded.labels, extra=evaluated_on)
     (shipped / "predictions.csv").unlink(missing_ok=True)
-    shutil.rmtree(figures / "shipped-tta", ignore_errors=True)
-    tta_metrics = evaluate_tta(loaded, figures / "shipped-tta")
+    tta_metrics, tta_preds = evaluate_tta(loaded, figures / "shipped-tta")
     curves = loaded.path / "learning_curves.png"
     if curves.is_file():
         shutil.copyfile(curves, shipped / "learning_curves.png")
-    by_mass = vortex_recall_by_mass(
-        records,
-        {"without TTA": preds, **({f"--tta {args.tta}": tta_probs[str(figures / "shipped-tta")]} if tta_metrics else {})},
-        loaded.labels,
-        shipped,
-    )
+    runs = {"without TTA": preds} | ({f"--tta {args.tta}": tta_preds} if tta_preds is not None else {})
+    by_mass = vortex_recall_by_mass(records, runs, loaded.labels, shipped)
 
     # Attention maps: two correctly classified test images per class.
     pick_images, captions = [], []
@@ -194,13 +188,15 @@ def main(argv: list[str] | None = None) -> int:
             y_other,
             preds_other.probs,
             labels=other.labels,
-            extra={"data": _rel(test_dir), "simulation": simulation_of(test_dir)},
+            extra=evaluated_on,
         )
         (figures / f"also-{name}" / "predictions.csv").unlink(missing_ok=True)
-        other_tta = evaluate_tta(other, figures / f"also-{name}-tta")
+        other_tta, _ = evaluate_tta(other, figures / f"also-{name}-tta")
         compared.append((name, other.path, other_metrics, _training_record(other.path), other_tta))
     test_set = {"seed": args.test_seed if not args.test_data else None, "folder": test_dir}
-    write_markdown(docs, metrics, training, loaded, test_dir, format_table(metrics), compared, test_set, by_mass)
+    write_markdown(
+        docs, metrics, training, loaded, test_dir, format_table(metrics), compared, test_set, by_mass
+    )
     print(format_table(metrics))
     print(f"wrote {docs / 'results.md'}")
     return 0
@@ -266,7 +262,9 @@ def comparison_table(compared: list, labels: list[str]) -> str:
     return "\n".join(rows)
 
 
-def vortex_recall_by_mass(records: list, runs: dict, labels: list[str], out: Path, width: float = 0.25) -> str:
+def vortex_recall_by_mass(
+    records: list, runs: dict, labels: list[str], out: Path, width: float = 0.25
+) -> str:
     """Where the vortex errors are: the share of test vortices classified `vortex`, per bin of log10 m_a (the
     axion mass sets the vortex length), for each evaluation in ``runs`` (name -> Predictions). Writes
     vortex_recall_by_mass.json and .png into ``out``; returns the markdown (empty when no vortex has a mass)."""
@@ -331,7 +329,7 @@ def vortex_recall_by_mass(records: list, runs: dict, labels: list[str], out: Pat
         )
     return (
         "Where the vortex errors are: the share of the test vortices classified `vortex`, per bin of the axion "
-        "mass (the vortex half-length is 0.06\" / (2 m_a / 1e-22 eV): the lightest axions make vortices several "
+        'mass (the vortex half-length is 0.06" / (2 m_a / 1e-22 eV): the lightest axions make vortices several '
         "arcseconds long, the heaviest a near point mass):\n\n"
         + "\n".join(lines)
         + f"\n\n![vortex recall by axion mass](figures/{out.name}/vortex_recall_by_mass.png)"
@@ -343,24 +341,27 @@ def record_table(compared: list, test_set: dict) -> str:
     from lens_hf.cards import published_results
 
     (group,) = published_results("model_i")
-    per_class = group["test_images_per_class"]
-    official = f"official DeepLense Model I, {per_class:,}/class"
-    rows = [
-        f"| {r['model']} | {r.get('start') or 'not stated'} | {official} | {r['value']} | |" for r in group["results"]
+    official = f"official DeepLense Model I, {group['test_images_per_class']:,}/class"
+    rows = [  # (macro AUC, table row)
+        (r["value"], f"| {r['model']} | {r.get('start') or 'not stated'} | {official} | {r['value']} | |")
+        for r in group["results"]
     ]
-    n = compared[0][2]["num_samples"]
-    where = f"lens_hf simulation, {n // 3:,}/class" + (
-        f", seed {test_set['seed']}" if test_set.get("seed") is not None else f", `{_rel(test_set['folder'])}`"
+    m = compared[0][2]
+    where = f"lens_hf simulation, {m['num_samples'] // len(m['labels']):,}/class" + (
+        f", seed {test_set['seed']}"
+        if test_set.get("seed") is not None
+        else f", `{_rel(test_set['folder'])}`"
     )
     for name, _, m, _, tta in compared:
+        with_tta = f"**{tta['roc_auc_macro']:.4f}**" if tta is not None else "not measured"
         rows.append(
-            f"| **lens_hf {name}** | from scratch | {where} | **{m['roc_auc_macro']:.4f}** | "
-            + (f"**{tta['roc_auc_macro']:.4f}** |" if tta is not None else "not measured |")
+            (
+                m["roc_auc_macro"],
+                f"| **lens_hf {name}** | from scratch | {where} | **{m['roc_auc_macro']:.4f}** | {with_tta} |",
+            )
         )
-    rows.sort(key=lambda line: -float(line.split("|")[4].strip(" *")))
-    return (
-        "| model | start | test set | macro ROC-AUC | with `--tta d4` |\n|---|---|---|---|---|\n" + "\n".join(rows)
-    )
+    body = "\n".join(row for _, row in sorted(rows, key=lambda r: -r[0]))
+    return "| model | start | test set | macro ROC-AUC | with `--tta d4` |\n|---|---|---|---|---|\n" + body
 
 
 def accuracy_summary(path: Path, chance_below: float = 0.65) -> str:
@@ -464,25 +465,22 @@ def write_markdown(
 ) -> None:
     from lens_hf.utils import atomic_write_text
 
-    per_class = metrics["roc_auc_per_class"]
-    tta = compared[0][4]
-    if tta is None:
-        head = "| class | ROC-AUC |\n|---|---|"
-        rows = "\n".join(f"| {name} | {per_class[name]:.4f} |" for name in metrics["labels"])
-        rows += (
-            f"\n| **macro** | **{metrics['roc_auc_macro']:.4f}** |\n| micro | {metrics['roc_auc_micro']:.4f} |"
-            f"\n| accuracy | {metrics['accuracy']:.4f} |"
-        )
-    else:
-        head = "| class | ROC-AUC | with `--tta d4` |\n|---|---|---|"
-        rows = "\n".join(
-            f"| {name} | {per_class[name]:.4f} | {tta['roc_auc_per_class'][name]:.4f} |" for name in metrics["labels"]
-        )
-        rows += (
-            f"\n| **macro** | **{metrics['roc_auc_macro']:.4f}** | **{tta['roc_auc_macro']:.4f}** |"
-            f"\n| micro | {metrics['roc_auc_micro']:.4f} | {tta['roc_auc_micro']:.4f} |"
-            f"\n| accuracy | {metrics['accuracy']:.4f} | {tta['accuracy']:.4f} |"
-        )
+    columns = [metrics] + ([compared[0][4]] if compared[0][4] is not None else [])
+    head = "| class | ROC-AUC |" + (" with `--tta d4` |" if len(columns) > 1 else "")
+    head += "\n|---|" + "---|" * len(columns)
+
+    def row(name: str, values: list[float], bold: bool = False) -> str:
+        cells = [f"**{v:.4f}**" if bold else f"{v:.4f}" for v in values]
+        return f"| {f'**{name}**' if bold else name} | " + " | ".join(cells) + " |"
+
+    rows = "\n".join(
+        [row(name, [c["roc_auc_per_class"][name] for c in columns]) for name in metrics["labels"]]
+        + [
+            row("macro", [c["roc_auc_macro"] for c in columns], bold=True),
+            row("micro", [c["roc_auc_micro"] for c in columns]),
+            row("accuracy", [c["accuracy"] for c in columns]),
+        ]
+    )
     results = ROOT / "benchmarks" / "results"
     bench = []
     for name in BENCH_TABLES:

@@ -610,13 +610,17 @@ def _regression_results(metrics: Mapping[str, Any], model_dir: Path) -> dict[str
 def _check_tta_pair(metrics: Mapping[str, Any], tta_metrics: Mapping[str, Any]) -> None:
     """The D4 metrics must be the same evaluation as ``metrics`` (data, split, images), with ``tta`` d4."""
     if _is_regression(metrics) != _is_regression(tta_metrics):
-        raise LensHFError("the test-time augmentation metrics and the metrics are of different kinds of model")
+        raise LensHFError(
+            "the test-time augmentation metrics and the metrics are of different kinds of model"
+        )
     if tta_metrics.get("tta") != "d4":
         raise LensHFError(
             f"the test-time augmentation metrics were not measured with --tta d4 (tta: {tta_metrics.get('tta')!r})"
         )
     if metrics.get("tta", "none") != "none":
-        raise LensHFError(f"the metrics beside the --tta d4 ones must be without it (tta: {metrics.get('tta')!r})")
+        raise LensHFError(
+            f"the metrics beside the --tta d4 ones must be without it (tta: {metrics.get('tta')!r})"
+        )
     for key in ("data", "split", "num_samples"):
         if metrics.get(key) != tta_metrics.get(key):
             raise LensHFError(
@@ -996,7 +1000,7 @@ def render_model_card(
         classes=_class_rows(LABELS, data["params"]),
         command=_command_text(_lookup(flat, "command")),
         settings=_settings_rows(flat, data["simulated"]),
-        training_file=training_file,
+        training_file=_training_file_text(training_file),
         record=None if training_file or not info else json.dumps(info, indent=2, sort_keys=True, default=str),
         results=_results(metrics, root, tta_metrics),
         speed=_speed(speed),
@@ -1013,6 +1017,16 @@ def render_model_card(
         ),
     )
     return str(card)
+
+
+def _training_file_text(name: str | None) -> str | None:
+    """How the card names the training record: lens_hf's own by what it is (its file name, ``lens_hf_`` and
+    ``training``, reads like an access token to secret scanners), any other by its file name."""
+    if name is None:
+        return None
+    if name == TRAINING_FILES[0]:
+        return "lens_hf's run record, the training JSON file next to the weights"
+    return f"`{name}`"
 
 
 def write_model_card(model_dir: str | os.PathLike, **kwargs: Any) -> Path:

@@ -132,7 +132,9 @@ def test_make_report_writes_the_report_and_compares_models(tmp_path):
         f"| **lens_hf shipped** | from scratch | lens_hf simulation, 2/class, seed 5 | "
         f"**{metrics['roc_auc_macro']:.4f}** | **{tta['roc_auc_macro']:.4f}** |" in text
     )
-    assert "| CoAtNet-nano | ImageNet-pretrained | official DeepLense Model I, 5,000/class | 0.9955 | |" in text
+    assert (
+        "| CoAtNet-nano | ImageNet-pretrained | official DeepLense Model I, 5,000/class | 0.9955 | |" in text
+    )
     # Every committed benchmark table is in the report.
     for md in sorted((ROOT / "benchmarks" / "results").rglob("*.md")):
         first_row = next(line for line in md.read_text().splitlines() if line.startswith("| "))
@@ -226,7 +228,9 @@ def test_inference_speed_benchmark_writes_the_cards_speed_table(model_dir, tmp_p
 
     from lens_hf.cards import SPEED_FILE, render_model_card
 
-    spec = importlib.util.spec_from_file_location("bench_inference", ROOT / "benchmarks" / "bench_inference.py")
+    spec = importlib.util.spec_from_file_location(
+        "bench_inference", ROOT / "benchmarks" / "bench_inference.py"
+    )
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     model = tmp_path / "model"

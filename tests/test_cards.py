@@ -470,7 +470,9 @@ def test_model_card_shows_the_recorded_cpu_inference_speed(tmp_path) -> None:
     (folder / SPEED_FILE).write_text(json.dumps(speed))
     body = ModelCard(render_model_card(folder)).text
     assert "### CPU inference speed" in body
-    assert "batch 64, 256 simulated `model_i` images (seed 5252), AMD EPYC 9B14 with 2 torch thread(s)" in body
+    assert (
+        "batch 64, 256 simulated `model_i` images (seed 5252), AMD EPYC 9B14 with 2 torch thread(s)" in body
+    )
     assert "| without TTA | 1,129 | 812 |" in body and "| with `--tta d4` | 141 | 131 |" in body
     del speed["machine"]
     (folder / SPEED_FILE).write_text(json.dumps(speed))

@@ -362,7 +362,10 @@ def test_card_parses_with_model_index(sim_dir, model_dir, tmp_path, cli):
     result = cli("card", "--model", model, "--metrics", broken)
     assert result.code == 2 and len(result.err_lines) == 1 and str(broken) in result.err
     # the same evaluation with --tta d4 beside it
-    assert cli("evaluate", "--model", model, "--data", sim_dir, "--out", tmp_path / "tta", "--tta", "d4").code == 0
+    assert (
+        cli("evaluate", "--model", model, "--data", sim_dir, "--out", tmp_path / "tta", "--tta", "d4").code
+        == 0
+    )
     tta = json.loads((tmp_path / "tta" / "metrics.json").read_text())
     plain, with_tta = tmp_path / "eval" / "metrics.json", tmp_path / "tta" / "metrics.json"
     result = cli("card", "--model", model, "--metrics", plain, "--tta-metrics", with_tta)
