@@ -5,7 +5,7 @@
 
 One training set (1,000 images per class, seed 7200) and one validation set (300 per class, seed 7201) of a
 simulation preset (default Model II) are simulated once and kept in memory as tensors; a model preset is trained
-with AdamW (linear warm-up, then constant or cosine), D4 augmentation and gradient clipping at 1, one torch thread,
+with AdamW (linear warm-up, then constant or cosine), D4 augmentation (``--augment none``: none) and gradient clipping at 1, one torch thread,
 and validated after every epoch (macro ROC-AUC, one-vs-rest). This is the same model, preprocessing functions
 (``lens_hf.processing.file_io``) and optimiser as the recipes, without the Trainer's per-batch data pipeline,
 so a setting can be screened in a few CPU-minutes; the recipes and ``family_study.py`` confirm what it finds.
@@ -151,7 +151,7 @@ def train(args: argparse.Namespace) -> dict:
         ema = torch.optim.swa_utils.AveragedModel(
             model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(args.ema)
         )
-    augment = BatchAugment("d4")
+    augment = BatchAugment(args.augment)
     history, start = [], time.process_time()
     for epoch in range(1, args.epochs + 1):
         model.train()
@@ -160,7 +160,7 @@ def train(args: argparse.Namespace) -> dict:
             batch = augment(xt[idx])
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
                 logits = model(pixel_values=batch).logits
-            loss = F.cross_entropy(logits.float(), yt[idx])
+            loss = F.cross_entropy(logits.float(), yt[idx], label_smoothing=args.label_smoothing)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -216,6 +216,10 @@ def report(runs_file: Path = WORK / "runs.jsonl", out: Path = RESULTS) -> None:
         if s.get("ema"):
             ema_best = max(r["history"], key=lambda h: h["val_auc_ema"])
             extra += f", weight EMA {s['ema']:g}: {ema_best['val_auc_ema']:.3f} at epoch {ema_best['epoch']}"
+        if s.get("augment", "d4") != "d4":
+            extra += f", augmentation {s['augment']}"
+        if s.get("label_smoothing"):
+            extra += f", label smoothing {s['label_smoothing']:g}"
         if s.get("beta2", 0.999) != 0.999:
             extra += f", Adam beta2 {s['beta2']:g}"
         if s.get("overrides", "{}") not in ("{}", ""):
@@ -257,6 +261,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--mimetic", default="", help="a1,b1,a2,b2, e.g. 0.7,0.7,0.4,0.4")
     p.add_argument("--sincos", action="store_true")
     p.add_argument("--ema", type=float, default=0.0, help="also validate an EMA of the weights (decay)")
+    p.add_argument("--augment", choices=("d4", "none"), default="d4", help="training augmentation")
+    p.add_argument("--label-smoothing", type=float, default=0.0)
     p.add_argument("--bf16", action="store_true", help="train under CPU bfloat16 autocast (evaluate in fp32)")
     p.add_argument("--report", action="store_true", help="only write results/recipe_search.*")
     args = p.parse_args(argv)

@@ -12,7 +12,8 @@ The target is any numeric metadata column of the data (``--target``); only the r
 ``--target_transform`` (log10 for the masses by default), standardised with the mean and standard deviation of
 the transformed training targets; both are saved in the model config (``config.lens_regression``), so the
 pipeline, ``lens-hf predict`` and ``lens-hf evaluate`` give predictions in physical units. The loss is the mean
-squared error of the standardised target; the best checkpoint is the one of lowest validation RMSE. The model
+squared error of the standardised target (``--regression_loss l1`` or ``huber`` for the robust losses); the best
+checkpoint is the one of lowest validation RMSE. The model
 folder holds ``metrics.json`` (MAE, RMSE, R2, bias, fractions within 0.1 and 0.3, MAE in 5 bins of the true
 value; in dex for log10) and ``regression.png`` (predicted vs true, residuals vs true).
 """

@@ -712,3 +712,32 @@ def test_regression_trainer_loss_is_the_mse_and_metrics_are_in_dex(tmp_path):
     assert metrics["eval_bias"] == pytest.approx(errors.mean(), rel=1e-4, abs=1e-6)
     with pytest.raises(LensHFError, match="distillation trains classifiers"):
         DistillationTrainer(model=trainer.model, args=training_args(tmp_path))
+
+
+@pytest.mark.parametrize(
+    ("kind", "reference"),
+    [("l1", F.l1_loss), ("huber", lambda a, b: F.smooth_l1_loss(a, b, beta=1.0))],
+)
+def test_regression_loss_option_is_the_loss_the_trainer_reports(kind, reference, tmp_path):
+    kept, scaling, _ = regression_targets(regression_splits(4), DataArguments(target="axion_mass"))
+    train_tf, eval_tf = make_transforms(processor())
+    model = tiny_vit(num_labels=1, problem_type="regression", lens_regression=scaling.to_dict())
+    trainer = LensTrainer(
+        model=model,
+        args=training_args(tmp_path, max_steps=2, regression_loss=kind),
+        train_dataset=kept["train"].with_transform(train_tf),
+        eval_dataset=kept["validation"].with_transform(eval_tf),
+        processing_class=processor(),
+    )
+    trainer.train()
+    metrics = trainer.evaluate()
+    batch = trainer.data_collator([trainer.eval_dataset[i] for i in range(4)])
+    with torch.no_grad():
+        out = trainer.model(pixel_values=batch["pixel_values"]).logits.squeeze(-1)
+    assert metrics["eval_loss"] == pytest.approx(reference(out, batch["labels"]).item(), rel=1e-5)
+    assert metrics["eval_loss"] != pytest.approx(F.mse_loss(out, batch["labels"]).item(), rel=1e-3)
+
+
+def test_unknown_regression_loss_is_a_clear_error(tmp_path):
+    with pytest.raises(LensHFError, match="unknown regression_loss 'l3'.*mse, l1, huber"):
+        training_args(tmp_path, regression_loss="l3")

@@ -27,6 +27,10 @@ from lens_hf.errors import LensHFError
 
 LR_SCHEDULES: tuple[str, ...] = ("step", "hf")
 CPU_BF16_CHOICES: tuple[str, ...] = ("auto", "true", "false")
+# Regression losses on the standardised target: mean squared error (fits the posterior mean), mean absolute error
+# (fits the posterior median, which minimises the MAE the field reports), Huber (squared below 1 standard
+# deviation of the target, absolute above).
+REGRESSION_LOSSES: tuple[str, ...] = ("mse", "l1", "huber")
 
 
 @dataclass
@@ -196,7 +200,20 @@ class LensTrainingArguments(TrainingArguments):
         },
     )
 
+    regression_loss: str = field(
+        default="mse",
+        metadata={
+            "help": "Loss of a regression model on its standardised target: mse (mean squared error), l1 (mean "
+            "absolute error: fits the median, which minimises the reported MAE) or huber (squared below one "
+            "standard deviation of the target, absolute above)."
+        },
+    )
+
     def __post_init__(self) -> None:
+        if self.regression_loss not in REGRESSION_LOSSES:
+            raise LensHFError(
+                f"unknown regression_loss {self.regression_loss!r} (choose from {', '.join(REGRESSION_LOSSES)})"
+            )
         if self.cpu_bf16 not in CPU_BF16_CHOICES:
             raise LensHFError(
                 f"unknown cpu_bf16 {self.cpu_bf16!r} (choose from {', '.join(CPU_BF16_CHOICES)})"

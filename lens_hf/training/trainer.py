@@ -25,6 +25,7 @@ from lens_hf.errors import LensHFError
 from lens_hf.metrics import classification_metrics, regression_log_metrics, softmax
 from lens_hf.models.factory import param_groups
 from lens_hf.processing.targets import TargetScaling, is_regression
+from lens_hf.training.args import REGRESSION_LOSSES
 from lens_hf.training.augment import collate
 from lens_hf.training.schedule import step_decay_scheduler, updates_per_epoch
 
@@ -121,6 +122,18 @@ class TimeLimit(TrainerCallback):
         return control
 
 
+def regression_loss(prediction: torch.Tensor, target: torch.Tensor, kind: str = "mse") -> torch.Tensor:
+    """Mean loss of ``prediction`` against ``target`` (both standardised): ``"mse"``, ``"l1"`` or ``"huber"``
+    (``F.huber_loss`` with delta 1, i.e. one standard deviation of the training targets)."""
+    if kind == "mse":
+        return F.mse_loss(prediction, target)
+    if kind == "l1":
+        return F.l1_loss(prediction, target)
+    if kind == "huber":
+        return F.huber_loss(prediction, target, delta=1.0)
+    raise LensHFError(f"unknown regression_loss {kind!r} (choose from {', '.join(REGRESSION_LOSSES)})")
+
+
 class LensTrainer(Trainer):
     """``Trainer`` for lensing classifiers.
 
@@ -129,8 +142,8 @@ class LensTrainer(Trainer):
       accumulation included), after ``args.warmup_steps``; ``"hf"`` uses ``args.lr_scheduler_type``;
     - weight decay only on weights with two or more dimensions (``lens_hf.models.factory.param_groups``);
     - loss: cross-entropy of ``logits`` against ``labels`` (with ``args.label_smoothing_factor``); for a
-      regression model the mean squared error of its single output against the standardised target (for DeiT,
-      of the mean of its two heads);
+      regression model ``args.regression_loss`` (mean squared error by default, see :func:`regression_loss`) of
+      its single output against the standardised target (for DeiT, of the mean of its two heads);
     - metrics: :func:`compute_lens_metrics` (regression: :class:`RegressionMetrics`) unless ``compute_metrics``
       is given;
     - ``augmentation``: a callable applied to ``pixel_values`` of every training batch
@@ -255,7 +268,11 @@ class LensTrainer(Trainer):
     ) -> torch.Tensor | tuple[torch.Tensor, Any]:
         outputs = model(pixel_values=inputs["pixel_values"])
         if self.regression:
-            loss = F.mse_loss(outputs.logits.squeeze(-1).float(), inputs["labels"].float())
+            loss = regression_loss(
+                outputs.logits.squeeze(-1).float(),
+                inputs["labels"].float(),
+                getattr(self.args, "regression_loss", "mse"),
+            )
         else:
             loss = F.cross_entropy(
                 outputs.logits, inputs["labels"], label_smoothing=self.args.label_smoothing_factor
