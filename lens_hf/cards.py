@@ -98,8 +98,11 @@ KEY_SETTINGS: tuple[str, ...] = (
     "lr_step_epochs",
     "lr_step_gamma",
     "label_smoothing_factor",
+    "regression_loss",
     "teacher",
     "distillation_alpha",
+    "distillation_type",
+    "distillation_temperature",
     "seed",
     "recipe",
     "world_size",
@@ -517,8 +520,12 @@ def _used(name: str, flat: Mapping[str, Any], simulated: bool) -> bool:
         return not simulated
     if name == "max_steps":
         return (_lookup(flat, "max_steps") or -1) > 0
-    if name == "distillation_alpha":
+    if name == "regression_loss":
+        return _lookup(flat, "task") == "regression"
+    if name in ("distillation_alpha", "distillation_type"):
         return bool(_lookup(flat, "teacher"))
+    if name == "distillation_temperature":
+        return bool(_lookup(flat, "teacher")) and _lookup(flat, "distillation_type") == "soft"
     schedule = _lookup(flat, "lr_schedule")
     if name in ("lr_step_epochs", "lr_step_gamma"):
         return schedule == "step"

@@ -8,24 +8,23 @@
         --teacher runs/teacher --dataset model_i_ds/ --output_dir runs/deit
 
 The loss is DeiT's hard distillation, ``(1 - a) * CE(cls_logits, y) + a * CE(distillation_logits,
-argmax(teacher))`` with ``a = --distillation_alpha``; the teacher is frozen. Without ``--teacher`` both heads
+argmax(teacher))`` with ``a = --distillation_alpha`` (``--distillation_type soft``: ``T^2 * KL`` of the
+softmaxes at ``--distillation_temperature T`` instead); the teacher is frozen. Without ``--teacher`` both heads
 learn the labels. Evaluation reports the class-token head (``cls_*``), the distillation head (``dist_*``) and
 their average (the model's prediction). With only ``--output_dir`` it trains on a small Model I set simulated
 on the fly; every ``TrainingArguments`` flag and lens_hf option is accepted, also from ``--config FILE``.
 """
 
 import sys
-from dataclasses import dataclass, field
-from pathlib import Path
 
 from transformers import DeiTForImageClassificationWithTeacher, HfArgumentParser, TrainerCallback, set_seed
 
 from lens_hf.errors import LensHFError
-from lens_hf.models.factory import load_model
 from lens_hf.training import (
     LENS_INPUTS,
     BatchAugment,
     DataArguments,
+    DistillationArguments,
     DistillationTrainer,
     LensTrainingArguments,
     ModelArguments,
@@ -35,6 +34,7 @@ from lens_hf.training import (
     exit_on_user_error,
     finish_run,
     load_splits,
+    load_teacher,
     make_transforms,
     model_input_size,
     parse_args,
@@ -63,23 +63,6 @@ DATASET_DEFAULTS = {
 }
 
 
-@dataclass
-class DistillationArguments:
-    """DeiT's hard distillation from a frozen teacher."""
-
-    teacher: str | None = field(
-        default=None,
-        metadata={
-            "help": "Folder of a trained classifier to distil from (e.g. the output of train_cnn_teacher.py). "
-            "Without it both heads learn the labels."
-        },
-    )
-    distillation_alpha: float = field(
-        default=0.5,
-        metadata={"help": "Weight a of the distillation-token loss: (1-a)*CE(cls, y) + a*CE(dist, teacher)."},
-    )
-
-
 def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None = None) -> dict:
     """Train, evaluate and save (``argv``: the command-line arguments, default ``sys.argv[1:]``). Returns the
     final metrics on the main process, an empty dict on the others. ``lens-hf train --recipe deit``
@@ -87,10 +70,7 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
     parser = HfArgumentParser((ModelArguments, DataArguments, LensTrainingArguments, DistillationArguments))
     model_args, data_args, training_args, distill_args = parse_args(parser, DEFAULTS, argv, DATASET_DEFAULTS)
     check_args(model_args, data_args)
-    if not 0.0 <= distill_args.distillation_alpha <= 1.0:
-        raise LensHFError(f"distillation_alpha must be in [0, 1], got {distill_args.distillation_alpha}")
-    if distill_args.teacher and not Path(distill_args.teacher).is_dir():
-        raise LensHFError(f"{distill_args.teacher}: teacher model folder not found")
+    teacher = load_teacher(distill_args)
     setup_logging(training_args)
 
     # Data: --dataset (any folder lens_hf reads), or train/validation/test simulated on the fly.
@@ -113,7 +93,6 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
     model = build_model(model_args, model_input_size(processor), architecture=student_class.__name__)
     if not isinstance(model, student_class):
         raise LensHFError(f"{RECIPE} trains a DeiT with a distillation token, got {type(model).__name__}")
-    teacher = load_model(distill_args.teacher) if distill_args.teacher else None
 
     trainer = DistillationTrainer(
         model=model,
@@ -125,6 +104,8 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
         callbacks=callbacks,
         teacher=teacher,
         alpha=distill_args.distillation_alpha,
+        kind=distill_args.distillation_type,
+        temperature=distill_args.distillation_temperature,
     )
 
     # Train. --resume_from_checkpoint last continues from the newest complete checkpoint; with

@@ -12,7 +12,9 @@ splits, each with its own seed). Every ``TrainingArguments`` flag and every lens
 ``--augment``, ``--center_crop``, ``--lr_schedule``, ``--max_train_minutes``, ...) is accepted, also from
 ``--config FILE`` (YAML or JSON; flags override it); ``--help`` lists them. ``--model_preset`` selects the
 ablations ``vit-spt-tiny`` (SPT only) and ``vit-lsa-tiny`` (LSA only), or ``vit-spt-lsa-stem`` (the shipped
-model: a convolutional stem before the tokeniser).
+model: a convolutional stem before the tokeniser). ``--teacher DIR`` distils a classifier trained on the same
+inputs (e.g. by ``train_cnn_teacher.py`` with the same data flags) into the model: hard (DeiT's) or
+``--distillation_type soft`` (Hinton et al.'s, at ``--distillation_temperature``), weight ``--distillation_alpha``.
 """
 
 import sys
@@ -23,6 +25,8 @@ from lens_hf.training import (
     LENS_INPUTS,
     BatchAugment,
     DataArguments,
+    DistillationArguments,
+    DistillationTrainer,
     LensTrainer,
     LensTrainingArguments,
     ModelArguments,
@@ -32,6 +36,7 @@ from lens_hf.training import (
     exit_on_user_error,
     finish_run,
     load_splits,
+    load_teacher,
     make_transforms,
     model_input_size,
     parse_args,
@@ -76,11 +81,12 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
     """Train, evaluate and save (``argv``: the command-line arguments, default ``sys.argv[1:]``). Returns the
     final metrics on the main process, an empty dict on the others. ``lens-hf train --recipe vit_spt_lsa``
     runs this function."""
-    parser = HfArgumentParser((ModelArguments, DataArguments, LensTrainingArguments))
-    model_args, data_args, training_args = parse_args(
+    parser = HfArgumentParser((ModelArguments, DataArguments, LensTrainingArguments, DistillationArguments))
+    model_args, data_args, training_args, distill_args = parse_args(
         parser, DEFAULTS, argv, DATASET_DEFAULTS, dataset_default_presets=ABLATIONS
     )
     check_args(model_args, data_args)
+    teacher = load_teacher(distill_args)
     setup_logging(training_args)
 
     # Data: --dataset (any folder lens_hf reads), or train/validation/test simulated on the fly.
@@ -100,7 +106,9 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
     set_seed(training_args.seed)
     model = build_model(model_args, model_input_size(processor))
 
-    trainer = LensTrainer(
+    # With --teacher (a classifier trained on the same inputs, e.g. by train_cnn_teacher.py): its one head
+    # learns (1 - a) * CE(labels) + a * D(teacher), D hard or soft (--distillation_type).
+    trainer_kwargs = dict(
         model=model,
         args=training_args,
         train_dataset=splits["train"].with_transform(train_transform),
@@ -109,6 +117,16 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
         augmentation=augmentation,
         callbacks=callbacks,
     )
+    if teacher is None:
+        trainer = LensTrainer(**trainer_kwargs)
+    else:
+        trainer = DistillationTrainer(
+            **trainer_kwargs,
+            teacher=teacher,
+            alpha=distill_args.distillation_alpha,
+            kind=distill_args.distillation_type,
+            temperature=distill_args.distillation_temperature,
+        )
 
     # Train. --resume_from_checkpoint last continues from the newest complete checkpoint; with
     # load_best_model_at_end (the default) the weights of the best validation epoch are restored at the end.
@@ -127,7 +145,7 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
         split=split,
         dataset=splits[split],
         recipe=RECIPE,
-        arguments=(model_args, data_args, training_args),
+        arguments=(model_args, data_args, training_args, distill_args),
         data_info=data_info,
         train_result=train_result,
         resumed_from=resume,

@@ -639,3 +639,23 @@ def test_regression_model_card_has_a_model_index_of_its_errors(tmp_path) -> None
     assert "[{'label': 'axion_mass', 'score': ...}]" in body and "ROC" not in body
     with pytest.raises(LensHFError, match="missing metric key"):
         render_model_card(folder, metrics={"mae": 0.1})
+
+
+def test_card_lists_the_distillation_settings_that_took_part(tmp_path) -> None:
+    folder = _model_folder(tmp_path / "model")
+    record_file = folder / "lens_hf_training.json"
+    record = json.loads(record_file.read_text())
+    record["model_args"] = {"model_preset": "vit-spt-lsa-tiny"}
+    for kind, temperature_shown in (("soft", True), ("hard", False)):
+        record["distillation_args"] = {
+            "teacher": "runs/resnet",
+            "distillation_alpha": 0.5,
+            "distillation_type": kind,
+            "distillation_temperature": 3.0,
+        }
+        record_file.write_text(json.dumps(record))
+        body = ModelCard(render_model_card(folder)).text
+        assert f"`distillation_args.distillation_type` | {kind}" in body
+        assert "`distillation_args.distillation_alpha` | 0.5" in body
+        assert ("`distillation_args.distillation_temperature` | 3" in body) is temperature_shown
+        assert "regression_loss" not in body  # a classifier: the regression loss took no part

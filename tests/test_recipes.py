@@ -162,6 +162,22 @@ def test_every_recipe_end_to_end(tmp_path):
             recipe_args("finetune_swin", tmp_path / "finetune_swin", "--dataset", str(no_test)),
         ),
         ("script", "train_vit_spt_lsa", spt_args),
+        (  # the SPT+LSA ViT distilled (soft) from the CNN teacher
+            "script",
+            "train_vit_spt_lsa",
+            recipe_args(
+                "train_vit_spt_lsa",
+                tmp_path / "spt_distilled",
+                "--dataset",
+                str(data),
+                "--teacher",
+                str(teacher_dir),
+                "--distillation_type",
+                "soft",
+                "--distillation_temperature",
+                "2",
+            ),
+        ),
         ("cli", "vit_spt_lsa", [*spt_args[:3], str(tmp_path / "cli_vit_spt_lsa"), *spt_args[4:]]),
         (  # fine-tuning a saved model folder
             "script",
@@ -215,7 +231,12 @@ def test_every_recipe_end_to_end(tmp_path):
     assert teacher["command"].startswith("python recipes/train_cnn_teacher.py --config ")
 
     deit = check_run(tmp_path / "finetune_deit", "finetune_deit")
-    assert deit["distillation_args"] == {"teacher": "train_cnn_teacher", "distillation_alpha": 0.5}
+    assert deit["distillation_args"] == {
+        "teacher": "train_cnn_teacher",
+        "distillation_alpha": 0.5,
+        "distillation_type": "hard",
+        "distillation_temperature": 1.0,
+    }
     assert deit["model_class"] == "DeiTForImageClassificationWithTeacher"
     assert deit["dataset"]["source"] == "data"  # outside the working directory: its name only
     assert "train_per_class" not in deit["data_args"] and "preset" not in deit["data_args"]
@@ -242,6 +263,15 @@ def test_every_recipe_end_to_end(tmp_path):
 
     spt = check_run(tmp_path / "train_vit_spt_lsa", "train_vit_spt_lsa")
     assert spt["model_class"] == "ViTSPTLSAForImageClassification"
+    assert spt["distillation_args"]["teacher"] is None
+    distilled = check_run(tmp_path / "spt_distilled", "train_vit_spt_lsa")
+    assert distilled["model_class"] == "ViTSPTLSAForImageClassification"
+    assert distilled["distillation_args"] == {
+        "teacher": "train_cnn_teacher",
+        "distillation_alpha": 0.5,
+        "distillation_type": "soft",
+        "distillation_temperature": 2.0,
+    }
     # `lens-hf train --recipe vit_spt_lsa` ran the same function with the same arguments: the same model.
     cli = check_run(tmp_path / "cli_vit_spt_lsa", "train_vit_spt_lsa")
     assert cli["command"].startswith("lens-hf train --recipe vit_spt_lsa --config ")
@@ -454,6 +484,13 @@ def test_bad_options_end_with_one_line_error_before_any_work(tmp_path, capsys):
         ("finetune_vit", ["--teacher", "runs/teacher"], "unrecognized arguments: --teacher runs/teacher"),
         ("finetune_deit", ["--teacher", str(tmp_path / "none")], "teacher model folder not found"),
         ("finetune_deit", ["--distillation_alpha", "1.5"], "distillation_alpha must be in [0, 1], got 1.5"),
+        ("train_vit_spt_lsa", ["--distillation_type", "feature"], "unknown distillation_type 'feature'"),
+        (
+            "train_vit_spt_lsa",
+            ["--distillation_temperature", "0"],
+            "distillation_temperature must be positive",
+        ),
+        ("train_vit_spt_lsa", ["--teacher", str(tmp_path / "none")], "teacher model folder not found"),
         ("train_cnn_teacher", [], "--output_dir is required"),
         ("finetune_vit", ["--task", "regression"], "--task regression needs --target COLUMN"),
         ("train_regressor", ["--task", "ranking"], "unknown task 'ranking'"),

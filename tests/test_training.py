@@ -741,3 +741,65 @@ def test_regression_loss_option_is_the_loss_the_trainer_reports(kind, reference,
 def test_unknown_regression_loss_is_a_clear_error(tmp_path):
     with pytest.raises(LensHFError, match="unknown regression_loss 'l3'.*mse, l1, huber"):
         training_args(tmp_path, regression_loss="l3")
+
+
+def test_one_head_student_distils_hard_or_soft_from_the_teacher(tmp_path):
+    train_ds, eval_ds, proc = datasets_for()
+    batch = None
+    losses = {}
+    for kind, temperature in (("hard", 1.0), ("soft", 2.0)):
+        student, teacher, alpha = tiny_vit(), constant_teacher(winner=2), 0.3
+        trainer = DistillationTrainer(
+            model=student,
+            args=training_args(tmp_path),
+            train_dataset=train_ds,
+            processing_class=proc,
+            teacher=teacher,
+            alpha=alpha,
+            kind=kind,
+            temperature=temperature,
+        )
+        batch = trainer.data_collator([train_ds[i] for i in range(4)])  # labels 0, the teacher says 2
+        loss, out = trainer.compute_loss(student, batch, return_outputs=True)
+        y, s = batch["labels"], out.logits
+        with torch.no_grad():
+            t = teacher(pixel_values=batch["pixel_values"]).logits
+        if kind == "hard":
+            d = F.cross_entropy(s, torch.full_like(y, 2))
+        else:  # T^2 KL(p_teacher || p_student) at temperature T, averaged over the batch
+            p_t = (t / temperature).softmax(-1)
+            d = temperature**2 * (p_t * (p_t.log() - (s / temperature).log_softmax(-1))).sum(-1).mean()
+        expected = (1 - alpha) * F.cross_entropy(s, y) + alpha * d
+        assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+        losses[kind] = loss.item()
+    assert losses["hard"] != pytest.approx(losses["soft"], rel=1e-3)
+    # Without a teacher a one-head student learns the labels only; its evaluation is the plain one.
+    trainer = DistillationTrainer(
+        model=tiny_vit(), args=training_args(tmp_path), eval_dataset=eval_ds, processing_class=proc
+    )
+    loss, out = trainer.compute_loss(trainer.model, batch, return_outputs=True)
+    assert loss.item() == pytest.approx(F.cross_entropy(out.logits, batch["labels"]).item(), rel=1e-6)
+    metrics = trainer.evaluate()
+    assert "eval_roc_auc_macro" in metrics and not any(k.startswith("eval_cls_") for k in metrics)
+
+
+def test_teacher_must_be_a_saved_classifier_of_the_three_classes(tmp_path):
+    from lens_hf.training import DistillationArguments, load_teacher
+
+    assert load_teacher(DistillationArguments()) is None
+    classifier, regressor = tmp_path / "classifier", tmp_path / "regressor"
+    tiny_vit().save_pretrained(classifier)
+    tiny_vit(num_labels=1, problem_type="regression").save_pretrained(regressor)
+    teacher = load_teacher(DistillationArguments(teacher=str(classifier)))
+    assert teacher.config.num_labels == 3
+    with pytest.raises(LensHFError, match="the teacher must be a classifier of 3 classes .it has 1 output."):
+        load_teacher(DistillationArguments(teacher=str(regressor)))
+    with pytest.raises(LensHFError, match="teacher model folder not found"):
+        load_teacher(DistillationArguments(teacher=str(tmp_path / "missing")))
+    for bad, message in (
+        ({"distillation_alpha": -0.1}, "distillation_alpha must be in"),
+        ({"distillation_type": "feature"}, "unknown distillation_type 'feature' .choose from hard, soft."),
+        ({"distillation_temperature": 0.0}, "distillation_temperature must be positive"),
+    ):
+        with pytest.raises(LensHFError, match=message):
+            load_teacher(DistillationArguments(teacher=str(classifier), **bad))

@@ -31,6 +31,40 @@ CPU_BF16_CHOICES: tuple[str, ...] = ("auto", "true", "false")
 # (fits the posterior median, which minimises the MAE the field reports), Huber (squared below 1 standard
 # deviation of the target, absolute above).
 REGRESSION_LOSSES: tuple[str, ...] = ("mse", "l1", "huber")
+# Distillation from a teacher: hard (cross-entropy against the teacher's argmax, DeiT's) or soft (KL divergence
+# of the temperature-softened distributions, Hinton et al. 2015).
+DISTILLATION_TYPES: tuple[str, ...] = ("hard", "soft")
+
+
+@dataclass
+class DistillationArguments:
+    """Distillation from a frozen teacher classifier (recipes ``finetune_deit`` and ``train_vit_spt_lsa``)."""
+
+    teacher: str | None = field(
+        default=None,
+        metadata={
+            "help": "Folder of a trained classifier to distil from (e.g. the output of train_cnn_teacher.py), "
+            "trained on the same inputs as the student. Without it: no distillation (a DeiT's two heads both "
+            "learn the labels)."
+        },
+    )
+    distillation_alpha: float = field(
+        default=0.5,
+        metadata={
+            "help": "Weight a of the distillation loss: (1-a)*CE(head, y) + a*D(distillation head, teacher) "
+            "(a DeiT: its class-token and distillation-token heads; other models: their one head)."
+        },
+    )
+    distillation_type: str = field(
+        default="hard",
+        metadata={
+            "help": "D: hard (cross-entropy against the teacher's argmax, DeiT's) or soft (T^2 * KL divergence "
+            "of the softmaxes at temperature T, Hinton et al. 2015)."
+        },
+    )
+    distillation_temperature: float = field(
+        default=1.0, metadata={"help": "Temperature T of soft distillation."}
+    )
 
 
 @dataclass

@@ -49,10 +49,16 @@ from lens_hf.processing.targets import (
     is_regression,
 )
 from lens_hf.redact import public_path
-from lens_hf.training.args import DataArguments, LensTrainingArguments, ModelArguments, saved_processor
+from lens_hf.training.args import (
+    DataArguments,
+    DistillationArguments,
+    LensTrainingArguments,
+    ModelArguments,
+    saved_processor,
+)
 from lens_hf.training.augment import AUGMENTATIONS, TARGET_COLUMN, as_training_array
 from lens_hf.training.record import TRAINING_FILE, training_record, write_json, write_trainer_state
-from lens_hf.training.trainer import LensTrainer, lens_metrics
+from lens_hf.training.trainer import LensTrainer, check_distillation, lens_metrics
 
 logger = logging.getLogger(__name__)
 
@@ -381,6 +387,30 @@ def config_overrides(value: str | dict | None) -> dict[str, Any]:
     if not isinstance(parsed, dict):
         raise LensHFError(f"--config_overrides must be a JSON object of config fields, got {value}")
     return parsed
+
+
+def load_teacher(
+    distill_args: DistillationArguments, num_labels: int = len(LABELS)
+) -> torch.nn.Module | None:
+    """The frozen teacher of ``--teacher`` (None without it): a saved classifier with ``num_labels`` classes,
+    loaded from safetensors with no remote code. Settings out of range and unusable folders are one-line errors."""
+    check_distillation(
+        distill_args.distillation_alpha,
+        distill_args.distillation_type,
+        distill_args.distillation_temperature,
+    )
+    if not distill_args.teacher:
+        return None
+    if not Path(distill_args.teacher).is_dir():
+        raise LensHFError(f"{distill_args.teacher}: teacher model folder not found")
+    teacher = factory.load_model(distill_args.teacher)
+    config = teacher.config
+    if is_regression(config) or config.num_labels != num_labels:
+        raise LensHFError(
+            f"{distill_args.teacher}: the teacher must be a classifier of {num_labels} classes "
+            f"(it has {config.num_labels} output{'s' if config.num_labels != 1 else ''})"
+        )
+    return teacher
 
 
 def build_model(

@@ -25,7 +25,7 @@ from lens_hf.errors import LensHFError
 from lens_hf.metrics import classification_metrics, regression_log_metrics, softmax
 from lens_hf.models.factory import param_groups
 from lens_hf.processing.targets import TargetScaling, is_regression
-from lens_hf.training.args import REGRESSION_LOSSES
+from lens_hf.training.args import DISTILLATION_TYPES, REGRESSION_LOSSES
 from lens_hf.training.augment import collate
 from lens_hf.training.schedule import step_decay_scheduler, updates_per_epoch
 
@@ -120,6 +120,16 @@ class TimeLimit(TrainerCallback):
             control.should_training_stop = True
             self.stopped = True
         return control
+
+
+def check_distillation(alpha: float, kind: str, temperature: float) -> None:
+    """One-line errors for distillation settings out of range."""
+    if not 0.0 <= alpha <= 1.0:
+        raise LensHFError(f"distillation_alpha must be in [0, 1], got {alpha}")
+    if kind not in DISTILLATION_TYPES:
+        raise LensHFError(f"unknown distillation_type {kind!r} (choose from {', '.join(DISTILLATION_TYPES)})")
+    if not temperature > 0:
+        raise LensHFError(f"distillation_temperature must be positive, got {temperature}")
 
 
 def regression_loss(prediction: torch.Tensor, target: torch.Tensor, kind: str = "mse") -> torch.Tensor:
@@ -331,32 +341,44 @@ class LensTrainer(Trainer):
 
 
 class DistillationTrainer(LensTrainer):
-    """DeiT hard-label distillation.
+    """Distillation from a frozen teacher classifier (DeiT's, Touvron et al. 2021, or Hinton et al.'s soft one).
 
-    The student is a ``DeiTForImageClassificationWithTeacher`` (outputs ``cls_logits``,
-    ``distillation_logits`` and their mean ``logits``; no loss of its own). The loss is
-    ``(1 - alpha) * CE(cls_logits, y) + alpha * CE(distillation_logits, argmax(teacher_logits))``.
-    The teacher is frozen: no gradients, eval mode, run under ``no_grad`` on the student's device. Without a
-    teacher the distillation head learns the true labels.
+    - A ``DeiTForImageClassificationWithTeacher`` student (outputs ``cls_logits``, ``distillation_logits`` and
+      their mean ``logits``; no loss of its own): ``(1 - alpha) * CE(cls_logits, y) + alpha * D(distillation_logits)``.
+      Without a teacher the distillation head learns the true labels. Evaluation logs the averaged head under
+      the main keys and the two token heads as ``cls_*`` and ``dist_*``.
+    - Any other classifier (one head, e.g. the SPT+LSA ViT): ``(1 - alpha) * CE(logits, y) + alpha * D(logits)``;
+      without a teacher, plain cross-entropy.
 
-    Evaluation logs the averaged head under the main keys and the two token heads as ``cls_*`` and ``dist_*``.
+    ``D`` is ``kind="hard"``: ``CE(student, argmax(teacher_logits))`` (DeiT's hard distillation), or
+    ``kind="soft"``: ``T^2 * KL(softmax(teacher / T) || softmax(student / T))`` with ``T = temperature``.
+    The teacher is frozen: no gradients, eval mode, run under ``no_grad`` on the student's device, on the
+    student's ``pixel_values`` (resized to the teacher's ``image_size`` when it differs), so it must have been
+    trained on the same preprocessing.
     """
 
-    def __init__(self, *args: Any, teacher: nn.Module | None = None, alpha: float = 0.5, **kwargs: Any):
-        if not 0.0 <= alpha <= 1.0:
-            raise LensHFError(f"distillation_alpha must be in [0, 1], got {alpha}")
+    def __init__(
+        self,
+        *args: Any,
+        teacher: nn.Module | None = None,
+        alpha: float = 0.5,
+        kind: str = "hard",
+        temperature: float = 1.0,
+        **kwargs: Any,
+    ):
+        check_distillation(alpha, kind, temperature)
         super().__init__(*args, **kwargs)
         if self.regression:
             raise LensHFError("distillation trains classifiers; train a regression model with LensTrainer")
-        self.alpha = float(alpha)
+        self.alpha, self.kind, self.temperature = float(alpha), kind, float(temperature)
         self.teacher = teacher
         if teacher is not None:
             teacher.requires_grad_(False)
             teacher.eval()
             teacher.to(self.args.device)
 
-    def teacher_targets(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        """argmax of the frozen teacher's logits for ``pixel_values`` (batch, C, H, W) -> (batch,) int64."""
+    def teacher_logits(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """The frozen teacher's logits for ``pixel_values`` (batch, C, H, W) -> (batch, num_labels) float32."""
         teacher = self.teacher
         assert teacher is not None
         teacher.eval()
@@ -369,8 +391,23 @@ class DistillationTrainer(LensTrainer):
                 pixel_values, size=(size, size), mode="bilinear", align_corners=False
             )
         with torch.no_grad():
-            logits = teacher(pixel_values=pixel_values).logits
-        return logits.argmax(dim=-1)
+            return teacher(pixel_values=pixel_values).logits.float()
+
+    def teacher_targets(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """argmax of the frozen teacher's logits for ``pixel_values`` (batch, C, H, W) -> (batch,) int64."""
+        return self.teacher_logits(pixel_values).argmax(dim=-1)
+
+    def distillation_loss(self, student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
+        """``D`` above: hard (CE against the teacher's argmax) or soft (T^2-scaled KL at temperature T)."""
+        if self.kind == "hard":
+            return F.cross_entropy(student_logits, teacher_logits.argmax(dim=-1))
+        t = self.temperature
+        return (t * t) * F.kl_div(
+            F.log_softmax(student_logits.float() / t, dim=-1),
+            F.log_softmax(teacher_logits / t, dim=-1),
+            reduction="batchmean",
+            log_target=True,
+        )
 
     def compute_loss(
         self,
@@ -381,15 +418,23 @@ class DistillationTrainer(LensTrainer):
     ) -> torch.Tensor | tuple[torch.Tensor, Any]:
         pixel_values, labels = inputs["pixel_values"], inputs["labels"]
         outputs = model(pixel_values=pixel_values)
-        if not hasattr(outputs, "distillation_logits"):
-            raise LensHFError(
-                f"distillation needs a DeiTForImageClassificationWithTeacher student, got {type(model).__name__}"
-            )
-        targets = labels if self.teacher is None else self.teacher_targets(pixel_values)
         smoothing = self.args.label_smoothing_factor
-        loss = (1.0 - self.alpha) * F.cross_entropy(outputs.cls_logits, labels, label_smoothing=smoothing)
-        loss = loss + self.alpha * F.cross_entropy(outputs.distillation_logits, targets)
+        two_heads = hasattr(outputs, "distillation_logits")
+        label_head = outputs.cls_logits if two_heads else outputs.logits
+        distilled_head = outputs.distillation_logits if two_heads else outputs.logits
+        if self.teacher is None and not two_heads:  # nothing to distil: plain cross-entropy
+            loss = F.cross_entropy(label_head, labels, label_smoothing=smoothing)
+        else:  # without a teacher the distillation token learns the labels
+            extra = (
+                F.cross_entropy(distilled_head, labels)
+                if self.teacher is None
+                else self.distillation_loss(distilled_head, self.teacher_logits(pixel_values))
+            )
+            loss = (1.0 - self.alpha) * F.cross_entropy(label_head, labels, label_smoothing=smoothing)
+            loss = loss + self.alpha * extra
         return (loss, outputs) if return_outputs else loss
 
-    def _eval_logits(self, outputs: Any) -> tuple[torch.Tensor, ...]:
+    def _eval_logits(self, outputs: Any) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        if not hasattr(outputs, "distillation_logits"):
+            return super()._eval_logits(outputs)
         return outputs.logits, outputs.cls_logits, outputs.distillation_logits
