@@ -586,7 +586,9 @@ def render_markdown(report: dict[str, Any]) -> str:
             f"| {s['dataset']} | {s['train_per_class']:,} | {s['family']} | {s['seeds']} | {s['epochs']}"
             f"{f' (lr / 10 after {step})' if (step := s.get('lr_step_epochs')) else ''} | "
             f"{s.get('training_precision', 'fp32')} | {s['cpu_minutes_mean']:.1f} | {s['images_per_cpu_s_mean']:.0f} | "
-            f"**{s['roc_auc_macro_mean']:.4f}** ± {s['roc_auc_macro_std']:.4f} | "
+            f"**{s['roc_auc_macro_mean']:.4f}** "
+            + (f"± {s['roc_auc_macro_std']:.4f}" if s["seeds"] > 1 else "(one seed)")
+            + " | "
             f"{pc.get('no_substructure', float('nan')):.4f} | {pc.get('subhalo', float('nan')):.4f} | "
             f"{pc.get('vortex', float('nan')):.4f} | {s['test_images']:,} |"
         )

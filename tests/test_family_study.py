@@ -82,6 +82,8 @@ def test_report_files_and_plot(tmp_path):
     }
     text = (tmp_path / "fs.md").read_text()
     assert "| model_ii | 1,000 | deit-distilled |" in text and "Runs not finished yet: 1" in text
+    assert "| **0.9700** (one seed) |" in text  # one seed: no standard deviation shown
+    assert text.count("(one seed)") == 1
     assert (tmp_path / "fs.png").read_bytes()[:4] == b"\x89PNG"
     assert len(report["summary"]) == len(study.FAMILIES) + 1
 
