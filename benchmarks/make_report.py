@@ -58,6 +58,58 @@ BENCH_FIGURES = {
 }
 
 
+def benchmark_sections(results: Path, docs: Path) -> list[str]:
+    """The report's benchmark tables (``results/<name>.md``, one heading level down), each with its figure
+    (copied to ``docs/figures/``); a missing required table is named as missing."""
+    bench = []
+    for name in BENCH_TABLES:
+        md = results / f"{name}.md"
+        if md.is_file():
+            text = md.read_text().strip()
+            if name == "gpu/throughput":
+                text = text.replace("# Model throughput", "# Model throughput on a GPU", 1)
+            # One heading level down: the tables sit under "## Benchmarks".
+            text = "\n".join("#" + line if line.startswith("#") else line for line in text.splitlines())
+            summary = accuracy_summary(results / f"{name}.json") if name.startswith("accuracy") else ""
+            figure = results / f"{name}.png"
+            if name in BENCH_FIGURES and figure.is_file():
+                (docs / "figures").mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(figure, docs / "figures" / figure.name)
+                summary = f"![{BENCH_FIGURES[name]}](figures/{figure.name})"
+            if name == "axion_mass":  # benchmarks/axion_mass.py puts its scatter plots in docs/figures/
+                plots = sorted((docs / "figures").glob("axion_mass_*.png"))
+                summary = "\n".join(
+                    f"![predicted vs true log10 m_a: {p.stem}](figures/{p.name})" for p in plots
+                )
+            bench.append(text + (f"\n\n{summary}" if summary else ""))
+        elif name not in OPTIONAL_TABLES:
+            bench.append(
+                f"_`benchmarks/results/{name}.md` has not been produced yet (see benchmarks/README.md)._"
+            )
+    return bench
+
+
+BENCH_START, BENCH_END = "\n## Benchmarks\n", "\n## Published reference numbers\n"
+
+
+def refresh_tables(docs: Path) -> None:
+    """Rewrite only the benchmark tables of an existing ``docs/results.md`` from ``benchmarks/results/``
+    (``--tables-only``: no model is evaluated)."""
+    from lens_hf.utils import atomic_write_text
+
+    report = docs / "results.md"
+    if not report.is_file():
+        raise SystemExit(
+            f"make_report.py: error: {report} not found (run make_report.py without --tables-only)"
+        )
+    head, sep, rest = report.read_text().partition(BENCH_START)
+    _, sep2, tail = rest.partition(BENCH_END)
+    if not sep or not sep2:
+        raise SystemExit(f"make_report.py: error: {report} has no benchmark section to refresh")
+    bench = benchmark_sections(ROOT / "benchmarks" / "results", docs)
+    atomic_write_text(report, head + BENCH_START + "\n" + "\n\n".join(bench) + "\n" + BENCH_END + tail)
+
+
 def main(argv: list[str] | None = None) -> int:
     import lens_hf  # noqa: F401  (registers the model classes)
     from lens_hf.attention import attention_map
@@ -94,8 +146,16 @@ def main(argv: list[str] | None = None) -> int:
         default="none",
         help="d4: also evaluate every model with D4 test-time augmentation (8x the compute)",
     )
+    parser.add_argument(
+        "--tables-only",
+        action="store_true",
+        help="only rewrite the benchmark tables of an existing results.md from benchmarks/results/ (no evaluation)",
+    )
     args = parser.parse_args(argv)
     docs = Path(args.docs)
+    if args.tables_only:
+        refresh_tables(docs)
+        return 0
     figures = docs / "figures"
     others = []
     for item in args.also:
@@ -482,31 +542,7 @@ def write_markdown(
         ]
     )
     results = ROOT / "benchmarks" / "results"
-    bench = []
-    for name in BENCH_TABLES:
-        md = results / f"{name}.md"
-        if md.is_file():
-            text = md.read_text().strip()
-            if name == "gpu/throughput":
-                text = text.replace("# Model throughput", "# Model throughput on a GPU", 1)
-            # One heading level down: the tables sit under "## Benchmarks".
-            text = "\n".join("#" + line if line.startswith("#") else line for line in text.splitlines())
-            summary = accuracy_summary(results / f"{name}.json") if name.startswith("accuracy") else ""
-            figure = results / f"{name}.png"
-            if name in BENCH_FIGURES and figure.is_file():
-                (docs / "figures").mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(figure, docs / "figures" / figure.name)
-                summary = f"![{BENCH_FIGURES[name]}](figures/{figure.name})"
-            if name == "axion_mass":  # benchmarks/axion_mass.py puts its scatter plots in docs/figures/
-                plots = sorted((docs / "figures").glob("axion_mass_*.png"))
-                summary = "\n".join(
-                    f"![predicted vs true log10 m_a: {p.stem}](figures/{p.name})" for p in plots
-                )
-            bench.append(text + (f"\n\n{summary}" if summary else ""))
-        elif name not in OPTIONAL_TABLES:
-            bench.append(
-                f"_`benchmarks/results/{name}.md` has not been produced yet (see benchmarks/README.md)._"
-            )
+    bench = benchmark_sections(results, docs)
     params = training.get("num_parameters")
     command = training.get("command", "")
     text = (

@@ -143,6 +143,18 @@ def test_make_report_writes_the_report_and_compares_models(tmp_path):
     with pytest.raises(SystemExit):
         report.main([*args, "--also", "no-folder"])
 
+    # --tables-only rewrites only the benchmark tables, from benchmarks/results/, without evaluating.
+    head, bench = text.split("\n## Benchmarks\n")
+    (docs / "results.md").write_text(
+        head + "\n## Benchmarks\n\nstale\n\n## Published reference numbers\n\nkept\n"
+    )
+    assert report.main(["--tables-only", "--docs", str(docs)]) == 0
+    refreshed = (docs / "results.md").read_text()
+    assert refreshed.startswith(head) and "stale" not in refreshed and refreshed.endswith("kept\n")
+    assert all(line in refreshed for line in bench.split("## Published reference numbers")[0].splitlines())
+    with pytest.raises(SystemExit, match="not found"):
+        report.main(["--tables-only", "--docs", str(tmp_path / "nowhere")])
+
 
 def _load_benchmark(name: str):
     spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
