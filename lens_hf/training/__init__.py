@@ -1,6 +1,6 @@
 """Training with the Hugging Face Trainer: the argument dataclasses and their parser, D4 augmentation, the
-epoch-based step-decay schedule, the lensing Trainer (and DeiT distillation), resuming from checkpoints, the
-run record, and the steps every recipe in ``recipes/`` calls one by one."""
+epoch-based step-decay schedule, the lensing Trainer (and distillation from a teacher), resuming from
+checkpoints, the run record, and the steps every recipe in ``recipes/`` calls one by one."""
 
 from lens_hf.training.args import (
     LENS_INPUTS,
