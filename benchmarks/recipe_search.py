@@ -160,7 +160,7 @@ def train(args: argparse.Namespace) -> dict:
             batch = augment(xt[idx])
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
                 logits = model(pixel_values=batch).logits
-            loss = F.cross_entropy(logits.float(), yt[idx], label_smoothing=args.label_smoothing)
+            loss = F.cross_entropy(logits.float(), yt[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -218,8 +218,6 @@ def report(runs_file: Path = WORK / "runs.jsonl", out: Path = RESULTS) -> None:
             extra += f", weight EMA {s['ema']:g}: {ema_best['val_auc_ema']:.3f} at epoch {ema_best['epoch']}"
         if s.get("augment", "d4") != "d4":
             extra += f", augmentation {s['augment']}"
-        if s.get("label_smoothing"):
-            extra += f", label smoothing {s['label_smoothing']:g}"
         if s.get("beta2", 0.999) != 0.999:
             extra += f", Adam beta2 {s['beta2']:g}"
         if s.get("overrides", "{}") not in ("{}", ""):
@@ -262,7 +260,6 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--sincos", action="store_true")
     p.add_argument("--ema", type=float, default=0.0, help="also validate an EMA of the weights (decay)")
     p.add_argument("--augment", choices=("d4", "none"), default="d4", help="training augmentation")
-    p.add_argument("--label-smoothing", type=float, default=0.0)
     p.add_argument("--bf16", action="store_true", help="train under CPU bfloat16 autocast (evaluate in fp32)")
     p.add_argument("--report", action="store_true", help="only write results/recipe_search.*")
     args = p.parse_args(argv)

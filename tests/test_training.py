@@ -690,13 +690,15 @@ def test_regression_target_must_be_a_numeric_column():
         regression_targets(no_vortex, DataArguments(target="axion_mass"))
 
 
-def test_regression_trainer_loss_is_the_mse_and_metrics_are_in_dex(tmp_path):
+def trained_regressor(tmp_path, **args_kw):
+    """A tiny axion-mass regressor trained 2 steps: (trainer, kept splits, scaling, validation metrics, a
+    validation batch of 4, the model's standardised outputs on it)."""
     kept, scaling, _ = regression_targets(regression_splits(4), DataArguments(target="axion_mass"))
     train_tf, eval_tf = make_transforms(processor())
     model = tiny_vit(num_labels=1, problem_type="regression", lens_regression=scaling.to_dict())
     trainer = LensTrainer(
         model=model,
-        args=training_args(tmp_path, max_steps=2),
+        args=training_args(tmp_path, max_steps=2, **args_kw),
         train_dataset=kept["train"].with_transform(train_tf),
         eval_dataset=kept["validation"].with_transform(eval_tf),
         processing_class=processor(),
@@ -706,6 +708,11 @@ def test_regression_trainer_loss_is_the_mse_and_metrics_are_in_dex(tmp_path):
     batch = trainer.data_collator([trainer.eval_dataset[i] for i in range(4)])
     with torch.no_grad():
         out = trainer.model(pixel_values=batch["pixel_values"]).logits.squeeze(-1)
+    return trainer, kept, scaling, metrics, batch, out
+
+
+def test_regression_trainer_loss_is_the_mse_and_metrics_are_in_dex(tmp_path):
+    trainer, kept, scaling, metrics, batch, out = trained_regressor(tmp_path)
     assert metrics["eval_loss"] == pytest.approx(F.mse_loss(out, batch["labels"]).item(), rel=1e-5)
     errors = scaling.unscale(out.numpy()) - np.log10(kept["validation"]["axion_mass"])
     assert metrics["eval_mae"] == pytest.approx(np.abs(errors).mean(), rel=1e-4)
@@ -719,21 +726,7 @@ def test_regression_trainer_loss_is_the_mse_and_metrics_are_in_dex(tmp_path):
     [("l1", F.l1_loss), ("huber", lambda a, b: F.smooth_l1_loss(a, b, beta=1.0))],
 )
 def test_regression_loss_option_is_the_loss_the_trainer_reports(kind, reference, tmp_path):
-    kept, scaling, _ = regression_targets(regression_splits(4), DataArguments(target="axion_mass"))
-    train_tf, eval_tf = make_transforms(processor())
-    model = tiny_vit(num_labels=1, problem_type="regression", lens_regression=scaling.to_dict())
-    trainer = LensTrainer(
-        model=model,
-        args=training_args(tmp_path, max_steps=2, regression_loss=kind),
-        train_dataset=kept["train"].with_transform(train_tf),
-        eval_dataset=kept["validation"].with_transform(eval_tf),
-        processing_class=processor(),
-    )
-    trainer.train()
-    metrics = trainer.evaluate()
-    batch = trainer.data_collator([trainer.eval_dataset[i] for i in range(4)])
-    with torch.no_grad():
-        out = trainer.model(pixel_values=batch["pixel_values"]).logits.squeeze(-1)
+    _, _, _, metrics, batch, out = trained_regressor(tmp_path, regression_loss=kind)
     assert metrics["eval_loss"] == pytest.approx(reference(out, batch["labels"]).item(), rel=1e-5)
     assert metrics["eval_loss"] != pytest.approx(F.mse_loss(out, batch["labels"]).item(), rel=1e-3)
 

@@ -393,10 +393,6 @@ class DistillationTrainer(LensTrainer):
         with torch.no_grad():
             return teacher(pixel_values=pixel_values).logits.float()
 
-    def teacher_targets(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        """argmax of the frozen teacher's logits for ``pixel_values`` (batch, C, H, W) -> (batch,) int64."""
-        return self.teacher_logits(pixel_values).argmax(dim=-1)
-
     def distillation_loss(self, student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
         """``D`` above: hard (CE against the teacher's argmax) or soft (T^2-scaled KL at temperature T)."""
         if self.kind == "hard":
