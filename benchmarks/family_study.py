@@ -251,10 +251,19 @@ class Run:
         return work / "runs" / self.cell.key / self.family.name / f"seed{self.seed}"
 
 
-def _with_family_config(extra: list[str], run: Run) -> list[str]:
-    """``extra`` with one ``--config_overrides``: the profile's (else the recipe's own for the cell's dataset)
-    updated with the family's switches (a flag replaces the recipe's overrides, so they are merged here)."""
+# The ViT-like families are compared at one size, their presets' (6 layers of width 192), so that a difference is
+# the tokenizer's or the attention's: a recipe's own small-data size for lensing data (finetune_vit and
+# finetune_deit train 4 layers by default) is left out of the study's runs.
+SIZE_KEYS = frozenset({"num_hidden_layers", "hidden_size", "intermediate_size", "num_attention_heads"})
+
+
+def _config_overrides(extra: list[str], run: Run) -> list[str]:
+    """``extra`` with at most one ``--config_overrides``: the profile's, else the recipe's own for the cell's
+    dataset without its size settings (`SIZE_KEYS`), updated with the family's switches (a flag replaces the
+    recipe's overrides, so they are merged here). Unchanged when there is nothing to merge or leave out."""
     if "--config_overrides" in extra:
+        if not run.family.config:
+            return extra
         i = extra.index("--config_overrides")
         base = json.loads(extra[i + 1])
         extra = extra[:i] + extra[i + 2 :]
@@ -262,7 +271,10 @@ def _with_family_config(extra: list[str], run: Run) -> list[str]:
         from lens_hf.cli import load_recipe  # noqa: PLC0415 - lens_hf loads only when a run needs it
 
         recipe = load_recipe(run.family.recipe)
-        base = dict(recipe.DATASET_DEFAULTS.get(run.cell.dataset, {}).get("config_overrides", {}))
+        own = dict(recipe.DATASET_DEFAULTS.get(run.cell.dataset, {}).get("config_overrides", {}))
+        base = {k: v for k, v in own.items() if k not in SIZE_KEYS}
+        if not run.family.config and base == own:
+            return extra
     return [*extra, "--config_overrides", json.dumps({**base, **dict(run.family.config)})]
 
 
@@ -281,8 +293,7 @@ def run_command(run: Run, data: Path, work: Path, profile: Profile, profile_name
     if profile_name == "quick" and fam.name in QUICK_NO_OVERRIDES:
         i = extra.index("--config_overrides")
         del extra[i : i + 2]
-    if fam.config:
-        extra = _with_family_config(extra, run)
+    extra = _config_overrides(extra, run)
     cmd += extra
     cmd += profile.family_extra.get(fam.name, ())
     if profile.max_run_minutes:
@@ -695,6 +706,20 @@ def published_lines(summary: list[dict[str, Any]]) -> list[str]:
     return out
 
 
+def plan(
+    cells: Sequence[Cell], families: Sequence[Family], seeds: Sequence[int] | None, *, named: bool
+) -> list[Run]:
+    """The runs of ``cells`` x ``seeds`` (default: each cell's own) x ``families``; a family limited to some
+    cells (`Family.cells`) runs only there unless ``named`` (asked for by name)."""
+    return [
+        Run(cell, fam, seed)
+        for cell in cells
+        for seed in (seeds if seeds is not None else cell.seeds)
+        for fam in families
+        if named or not fam.cells or cell.key in fam.cells
+    ]
+
+
 def collect(
     rows_dir: Path, runs: list[Run], work: Path | None = None
 ) -> tuple[list[dict[str, Any]], list[str]]:
@@ -784,15 +809,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     for fam in list(families):
         if fam.teacher and FAMILIES[fam.teacher] not in families:
             families.insert(0, FAMILIES[fam.teacher])
-    runs = []
-    for cell in cells:
-        seeds = tuple(int(s) for s in args.seeds.split(",")) if args.seeds else cell.seeds
-        for seed in seeds:
-            runs += [
-                Run(cell, fam, seed)
-                for fam in families
-                if args.families or not fam.cells or cell.key in fam.cells
-            ]
+    seeds = tuple(int(s) for s in args.seeds.split(",")) if args.seeds else None
+    runs = plan(cells, families, seeds, named=bool(args.families))
+    # The report covers the whole study, not only this call's runs: the kept rows of every planned run (the
+    # profile's cells, seeds and families), so that running one cell or seed never drops the others' rows.
+    whole = plan(profile.cells, list(FAMILIES.values()), None, named=False)
+    report_runs = runs + [r for r in whole if r not in runs]
     command = "python benchmarks/family_study.py " + shlex.join(argv if argv is not None else sys.argv[1:])
     rows_dir = args.out / f"{name}_runs"
     if not args.report_only:
@@ -815,11 +837,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                 proc.terminate()
             raise
         finally:
-            rows, missing = collect(rows_dir, runs, args.work)
+            rows, missing = collect(rows_dir, report_runs, args.work)
             write_report(rows, missing, args.out, name, command.strip())
         if scheduler.failed:
             print(f"failed runs: {', '.join(scheduler.failed)}", file=sys.stderr)
-    rows, missing = collect(rows_dir, runs, args.work)
+    rows, missing = collect(rows_dir, report_runs, args.work)
     return write_report(rows, missing, args.out, name, command.strip())
 
 

@@ -68,6 +68,7 @@ def run_one(recipe: str, args: argparse.Namespace) -> dict[str, Any]:
         "train_per_class": args.train_per_class,
         "budget_minutes": args.minutes,
         "model_preset": record["model_args"]["model_preset"],
+        "config_overrides": _overrides(record["model_args"].get("config_overrides")),
         "training_precision": record.get("training_precision", "fp32"),
         "epochs_done": round(float(evals[-1]["epoch"]), 2),
         "validation_roc_auc_macro": round(best["eval_roc_auc_macro"], 4),
@@ -78,6 +79,19 @@ def run_one(recipe: str, args: argparse.Namespace) -> dict[str, Any]:
         "wall_minutes": round(wall / 60, 2),
         "cpu_minutes": round(cpu / 60, 2),
     }
+
+
+def _overrides(value: Any) -> dict[str, Any]:
+    """The run's model config overrides as a mapping (the record keeps the flag's JSON text)."""
+    if isinstance(value, str):
+        return json.loads(value) if value.strip() else {}
+    return dict(value or {})
+
+
+def _model(row: dict[str, Any]) -> str:
+    """The preset and the config fields the recipe set on it, e.g. ``vit-tiny (patch_size 4, num_hidden_layers 4)``."""
+    fields = ", ".join(f"{k} {v}" for k, v in row.get("config_overrides", {}).items())
+    return f"{row['model_preset']} ({fields})" if fields else row["model_preset"]
 
 
 def report(rows: list[dict[str, Any]], out: Path, name: str, goal: float) -> None:
@@ -96,7 +110,7 @@ def report(rows: list[dict[str, Any]], out: Path, name: str, goal: float) -> Non
     ]
     for r in rows:
         lines.append(
-            f"| `{r['recipe']}` | {r['model_preset']} | {r['dataset']}, {r['train_per_class']:,}/class "
+            f"| `{r['recipe']}` | {_model(r)} | {r['dataset']}, {r['train_per_class']:,}/class "
             f"| {r.get('training_precision', 'fp32')} | {r['budget_minutes']:g} | {r['epochs_done']:g} | {r['validation_roc_auc_macro']:.3f} "
             f"({r['validation_best_epoch']:g}; {r['validation_images']:,} images) | {r['test_roc_auc_macro']:.3f} ({r['test_images']:,}) "
             f"| {r['wall_minutes']:.1f} / {r['cpu_minutes']:.1f} "

@@ -214,6 +214,26 @@ def test_reading_compares_with_the_published_from_scratch_numbers():
     assert study.published_lines([{**summary[2], "dataset": "model_iii"}]) == []
 
 
+def test_a_call_for_one_cell_reports_the_rows_of_the_whole_study(tmp_path):
+    """Running (or reporting) one cell keeps the other cells' rows in the results file."""
+    cells = {c.key: c for c in study.PROFILES["cpu"].cells}
+    rows_dir = tmp_path / "family_study_runs"
+    kept = {"model_ii-1000": ("vit", 0.91), "model_iii-1000": ("swin", 0.95)}
+    for key, (family, auc) in kept.items():
+        path = study.row_path(rows_dir, study.Run(cells[key], study.FAMILIES[family], 0))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        cell = cells[key]
+        path.write_text(json.dumps(_row(family, 0, auc, dataset=cell.dataset, n=cell.train_per_class)))
+    argv = ["--report-only", "--cells", "model_ii:5000", "--seeds", "1", "--out", str(tmp_path)]
+    report = study.main([*argv, "--work", str(tmp_path / "work")])
+    assert sorted((r["dataset"], r["family"]) for r in report["rows"]) == [
+        ("model_ii", "vit"),
+        ("model_iii", "swin"),
+    ]
+    text = (tmp_path / "family_study.md").read_text()
+    assert "| model_iii | 1,000 | swin |" in text and "model_ii-5000/vit/seed1" in text
+
+
 def test_paper_layernorm_families_add_their_switch_to_the_recipe_or_profile_overrides(tmp_path):
     """A flag replaces the recipe's per-dataset config_overrides, so the study merges the family's switch into
     them: the paper-LayerNorm rows differ from the recipe's rows in that switch only."""
@@ -226,7 +246,10 @@ def test_paper_layernorm_families_add_their_switch_to_the_recipe_or_profile_over
         assert cmd.count("--config_overrides") <= 1
         return json.loads(cmd[cmd.index("--config_overrides") + 1]) if "--config_overrides" in cmd else None
 
-    assert overrides("vit", "cpu") is None  # the recipe's own: patch 4
+    # the recipes' small-data depth (4 layers) is left out: every ViT-like family runs at its preset's size
+    for family in ("vit", "deit", "deit-distilled"):
+        assert overrides(family, "cpu") == {"patch_size": 4}, family
+    assert overrides("hybrid", "cpu") is None and overrides("swin", "cpu") is None  # the recipes' own
     assert overrides("vit-spt", "cpu") == {"patch_size": 4, "spt_layer_norm": False}  # = the recipe's own
     assert overrides("vit-spt-ln", "cpu") == {"patch_size": 4, "spt_layer_norm": True}
     # the GPU profile reads 150 px with each preset's own patches, and keeps the recipe's tokenizer choice
@@ -255,6 +278,8 @@ def test_recipe_budget_runs_a_recipe_as_a_user_and_reports_its_validation_and_te
     assert row["training_precision"] == ("bf16 autocast (cpu)" if cpu_has_native_bf16() else "fp32")
     table = (tmp_path / "recipe_budget.md").read_text()
     assert "`train_vit_spt_lsa`" in table and "(1; 12 images)" in table
+    assert row["config_overrides"] == {"num_hidden_layers": 1}  # the flag replaced the recipe's own
+    assert "| vit-spt-lsa-tiny (num_hidden_layers 1) |" in table
     # a recipe that fails is a one-line error naming it, not a traceback
     with pytest.raises(SystemExit, match="train_vit_spt_lsa: exit"):
         budget.main([*argv[:-2], "--per_device_train_batch_size", "-3"])
