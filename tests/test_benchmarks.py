@@ -232,6 +232,25 @@ def test_axion_mass_bound_recovers_the_mass_of_a_noiseless_image():
     assert bound.posterior_median(preset, bound.with_axion_mass(preset, scene, -24.0), counts, grid) == -23.5
 
 
+def test_axion_mass_signal_scores_the_change_a_mass_step_makes(tmp_path):
+    """No step, no signal; a step gives a positive one, and summing 2x2 pixels never adds signal."""
+    from lens_hf.data import simulate
+    from lens_hf.data.presets import get_preset
+
+    sig = _load_benchmark("axion_mass_signal")
+    preset = get_preset("model_i")
+    scene = sig.bound.with_axion_mass(preset, simulate.draw_scene(preset, "vortex", 5, 0), -23.5)
+    assert sig.signal(preset, scene, 0.0)["snr_native"] == 0.0
+    moved = sig.signal(preset, scene, 0.2)
+    assert moved["log10_axion_mass"] == pytest.approx(-23.5)
+    assert 0.0 < moved["snr_binned_2x2"] <= moved["snr_native"] and 0.0 < moved["max_change_of_peak"] < 1.0
+    report = sig.main(["--low", "-24", "--high", "-22", "--num", "3", "--out", str(tmp_path)])
+    assert report["num_samples"] == 3 and len(report["rows"]) == 3
+    assert "| 0 |" in (tmp_path / "axion_mass_signal.md").read_text()
+    with pytest.raises(SystemExit, match="no vortex"):
+        sig.main(["--low", "-30", "--high", "-29", "--num", "2", "--out", str(tmp_path)])
+
+
 def test_inference_speed_benchmark_writes_the_cards_speed_table(model_dir, tmp_path):
     """bench_inference times the tiny model without and with D4 TTA and its --card record renders in the card."""
     import shutil
