@@ -39,6 +39,7 @@ import math
 import os
 import platform
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -327,6 +328,15 @@ def _row(run: Run, folder: Path, cpu_seconds: float, wall_seconds: float) -> dic
     }
 
 
+def on_budget(path: Path, cell: Cell) -> bool:
+    """Whether ``path`` holds a row trained on ``cell``'s budget (its epochs and schedule step). A row of an
+    earlier budget of the cell is not its row: the run is trained again and the old row is not reported."""
+    if not path.is_file():
+        return False
+    row = json.loads(path.read_text())
+    return row.get("epochs_budget") == cell.epochs and row.get("lr_step_epochs") == cell.lr_step_epochs
+
+
 def row_path(rows_dir: Path, run: Run) -> Path:
     """Where a finished run's row is kept: ``<results>/<name>_runs/<cell>/<family>-seed<k>.json`` (versioned with
     the results, so a later call, on this machine or a clean checkout, skips the run)."""
@@ -359,7 +369,7 @@ class Scheduler:
             return True
         teacher = Run(run.cell, FAMILIES[run.family.teacher], run.seed)
         # the teacher's model folder must be on this machine, not only its row
-        return (teacher.folder(self.work) / ROW_FILE).is_file()
+        return on_budget(teacher.folder(self.work) / ROW_FILE, run.cell)
 
     def _teacher_failed(self, run: Run) -> bool:
         return bool(run.family.teacher) and any(
@@ -368,6 +378,8 @@ class Scheduler:
 
     def _start(self, run: Run, data: Path) -> None:
         folder = run.folder(self.work)
+        if (folder / ROW_FILE).is_file() and not on_budget(folder / ROW_FILE, run.cell):
+            shutil.rmtree(folder)  # a finished run of an earlier budget: train anew, never resume it
         folder.mkdir(parents=True, exist_ok=True)
         fold_interrupted_cpu(folder)
         cmd = run_command(run, data, self.work, self.profile, self.profile_name)
@@ -729,10 +741,10 @@ def collect(
     for run in runs:
         path = row_path(rows_dir, run)
         finished = run.folder(work) / ROW_FILE if work else None
-        if not path.is_file() and finished is not None and finished.is_file():
+        if not on_budget(path, run.cell) and finished is not None and on_budget(finished, run.cell):
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(finished.read_text())
-        if path.is_file():
+        if on_budget(path, run.cell):
             rows.append(json.loads(path.read_text()))
         else:
             missing.append(f"{run.cell.key}/{run.family.name}/seed{run.seed}")
@@ -820,10 +832,14 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     if not args.report_only:
         # A run is done when its row is kept; a distilled run whose teacher's model folder is not on this
         # machine (a clean checkout) retrains the teacher first.
-        todo = [r for r in runs if not row_path(rows_dir, r).is_file()]
+        todo = [r for r in runs if not on_budget(row_path(rows_dir, r), r.cell)]
         for run in list(todo):
             teacher = run.family.teacher and Run(run.cell, FAMILIES[run.family.teacher], run.seed)
-            if teacher and teacher not in todo and not (teacher.folder(args.work) / ROW_FILE).is_file():
+            if (
+                teacher
+                and teacher not in todo
+                and not on_budget(teacher.folder(args.work) / ROW_FILE, run.cell)
+            ):
                 todo.insert(0, teacher)
         data = {
             cell.key: prepare_data(cell, args.work) for cell in cells if any(r.cell == cell for r in todo)

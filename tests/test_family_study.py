@@ -97,7 +97,9 @@ def test_distilled_run_waits_for_its_teacher_and_commands_name_it(tmp_path):
     )
     assert not sched._ready(student)
     teacher.folder(tmp_path).mkdir(parents=True)
-    (teacher.folder(tmp_path) / study.ROW_FILE).write_text("{}")
+    (teacher.folder(tmp_path) / study.ROW_FILE).write_text('{"epochs_budget": 2}')
+    assert not sched._ready(student)  # a teacher trained on another budget is not this cell's teacher
+    (teacher.folder(tmp_path) / study.ROW_FILE).write_text('{"epochs_budget": 1}')
     assert sched._ready(student)
     cmd = study.run_command(student, tmp_path / "data", tmp_path, study.PROFILES["quick"], "quick")
     assert cmd[cmd.index("--teacher") + 1] == str(teacher.folder(tmp_path))
@@ -223,7 +225,8 @@ def test_a_call_for_one_cell_reports_the_rows_of_the_whole_study(tmp_path):
         path = study.row_path(rows_dir, study.Run(cells[key], study.FAMILIES[family], 0))
         path.parent.mkdir(parents=True, exist_ok=True)
         cell = cells[key]
-        path.write_text(json.dumps(_row(family, 0, auc, dataset=cell.dataset, n=cell.train_per_class)))
+        row = _row(family, 0, auc, dataset=cell.dataset, n=cell.train_per_class)
+        path.write_text(json.dumps({**row, "epochs_budget": cell.epochs}))
     argv = ["--report-only", "--cells", "model_ii:5000", "--seeds", "1", "--out", str(tmp_path)]
     report = study.main([*argv, "--work", str(tmp_path / "work")])
     assert sorted((r["dataset"], r["family"]) for r in report["rows"]) == [
@@ -232,6 +235,35 @@ def test_a_call_for_one_cell_reports_the_rows_of_the_whole_study(tmp_path):
     ]
     text = (tmp_path / "family_study.md").read_text()
     assert "| model_iii | 1,000 | swin |" in text and "model_ii-5000/vit/seed1" in text
+
+
+def test_a_row_of_an_earlier_budget_is_trained_again_and_not_reported(tmp_path):
+    """When a cell's budget changes, its old rows are neither skipped nor mixed into the report, and the old run
+    folder is cleared instead of resumed."""
+    cell = study.Cell("model_ii", 4, epochs=3, seeds=(0,))
+    run = study.Run(cell, study.FAMILIES["vit"], 0)
+    rows_dir = tmp_path / "rows"
+    kept = study.row_path(rows_dir, run)
+    kept.parent.mkdir(parents=True)
+    kept.write_text(json.dumps({**_row("vit", 0, 0.9), "epochs_budget": 2}))
+    assert not study.on_budget(kept, cell)
+    assert study.collect(rows_dir, [run], tmp_path) == ([], ["model_ii-4/vit/seed0"])
+    kept.write_text(json.dumps({**_row("vit", 0, 0.9), "epochs_budget": 3}))
+    assert (
+        study.on_budget(kept, cell) and study.collect(rows_dir, [run], tmp_path)[0][0]["roc_auc_macro"] == 0.9
+    )
+    stepped = study.Cell("model_ii", 4, epochs=3, seeds=(0,), lr_step_epochs=2)
+    assert not study.on_budget(kept, stepped)  # same epochs, another schedule
+    # the old run's folder (its checkpoints) is removed before the run starts again
+    folder = run.folder(tmp_path)
+    (folder / "checkpoint-7").mkdir(parents=True)
+    (folder / study.ROW_FILE).write_text(json.dumps({**_row("vit", 0, 0.9), "epochs_budget": 2}))
+    sched = study.Scheduler([run], tmp_path, study.PROFILES["quick"], "quick", jobs=1, rows_dir=rows_dir)
+    sched._start(run, tmp_path / "no-data")  # the recipe fails at once on the missing dataset
+    _pid, (_run, proc, _t, log) = next(iter(sched.running.items()))
+    proc.wait()
+    log.close()
+    assert not (folder / "checkpoint-7").exists() and not (folder / study.ROW_FILE).exists()
 
 
 def test_paper_layernorm_families_add_their_switch_to_the_recipe_or_profile_overrides(tmp_path):
