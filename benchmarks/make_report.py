@@ -34,6 +34,7 @@ BENCH_TABLES = (
     "recipe_search",
     "axion_mass",
     "axion_mass_bound",
+    "axion_mass_signal",
     "accuracy",
     "accuracy_1k",
     "accuracy_gpu",
@@ -50,6 +51,7 @@ OPTIONAL_TABLES = {
     "recipe_search",
     "axion_mass",
     "axion_mass_bound",
+    "axion_mass_signal",
     "inference_speed",
 }  # left out silently when absent
 # Benchmark figures shown under their table (benchmarks/results/<name>.png, copied to docs/figures/).
