@@ -55,6 +55,21 @@ def with_axion_mass(preset, scene: simulate.Scene, log10_mass: float) -> simulat
     return dataclasses.replace(scene, kwargs_lens=scene.kwargs_lens[:2] + kwargs, axion_mass=10.0**log10_mass)
 
 
+def noise_variance(preset, scene: simulate.Scene, rate: np.ndarray) -> np.ndarray:
+    """Per-pixel variance of the photon counts of a noiseless image ``rate`` (counts/s) under Model I's noise:
+    Gaussian-approximated Poisson of ``exposure * (model + background)``, plus 1 for the count rounding."""
+    t = scene.exposure_time
+    return 2.0 * t * np.clip(rate, 0.0, None) + (t * preset.background_rms) ** 2 + 1.0
+
+
+def write_results(out: Path, name: str, report: dict, lines: list[str]) -> None:
+    """``out/<name>.json`` (the report) and ``out/<name>.md`` (the table's lines), which are also printed."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.json").write_text(json.dumps(report, indent=2) + "\n")
+    (out / f"{name}.md").write_text("\n".join(lines))
+    print("\n".join(lines))
+
+
 def posterior_median(preset, scene: simulate.Scene, counts: np.ndarray, grid: np.ndarray) -> float:
     """The posterior median of log10 m_a on ``grid`` for the observed photon ``counts``."""
     t = scene.exposure_time
@@ -62,9 +77,7 @@ def posterior_median(preset, scene: simulate.Scene, counts: np.ndarray, grid: np
     for value in grid:
         rate = simulate.noiseless_image(preset, with_axion_mass(preset, scene, value))  # counts/s per pixel
         mean = t * rate
-        var = (
-            2.0 * t * np.clip(rate, 0.0, None) + (t * preset.background_rms) ** 2 + 1.0
-        )  # +1: count rounding
+        var = noise_variance(preset, scene, rate)
         loglike.append(-0.5 * float(np.sum((counts - mean) ** 2 / var + np.log(var))))
     loglike = np.asarray(loglike)
     post = np.exp(loglike - loglike.max())
@@ -131,10 +144,7 @@ def main(argv: list[str] | None = None) -> dict:
         ],
         "",
     ]
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"{NAME}.json").write_text(json.dumps(report, indent=2) + "\n")
-    (args.out / f"{NAME}.md").write_text("\n".join(lines))
-    print("\n".join(lines))
+    write_results(args.out, NAME, report, lines)
     return report
 
 

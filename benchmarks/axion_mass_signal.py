@@ -6,7 +6,7 @@
 For each vortex of the axion-mass test seed (``benchmarks/axion_mass.py``) whose true log10 m_a lies in
 [``--low``, ``--high``), the noiseless image is rendered again with log10 m_a moved by ``--step`` dex (same source,
 angle and element masses: :func:`axion_mass_bound.with_axion_mass`), and the change is scored under Model I's noise
-(the variance of :func:`axion_mass_bound.posterior_median`): its total signal-to-noise ratio over the image at the
+(:func:`axion_mass_bound.noise_variance`): its total signal-to-noise ratio over the image at the
 native 0.05"/px and after summing 2x2 pixels (0.1"/px; never more than the native one), and its largest pixel
 change as a fraction of the image's peak. A total signal-to-noise of a few for a 0.2 dex step is what an observer
 that knows everything else needs to measure the mass to a few hundredths of a dex; a model that sees only the
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
 import sys
 from pathlib import Path
@@ -27,7 +26,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import axion_mass_bound as bound  # noqa: E402 - the sibling benchmark's scene editing and seed
+import axion_mass_bound as bound  # noqa: E402 - the sibling benchmark's scene editing, noise and seed
 
 from lens_hf.data import simulate  # noqa: E402
 from lens_hf.data.presets import get_preset  # noqa: E402
@@ -48,7 +47,7 @@ def signal(preset, scene: simulate.Scene, step: float) -> dict[str, float]:
     t = scene.exposure_time
     rate = simulate.noiseless_image(preset, bound.with_axion_mass(preset, scene, log10_mass))
     moved = simulate.noiseless_image(preset, bound.with_axion_mass(preset, scene, log10_mass + step))
-    var = 2.0 * t * np.clip(rate, 0.0, None) + (t * preset.background_rms) ** 2 + 1.0
+    var = bound.noise_variance(preset, scene, rate)
     diff = t * (moved - rate)
     return {
         "log10_axion_mass": log10_mass,
@@ -105,10 +104,7 @@ def main(argv: list[str] | None = None) -> dict:
         ],
         "",
     ]
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"{NAME}.json").write_text(json.dumps(report, indent=2) + "\n")
-    (args.out / f"{NAME}.md").write_text("\n".join(lines))
-    print("\n".join(lines))
+    bound.write_results(args.out, NAME, report, lines)
     return report
 
 

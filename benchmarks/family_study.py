@@ -830,8 +830,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     command = "python benchmarks/family_study.py " + shlex.join(argv if argv is not None else sys.argv[1:])
     rows_dir = args.out / f"{name}_runs"
     if not args.report_only:
-        # A run is done when its row is kept; a distilled run whose teacher's model folder is not on this
-        # machine (a clean checkout) retrains the teacher first.
+        # A run is done when its row is kept for the cell's budget; a distilled run whose teacher's model
+        # folder is not on this machine (a clean checkout) retrains the teacher first.
         todo = [r for r in runs if not on_budget(row_path(rows_dir, r), r.cell)]
         for run in list(todo):
             teacher = run.family.teacher and Run(run.cell, FAMILIES[run.family.teacher], run.seed)

@@ -40,6 +40,8 @@ def command(recipe: str, args: argparse.Namespace, out: Path) -> list[str]:
 
 
 def run_one(recipe: str, args: argparse.Namespace) -> dict[str, Any]:
+    from lens_hf.training.run import config_overrides  # noqa: PLC0415 - lens_hf loads only for a run
+
     out = args.work / recipe
     cmd = command(recipe, args, out)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -68,7 +70,8 @@ def run_one(recipe: str, args: argparse.Namespace) -> dict[str, Any]:
         "train_per_class": args.train_per_class,
         "budget_minutes": args.minutes,
         "model_preset": record["model_args"]["model_preset"],
-        "config_overrides": _overrides(record["model_args"].get("config_overrides")),
+        # the record keeps the flag's JSON text
+        "config_overrides": config_overrides(record["model_args"].get("config_overrides")),
         "training_precision": record.get("training_precision", "fp32"),
         "epochs_done": round(float(evals[-1]["epoch"]), 2),
         "validation_roc_auc_macro": round(best["eval_roc_auc_macro"], 4),
@@ -79,13 +82,6 @@ def run_one(recipe: str, args: argparse.Namespace) -> dict[str, Any]:
         "wall_minutes": round(wall / 60, 2),
         "cpu_minutes": round(cpu / 60, 2),
     }
-
-
-def _overrides(value: Any) -> dict[str, Any]:
-    """The run's model config overrides as a mapping (the record keeps the flag's JSON text)."""
-    if isinstance(value, str):
-        return json.loads(value) if value.strip() else {}
-    return dict(value or {})
 
 
 def _model(row: dict[str, Any]) -> str:
