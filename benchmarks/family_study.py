@@ -320,7 +320,8 @@ def _row(run: Run, folder: Path, cpu_seconds: float, wall_seconds: float) -> dic
         "roc_auc_per_class": metrics["roc_auc_per_class"],
         "accuracy": metrics.get("accuracy"),
         "test_images": metrics.get("num_samples"),
-        "images_per_s": record.get("train_images_per_second"),
+        # the recipe's images/s covers only the last process of a resumed run: none is kept for it
+        "images_per_s": None if record.get("resumed_from") else record.get("train_images_per_second"),
         "training_precision": record.get("training_precision", "fp32"),
         "num_parameters": record.get("num_parameters"),
         "input_size": record.get("input_size"),
@@ -470,6 +471,12 @@ def _mean_std(values: Sequence[float]) -> tuple[float, float]:
     return mean, std
 
 
+def _mean_of_known(values: Sequence[float | None]) -> float | None:
+    """Mean of the values that were measured (None: none was)."""
+    known = [v for v in values if v]
+    return _mean_std(known)[0] if known else None
+
+
 def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Mean and standard deviation over seeds per (dataset, train_per_class, family)."""
     groups: dict[tuple, list[dict[str, Any]]] = {}
@@ -498,7 +505,7 @@ def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "epochs": group[0]["epochs_budget"],
                 "lr_step_epochs": group[0].get("lr_step_epochs"),
                 "cpu_minutes_mean": _mean_std([r["cpu_minutes"] for r in group])[0],
-                "images_per_s_mean": _mean_std([r["images_per_s"] or 0.0 for r in group])[0],
+                "images_per_s_mean": _mean_of_known([r["images_per_s"] for r in group]),
                 "images_per_cpu_s_mean": _mean_std([images_per_cpu_second(r) for r in group])[0],
                 # rows written before lens_hf recorded it trained in float32
                 "training_precision": ", ".join(sorted({r.get("training_precision", "fp32") for r in group})),

@@ -97,6 +97,8 @@ KEY_SETTINGS: tuple[str, ...] = (
     "warmup_steps",
     "lr_step_epochs",
     "lr_step_gamma",
+    "lr_step_time_fraction",
+    "lr_decay_by_time_limit_at_epoch",
     "label_smoothing_factor",
     "regression_loss",
     "teacher",
@@ -529,6 +531,8 @@ def _used(name: str, flat: Mapping[str, Any], simulated: bool) -> bool:
     schedule = _lookup(flat, "lr_schedule")
     if name in ("lr_step_epochs", "lr_step_gamma"):
         return schedule == "step"
+    if name in ("lr_step_time_fraction", "lr_decay_by_time_limit_at_epoch"):
+        return schedule == "step" and bool(_lookup(flat, "max_train_minutes"))
     if name == "lr_scheduler_type":
         return schedule != "step"
     return True

@@ -47,6 +47,12 @@ def test_summary_gives_mean_and_sample_std_over_seeds():
     assert summary["vit"]["roc_auc_macro_std"] == pytest.approx(0.02)
     assert summary["vit"]["cpu_minutes_mean"] == pytest.approx(2.0)
     assert summary["resnet-18"]["roc_auc_macro_std"] == 0.0
+    assert summary["vit"]["images_per_s_mean"] == pytest.approx(100.0)
+    # a resumed run has no images/s of its own: the mean is over the runs that measured it
+    rows[1]["images_per_s"], rows[2]["images_per_s"] = None, 130.0
+    assert study.summarize(rows)[1]["images_per_s_mean"] == pytest.approx(115.0)
+    rows[0]["images_per_s"] = rows[2]["images_per_s"] = None
+    assert study.summarize(rows)[1]["images_per_s_mean"] is None
     # table order follows the family table (resnet-18 first)
     assert [s["family"] for s in study.summarize(rows)] == ["resnet-18", "vit"]
 
@@ -359,3 +365,17 @@ def test_a_cell_with_a_shorter_budget_scales_the_step_of_the_schedule_for_every_
     assert "| 12 (lr / 10 after 9) |" in study.render_markdown(
         {"date": "d", "command": "c", "machine": "m", "summary": report, "contrasts": [], "missing": []}
     )
+
+
+def test_a_resumed_run_keeps_no_images_per_second(tmp_path):
+    cell = study.Cell("model_ii", 4, epochs=1, seeds=(0,))
+    run = study.Run(cell, study.FAMILIES["vit"], 0)
+    metrics = {"roc_auc_macro": 0.9, "roc_auc_per_class": {"no_substructure": 0.9}, "num_samples": 12}
+    (tmp_path / "metrics.json").write_text(json.dumps(metrics))
+    record = {"epochs": 1.0, "train_images_per_second": 50.0, "resumed_from": None}
+    (tmp_path / "lens_hf_training.json").write_text(json.dumps(record))
+    assert study._row(run, tmp_path, 60.0, 60.0)["images_per_s"] == 50.0
+    record.update(train_images_per_second=1.0, resumed_from="checkpoint-9")
+    (tmp_path / "lens_hf_training.json").write_text(json.dumps(record))
+    row = study._row(run, tmp_path, 60.0, 60.0)
+    assert row["images_per_s"] is None and row["cpu_minutes"] == 1.0

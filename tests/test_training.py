@@ -796,3 +796,54 @@ def test_teacher_must_be_a_saved_classifier_of_the_three_classes(tmp_path):
     ):
         with pytest.raises(LensHFError, match=message):
             load_teacher(DistillationArguments(teacher=str(classifier), **bad))
+
+
+def test_time_budget_brings_the_step_decay_forward(tmp_path):
+    train_ds, _, proc = datasets_for(n_train=4)
+    recorder = LrRecorder()
+    # 0.2 s steps against a 2 s budget: the decay comes after about half of it (~5 updates, under 2 epochs of 3
+    # updates), long before epoch 20, and the run stops at the budget.
+    args = training_args(
+        tmp_path, max_steps=1000, max_train_minutes=2.0 / 60, lr_step_time_fraction=0.5, lr_step_epochs=20
+    )
+    trainer = LensTrainer(
+        model=tiny_vit(),
+        args=args,
+        train_dataset=train_ds,
+        processing_class=proc,
+        callbacks=[SlowSteps(0.2), recorder],
+    )
+    trainer.train()
+    limit = trainer.time_limit
+    assert limit.stopped and limit.decayed_at_epoch is not None
+    assert limit.decayed_at_epoch < 5
+    high = [lr for lr in recorder.lrs if lr == pytest.approx(1e-2)]
+    low = [lr for lr in recorder.lrs if lr == pytest.approx(1e-3)]
+    assert len(high) + len(low) == len(recorder.lrs) and 2 <= len(high) <= 8 and low
+    assert recorder.lrs.index(low[0]) == len(high)  # one decay, never undone
+
+    # Turned off (0): the rate stays where the epoch schedule has it.
+    recorder = LrRecorder()
+    args = training_args(tmp_path / "b", max_steps=8, max_train_minutes=1.0 / 60, lr_step_time_fraction=0)
+    trainer = LensTrainer(
+        model=tiny_vit(),
+        args=args,
+        train_dataset=train_ds,
+        processing_class=proc,
+        callbacks=[SlowSteps(0.2), recorder],
+    )
+    trainer.train()
+    assert trainer.time_limit.decayed_at_epoch is None
+    assert all(lr == pytest.approx(1e-2) for lr in recorder.lrs)
+    with pytest.raises(LensHFError, match="lr_step_time_fraction must be in"):
+        training_args(tmp_path, lr_step_time_fraction=1.5)
+
+
+def test_a_decay_brought_forward_is_not_applied_twice():
+    from lens_hf.training.schedule import StepDecay
+
+    decay = StepDecay(steps_per_epoch=2, step_epochs=3, gamma=0.1)
+    decay.time_decays = 1
+    assert decay(0) == pytest.approx(0.1)  # brought forward
+    assert decay(7) == pytest.approx(0.1)  # epoch 3: the schedule's own first decay, the same one
+    assert decay(13) == pytest.approx(0.01)  # epoch 6: the second

@@ -225,6 +225,14 @@ class LensTrainingArguments(TrainingArguments):
             "a resumed one too); the interrupted epoch is still evaluated and the best checkpoint kept."
         },
     )
+    lr_step_time_fraction: float | None = field(
+        default=0.75,
+        metadata={
+            "help": "With --max_train_minutes and the step schedule: apply the first learning-rate decay once this "
+            "fraction of the time budget has passed, if epoch lr_step_epochs has not come yet (a time-limited run "
+            "would otherwise end before it); 0 turns it off."
+        },
+    )
     cpu_bf16: str = field(
         default="auto",
         metadata={
@@ -256,6 +264,8 @@ class LensTrainingArguments(TrainingArguments):
             raise LensHFError(
                 f"unknown lr_schedule {self.lr_schedule!r} (choose from {', '.join(LR_SCHEDULES)})"
             )
+        if self.lr_step_time_fraction and not 0.0 < self.lr_step_time_fraction < 1.0:
+            raise LensHFError(f"lr_step_time_fraction must be in (0, 1), got {self.lr_step_time_fraction}")
         if self.max_train_minutes is not None and not self.max_train_minutes > 0:
             raise LensHFError(f"max_train_minutes must be positive, got {self.max_train_minutes}")
         super().__post_init__()

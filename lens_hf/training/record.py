@@ -144,6 +144,7 @@ def training_record(
         "train_loss": train_metrics.get("train_loss"),
         "resumed_from": os.path.basename(resumed_from) if resumed_from else None,
         "stopped_by_time_limit": bool(time_limit and time_limit.stopped),
+        "lr_decay_by_time_limit_at_epoch": time_limit.decayed_at_epoch if time_limit else None,
         "best_checkpoint": os.path.basename(best_checkpoint) if best_checkpoint else None,
         "best_metric": trainer.state.best_metric,
         "metrics": {k: v for k, v in metrics.items() if k not in ("cls_head", "dist_head")},

@@ -37,6 +37,10 @@ class StepDecay:
     """LR multiplier ``gamma ** (epoch // step_epochs)`` with ``epoch = update // steps_per_epoch``,
     after an optional linear warmup over ``warmup_steps`` updates.
 
+    ``time_decays`` counts decays placed by a time budget (:class:`lens_hf.training.trainer.TimeLimit`): the
+    multiplier is ``gamma ** max(epoch // step_epochs, time_decays)``, so a decay the clock brought forward is
+    not applied twice when its epoch comes.
+
     A callable object rather than a closure so that ``LambdaLR.state_dict()`` saves and restores it with
     the checkpoint.
     """
@@ -54,14 +58,32 @@ class StepDecay:
         self.step_epochs = int(step_epochs)
         self.gamma = float(gamma)
         self.warmup_steps = max(int(warmup_steps), 0)
+        self.time_decays = 0
 
     def __call__(self, update: int) -> float:
         """Multiplier of the base learning rate for the optimizer update with 0-based index ``update``."""
         epoch = update // self.steps_per_epoch
-        factor = self.gamma ** (epoch // self.step_epochs)
+        factor = self.gamma ** max(epoch // self.step_epochs, self.time_decays)
         if update < self.warmup_steps:
             factor *= (update + 1) / self.warmup_steps
         return factor
+
+
+def bring_decay_forward(scheduler: torch.optim.lr_scheduler.LRScheduler | None) -> bool:
+    """Apply one step decay now (if the epoch schedule has not already): ``time_decays`` of every
+    :class:`StepDecay` of ``scheduler`` becomes at least 1, and the optimizer's learning rates are updated at once.
+    Returns whether ``scheduler`` has a step decay to bring forward (False for other schedules)."""
+    lambdas = getattr(scheduler, "lr_lambdas", None)
+    if not lambdas or not all(isinstance(lam, StepDecay) for lam in lambdas):
+        return False
+    for lam in lambdas:
+        lam.time_decays = max(lam.time_decays, 1)
+    # LambdaLR sets the rates for update ``last_epoch`` (0-based), the next one the optimizer makes.
+    rates = [base * lam(scheduler.last_epoch) for base, lam in zip(scheduler.base_lrs, lambdas)]
+    for group, rate in zip(scheduler.optimizer.param_groups, rates):
+        group["lr"] = rate
+    scheduler._last_lr = rates
+    return True
 
 
 def step_decay_scheduler(

@@ -27,7 +27,7 @@ from lens_hf.models.factory import param_groups
 from lens_hf.processing.targets import TargetScaling, is_regression
 from lens_hf.training.args import DISTILLATION_TYPES, REGRESSION_LOSSES
 from lens_hf.training.augment import collate
-from lens_hf.training.schedule import step_decay_scheduler, updates_per_epoch
+from lens_hf.training.schedule import bring_decay_forward, step_decay_scheduler, updates_per_epoch
 
 SAFE_WEIGHTS = "model.safetensors"
 
@@ -102,24 +102,52 @@ class TimeLimit(TrainerCallback):
     Checked after every optimizer step, so training ends at most one step after the limit, followed by what
     the Trainer does at the end of an epoch (evaluation, checkpoint, restoring the best model).
     ``stopped`` says whether the limit ended the run.
+
+    With ``decay_fraction`` (in (0, 1)), once that fraction of the budget has passed the step-decay schedule's
+    next decay is applied (:func:`~lens_hf.training.schedule.bring_decay_forward`), unless its epoch has already
+    come: a run cut short by the clock would otherwise never reach its lower learning rate.
+    ``decayed_at_epoch`` says when (None if it did not happen).
     """
 
-    def __init__(self, seconds: float):
+    def __init__(self, seconds: float, decay_fraction: float | None = None):
         if not seconds > 0:
             raise LensHFError(f"the time limit must be positive, got {seconds} s")
+        if decay_fraction is not None and not 0.0 < decay_fraction < 1.0:
+            raise LensHFError(f"lr_step_time_fraction must be in (0, 1), got {decay_fraction}")
         self.seconds = float(seconds)
+        self.decay_fraction = decay_fraction
         self.start = 0.0
         self.stopped = False
+        self.decayed_at_epoch: float | None = None
 
     def on_train_begin(self, args, state, control, **kwargs):  # noqa: ANN001, ANN201 - Trainer signature
         self.start = time.perf_counter()
         self.stopped = False
+        self.decayed_at_epoch = None
 
     def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001, ANN201
-        if time.perf_counter() - self.start >= self.seconds and not control.should_training_stop:
+        elapsed = time.perf_counter() - self.start
+        if (
+            self.decay_fraction is not None
+            and self.decayed_at_epoch is None
+            and elapsed >= self.decay_fraction * self.seconds
+            and state.epoch is not None
+            and state.epoch < args.lr_step_epochs
+            and bring_decay_forward(kwargs.get("lr_scheduler"))
+        ):
+            self.decayed_at_epoch = float(state.epoch)
+        if elapsed >= self.seconds and not control.should_training_stop:
             control.should_training_stop = True
             self.stopped = True
         return control
+
+
+def time_decay_fraction(args: Any) -> float | None:
+    """The fraction of a time budget after which the step schedule decays (None: never brought forward)."""
+    if getattr(args, "lr_schedule", "hf") != "step":
+        return None
+    fraction = getattr(args, "lr_step_time_fraction", None)
+    return float(fraction) if fraction else None
 
 
 def check_distillation(alpha: float, kind: str, temperature: float) -> None:
@@ -159,7 +187,8 @@ class LensTrainer(Trainer):
     - ``augmentation``: a callable applied to ``pixel_values`` of every training batch
       (:class:`~lens_hf.training.augment.BatchAugment`);
     - ``args.max_train_minutes``: a :class:`TimeLimit` ends training after that much wall clock
-      (``self.time_limit``, None without it).
+      (``self.time_limit``, None without it); with the step schedule it also brings the first decay forward to
+      ``args.lr_step_time_fraction`` of the budget.
     """
 
     # The loss is a per-batch mean: the Trainer divides it by the accumulation steps.
@@ -182,7 +211,7 @@ class LensTrainer(Trainer):
         super().__init__(*args, **kwargs)
         self.augmentation = augmentation
         minutes = getattr(self.args, "max_train_minutes", None)
-        self.time_limit = TimeLimit(minutes * 60.0) if minutes else None
+        self.time_limit = TimeLimit(minutes * 60.0, time_decay_fraction(self.args)) if minutes else None
         if self.time_limit is not None:
             self.add_callback(self.time_limit)
         self.label_names = ["labels"]
