@@ -323,6 +323,7 @@ def _row(run: Run, folder: Path, cpu_seconds: float, wall_seconds: float) -> dic
         # the recipe's images/s covers only the last process of a resumed run: none is kept for it
         "images_per_s": None if record.get("resumed_from") else record.get("train_images_per_second"),
         "training_precision": record.get("training_precision", "fp32"),
+        "device": record.get("device_name"),
         "num_parameters": record.get("num_parameters"),
         "input_size": record.get("input_size"),
         "stopped_by_time_limit": record.get("stopped_by_time_limit"),
@@ -589,6 +590,17 @@ def images_per_cpu_second(row: dict[str, Any]) -> float:
     return seen / (row["cpu_minutes"] * 60.0) if row["cpu_minutes"] else 0.0
 
 
+def devices_line(rows: Sequence[dict[str, Any]]) -> str:
+    """Which processors the runs trained on, with their counts: CPU-minutes and images/s compare only within one."""
+    counts: dict[str, int] = {}
+    for row in rows:
+        name = row.get("device") or "not recorded"
+        counts[name] = counts.get(name, 0) + 1
+    return "; ".join(f"{name} ({n} runs)" for name, n in sorted(counts.items())) + (
+        " (speeds compare only between runs on the same processor)" if len(counts) > 1 else ""
+    )
+
+
 def render_markdown(report: dict[str, Any]) -> str:
     lines = [
         "# Family study: every transformer family from scratch, equal budgets",
@@ -605,6 +617,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         "keep the recipe's wall-clock `images_per_s`, lower whenever other jobs shared the machine",
         "- precision: how the training steps computed (`fp32`, or `bf16 autocast (cpu)`, lens_hf's `--cpu_bf16` "
         "default on CPUs with native bfloat16, about 1.35x the training images/s at the same AUC per epoch)",
+        f"- trained on: {devices_line(report.get('rows', []))}",
         "",
         "| dataset | train / class | family | seeds | epochs | precision | CPU-min / run | train img / CPU-s | "
         "macro AUC | no_sub | subhalo | vortex | test images |",

@@ -87,6 +87,14 @@ def test_report_files_and_plot(tmp_path):
         "images_per_s",
     }
     text = (tmp_path / "fs.md").read_text()
+    assert f"- trained on: not recorded ({len(rows)} runs)\n" in text
+    rows[0]["device"] = "Some CPU, 2 CPUs"
+    study.write_report(rows, [], tmp_path, "fs2", "python x")
+    two = (tmp_path / "fs2.md").read_text()
+    assert "- trained on: Some CPU, 2 CPUs (1 runs); not recorded" in two
+    assert (
+        f"not recorded ({len(rows) - 1} runs) (speeds compare only between runs on the same processor)" in two
+    )
     assert "| model_ii | 1,000 | deit-distilled |" in text and "Runs not finished yet: 1" in text
     assert "| **0.9700** (one seed) |" in text  # one seed: no standard deviation shown
     assert text.count("(one seed)") == 1
