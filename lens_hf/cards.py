@@ -1076,8 +1076,9 @@ def render_dataset_card(info: Mapping[str, Any], *, card_yaml: Mapping[str, Any]
         info: ``preset`` (simulation preset name or None), ``per_class`` (images per class), ``seed``,
             ``splits`` ({split name: rows}), ``image_size`` (int or (H, W) px), ``normalization``,
             ``source`` ("simulation ..." or the folder the images came from), ``command`` (str or argv list);
-            optional ``repo_id``, ``labels`` (class names in id order) and ``simulation`` (the parameters the
-            simulation used; default: the preset's table entry).
+            optional ``repo_id``, ``labels`` (class names in id order), ``simulation`` (the parameters the
+            simulation used; default: the preset's table entry) and ``parquet`` (False: the folder holds the
+            ``save_to_disk`` copy only, and the card loads it with ``load_from_disk``).
         card_yaml: extra YAML front matter (``configs``, ``dataset_info`` as ``datasets`` writes them); its
             ``configs`` replace the default one-shard-pattern-per-split block.
     """
@@ -1103,6 +1104,7 @@ def render_dataset_card(info: Mapping[str, Any], *, card_yaml: Mapping[str, Any]
         else (f"DeepLense {dataset_title(preset)} lensing images" if preset else "Lensing images")
     )
     yaml = dict(card_yaml or {})
+    parquet = info.get("parquet", True) is not False
     card_data = DatasetCardData(
         license="mit",
         task_categories=["image-classification"],
@@ -1110,12 +1112,16 @@ def render_dataset_card(info: Mapping[str, Any], *, card_yaml: Mapping[str, Any]
         pretty_name=title,
         size_categories=[_size_category(total)],
         configs=yaml.pop("configs", None)
-        or [
-            {
-                "config_name": "default",
-                "data_files": [{"split": str(s), "path": f"data/{s}-*.parquet"} for s in splits],
-            }
-        ],
+        or (
+            [
+                {
+                    "config_name": "default",
+                    "data_files": [{"split": str(s), "path": f"data/{s}-*.parquet"} for s in splits],
+                }
+            ]
+            if parquet
+            else None
+        ),
         **yaml,
     )
 
@@ -1165,6 +1171,7 @@ def render_dataset_card(info: Mapping[str, Any], *, card_yaml: Mapping[str, Any]
         command=_command_text(info.get("command")) or "# command not recorded",
         dataset_ref=repo_id or "path/to/this/folder",
         first_split=str(next(iter(splits))),
+        parquet=parquet,
     )
     return str(card)
 

@@ -59,6 +59,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     if args.format == "deeplense":
         if args.splits:
             raise _user_error("--splits applies to --format hf only (the DeepLense layout has no splits)")
+        if not args.parquet:
+            raise _user_error("--no-parquet applies to --format hf only (the DeepLense layout is .npy files)")
         check_output_location(args.out, inside=True)
         if Path(args.out).exists() and not Path(args.out).is_dir():
             raise _user_error(f"{args.out}: exists and is not a folder")
@@ -88,9 +90,20 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         "source": f"simulation ({args.preset})",
         "command": _command_line(),
     }
-    save_dataset(dd, args.out, info=info)
+    save_dataset(dd, args.out, info=info, parquet=args.parquet)
     print(f"wrote a DatasetDict ({_sizes(dd)}) to {args.out}")
     return EXIT_OK
+
+
+def _add_no_parquet(p: argparse.ArgumentParser, prefix: str = "") -> None:
+    p.add_argument(
+        "--no-parquet",
+        dest="parquet",
+        action="store_false",
+        help=f"{prefix}write the save_to_disk (Arrow) copy only, without the Parquet shards: half the disk for "
+        "large sets; lens_hf and datasets.load_from_disk read it, datasets.load_dataset and the Hub viewer need "
+        "the shards",
+    )
 
 
 def cmd_build_dataset(args: argparse.Namespace) -> int:
@@ -117,7 +130,7 @@ def cmd_build_dataset(args: argparse.Namespace) -> int:
         # relative to the source folder, like the dataset's path column; the messages below name them as read
         "skipped": [{"path": Path(p).relative_to(args.src).as_posix(), "error": r} for p, r in skipped],
     }
-    save_dataset(dd, args.out, info=info)
+    save_dataset(dd, args.out, info=info, parquet=args.parquet)
     for path, reason in skipped:
         print(f"skipped {path}: {reason}", file=sys.stderr)
     print(
@@ -550,6 +563,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="hf only: split fractions or per-class counts, e.g. 0.8,0.1,0.1 or 800,100,100",
     )
+    _add_no_parquet(p, "hf only: ")
     p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser(
@@ -568,6 +582,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="split fractions or per-class counts when the input has no split folders",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the random split")
+    _add_no_parquet(p)
     p.add_argument(
         "--normalization",
         choices=NORMALIZATIONS,

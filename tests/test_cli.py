@@ -196,6 +196,28 @@ def test_build_dataset_from_model_i_layout(sim_dir, tmp_path, cli):
     assert info["image_size"] == [150, 150] and info["skipped"] == []
 
 
+def test_build_dataset_without_parquet_writes_the_arrow_copy_only(sim_dir, tmp_path, cli):
+    from lens_hf.data.dataset import load_any
+
+    out = tmp_path / "ds"
+    result = cli("build-dataset", sim_dir, "--out", out, "--splits", "1,1,1", "--no-parquet")
+    assert result.code == 0, result.err
+    assert not list(out.rglob("*.parquet")) and not (out / "data").exists()
+    dd = load_any(out)
+    assert {k: len(v) for k, v in dd.items()} == {"train": 3, "validation": 3, "test": 3}
+    card = (out / "README.md").read_text()
+    assert "load_from_disk(" in card and "load_dataset(" not in card and "data_files" not in card
+    assert json.loads((out / "lens_hf_dataset.json").read_text())["parquet"] is False
+    # the default keeps the shards, and the card loads them
+    cli("build-dataset", sim_dir, "--out", tmp_path / "pq", "--splits", "1,1,1")
+    card = (tmp_path / "pq" / "README.md").read_text()
+    assert "load_dataset(" in card and "data_files" in card and list((tmp_path / "pq").rglob("*.parquet"))
+    # the DeepLense layout has no Parquet to leave out
+    result = cli("simulate", "--per-class", "1", "--no-parquet", "--out", tmp_path / "dl")
+    assert result.code != 0 and "--no-parquet applies to --format hf only" in result.err
+    assert len(result.err.strip().splitlines()) == 1 and not (tmp_path / "dl").exists()
+
+
 def _is_png(path: Path) -> bool:
     from PIL import Image
 

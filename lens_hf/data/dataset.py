@@ -344,13 +344,16 @@ def _is_lens_dataset(folder: Path) -> bool:
 
 def _card_yaml(dd: DatasetDict, shards: Mapping[str, list[str]]) -> dict[str, Any]:
     first = dd[next(iter(dd))]
-    return {
+    configs = {
         "configs": [
             {
                 "config_name": "default",
                 "data_files": [{"split": name, "path": f"data/{name}-*"} for name in shards],
             }
-        ],
+        ]
+    }
+    return {
+        **(configs if shards else {}),
         "dataset_info": {
             "features": first.features._to_yaml_list(),
             "splits": [
@@ -377,10 +380,16 @@ def render_card(dd: DatasetDict, info: Mapping[str, Any], shards: Mapping[str, l
 
 
 def save_dataset(
-    dd: DatasetDict, out_dir: str | os.PathLike, *, info: Mapping[str, Any] | None = None
+    dd: DatasetDict,
+    out_dir: str | os.PathLike,
+    *,
+    info: Mapping[str, Any] | None = None,
+    parquet: bool = True,
 ) -> None:
     """Write ``dd`` to ``out_dir``: ``save_to_disk`` output, ``data/<split>-00000-of-0000N.parquet`` shards,
     ``README.md`` (dataset card) and ``lens_hf_dataset.json`` (``info`` plus split sizes and image size).
+    ``parquet=False`` leaves the shards out (half the disk for large sets; ``datasets.load_dataset`` and the Hub
+    viewer need them, lens_hf and ``load_from_disk`` do not).
 
     Everything is written into a temporary sibling folder that is then renamed into place, so ``out_dir`` is
     never half-written; temporaries that killed earlier runs left next to ``out_dir`` are removed first. An
@@ -407,13 +416,15 @@ def save_dataset(
     full_info.update(info or {})
     full_info["splits"] = {name: len(ds) for name, ds in dd.items()}
     full_info["image_size"] = [height, width]
+    full_info["parquet"] = bool(parquet)
 
     tmp = make_temporary_folder(out)
     try:
         dd.save_to_disk(str(tmp))
-        (tmp / "data").mkdir()
+        if parquet:
+            (tmp / "data").mkdir()
         shards: dict[str, list[str]] = {}
-        for name, ds in dd.items():
+        for name, ds in dd.items() if parquet else ():
             n = max(1, math.ceil(ds.data.nbytes / MAX_SHARD_BYTES))
             shards[name] = []
             for i in range(n):
