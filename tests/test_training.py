@@ -798,14 +798,10 @@ def test_teacher_must_be_a_saved_classifier_of_the_three_classes(tmp_path):
             load_teacher(DistillationArguments(teacher=str(classifier), **bad))
 
 
-def test_time_budget_brings_the_step_decay_forward(tmp_path):
+def _train_slowly(args: LensTrainingArguments) -> tuple[LensTrainer, LrRecorder]:
+    """Train the tiny ViT with 0.2 s optimizer steps, recording the learning rate of each update."""
     train_ds, _, proc = datasets_for(n_train=4)
     recorder = LrRecorder()
-    # 0.2 s steps against a 2 s budget: the decay comes after about half of it (~5 updates, under 2 epochs of 3
-    # updates), long before epoch 20, and the run stops at the budget.
-    args = training_args(
-        tmp_path, max_steps=1000, max_train_minutes=2.0 / 60, lr_step_time_fraction=0.5, lr_step_epochs=20
-    )
     trainer = LensTrainer(
         model=tiny_vit(),
         args=args,
@@ -814,6 +810,17 @@ def test_time_budget_brings_the_step_decay_forward(tmp_path):
         callbacks=[SlowSteps(0.2), recorder],
     )
     trainer.train()
+    return trainer, recorder
+
+
+def test_time_budget_brings_the_step_decay_forward(tmp_path):
+    # 0.2 s steps against a 2 s budget: the decay comes after about half of it (~5 updates, under 2 epochs of 3
+    # updates), long before epoch 20, and the run stops at the budget.
+    trainer, recorder = _train_slowly(
+        training_args(
+            tmp_path, max_steps=1000, max_train_minutes=2.0 / 60, lr_step_time_fraction=0.5, lr_step_epochs=20
+        )
+    )
     limit = trainer.time_limit
     assert limit.stopped and limit.decayed_at_epoch is not None
     assert limit.decayed_at_epoch < 5
@@ -823,16 +830,9 @@ def test_time_budget_brings_the_step_decay_forward(tmp_path):
     assert recorder.lrs.index(low[0]) == len(high)  # one decay, never undone
 
     # Turned off (0): the rate stays where the epoch schedule has it.
-    recorder = LrRecorder()
-    args = training_args(tmp_path / "b", max_steps=8, max_train_minutes=1.0 / 60, lr_step_time_fraction=0)
-    trainer = LensTrainer(
-        model=tiny_vit(),
-        args=args,
-        train_dataset=train_ds,
-        processing_class=proc,
-        callbacks=[SlowSteps(0.2), recorder],
+    trainer, recorder = _train_slowly(
+        training_args(tmp_path / "b", max_steps=8, max_train_minutes=1.0 / 60, lr_step_time_fraction=0)
     )
-    trainer.train()
     assert trainer.time_limit.decayed_at_epoch is None
     assert all(lr == pytest.approx(1e-2) for lr in recorder.lrs)
     with pytest.raises(LensHFError, match="lr_step_time_fraction must be in"):

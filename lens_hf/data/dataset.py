@@ -344,16 +344,10 @@ def _is_lens_dataset(folder: Path) -> bool:
 
 def _card_yaml(dd: DatasetDict, shards: Mapping[str, list[str]]) -> dict[str, Any]:
     first = dd[next(iter(dd))]
-    configs = {
-        "configs": [
-            {
-                "config_name": "default",
-                "data_files": [{"split": name, "path": f"data/{name}-*"} for name in shards],
-            }
-        ]
-    }
+    files = [{"split": name, "path": f"data/{name}-*"} for name in shards]
+    configs = {"configs": [{"config_name": "default", "data_files": files}]} if files else {}
     return {
-        **(configs if shards else {}),
+        **configs,
         "dataset_info": {
             "features": first.features._to_yaml_list(),
             "splits": [
@@ -421,16 +415,16 @@ def save_dataset(
     tmp = make_temporary_folder(out)
     try:
         dd.save_to_disk(str(tmp))
+        shards: dict[str, list[str]] = {}
         if parquet:
             (tmp / "data").mkdir()
-        shards: dict[str, list[str]] = {}
-        for name, ds in dd.items() if parquet else ():
-            n = max(1, math.ceil(ds.data.nbytes / MAX_SHARD_BYTES))
-            shards[name] = []
-            for i in range(n):
-                rel = f"data/{name}-{i:05d}-of-{n:05d}.parquet"
-                ds.shard(num_shards=n, index=i, contiguous=True).to_parquet(str(tmp / rel))
-                shards[name].append(rel)
+            for name, ds in dd.items():
+                n = max(1, math.ceil(ds.data.nbytes / MAX_SHARD_BYTES))
+                shards[name] = []
+                for i in range(n):
+                    rel = f"data/{name}-{i:05d}-of-{n:05d}.parquet"
+                    ds.shard(num_shards=n, index=i, contiguous=True).to_parquet(str(tmp / rel))
+                    shards[name].append(rel)
         (tmp / "README.md").write_text(render_card(dd, full_info, shards), encoding="utf-8")
         marker = {**full_info, "parquet_files": shards}
         (tmp / MARKER_FILE).write_text(json.dumps(marker, indent=2, default=str) + "\n", encoding="utf-8")
