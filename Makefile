@@ -29,8 +29,9 @@ demo: install
 	lens-hf predict --model $(DEMO)/model $(DEMO)/independent_test_set/cdm --output $(DEMO)/predictions.csv
 	@echo "demo done: see $(DEMO)/model/metrics.json (test split), $(DEMO)/eval/metrics.json (independent test set), $(DEMO)/predictions.csv"
 
+# Two pytest-xdist workers (one per core of a 2-core machine; most tests run on one torch thread).
 test: install-test
-	$(PYTHON) -m pytest -q
+	$(PYTHON) -m pytest -q -n 2 --dist worksteal
 
 lint:
 	ruff check lens_hf recipes tests benchmarks

@@ -56,6 +56,9 @@ RESULTS_DIR = ROOT / "benchmarks" / "results"
 WORK_DIR = ROOT / "benchmarks" / "work" / "family_study"
 NAME = "family_study"
 ROW_FILE = "study_row.json"
+# Where a cell's rows of an earlier budget are kept once the current budget's row replaces them: reported in a
+# table of their own, never mixed with the current rows.
+EARLIER_DIR = "earlier_budgets"
 CPU_EARLIER_FILE = "cpu_seconds_before_resume.json"  # CPU seconds of a run's earlier, interrupted attempts
 CPU_RUNNING_FILE = "cpu_seconds_running.json"  # the same plus the running attempt's, polled
 POLL_SECONDS = 10.0
@@ -167,11 +170,13 @@ class Profile:
 PROFILES: dict[str, Profile] = {
     "cpu": Profile(
         cells=(
-            Cell("model_ii", 1000, epochs=20, seeds=(0, 1, 2)),
+            # 1,000 per class: 30 epochs with the recipes' own step (lr / 10 after epoch 20); the 20-epoch rows
+            # (constant rate) are kept in the report's earlier-budget table
+            Cell("model_ii", 1000, epochs=30, seeds=(0, 1, 2)),
             # 5,000 per class: 12 epochs (180,000 images, 3x the 1,000 cell's), the last 3 at lr / 10
             Cell("model_ii", 5000, epochs=12, seeds=(0, 1, 2), lr_step_epochs=9),
             Cell("model_i", 5000, epochs=12, seeds=(0, 1, 2), lr_step_epochs=9),
-            Cell("model_iii", 1000, epochs=20, seeds=(0,)),
+            Cell("model_iii", 1000, epochs=30, seeds=(0,)),
         ),
     ),
     "gpu": Profile(
@@ -339,6 +344,33 @@ def on_budget(path: Path, cell: Cell) -> bool:
     return row.get("epochs_budget") == cell.epochs and row.get("lr_step_epochs") == cell.lr_step_epochs
 
 
+def budget_tag(row: dict[str, Any]) -> str:
+    """``30ep`` or ``12ep-step9``: a row's budget in a file name."""
+    step = row.get("lr_step_epochs")
+    return f"{row.get('epochs_budget')}ep" + (f"-step{step}" if step else "")
+
+
+def archive_earlier(path: Path) -> Path:
+    """Move the row at ``path`` (of an earlier budget of its cell) into the cell's ``earlier_budgets/``."""
+    row = json.loads(path.read_text())
+    dest = path.parent / EARLIER_DIR / f"{path.stem}-{budget_tag(row)}.json"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    path.replace(dest)
+    return dest
+
+
+def earlier_rows(rows_dir: Path, runs: Sequence[Run]) -> list[dict[str, Any]]:
+    """The rows of the planned cells trained on another budget than the cell's current one: archived ones and
+    those still waiting for their rerun."""
+    out = []
+    for cell in sorted({r.cell for r in runs}, key=lambda c: (c.dataset, c.train_per_class)):
+        folder = rows_dir / cell.key
+        for path in sorted(folder.glob("*.json")) + sorted((folder / EARLIER_DIR).glob("*.json")):
+            if not on_budget(path, cell):
+                out.append(json.loads(path.read_text()))
+    return out
+
+
 def row_path(rows_dir: Path, run: Run) -> Path:
     """Where a finished run's row is kept: ``<results>/<name>_runs/<cell>/<family>-seed<k>.json`` (versioned with
     the results, so a later call, on this machine or a clean checkout, skips the run)."""
@@ -479,15 +511,16 @@ def _mean_of_known(values: Sequence[float | None]) -> float | None:
 
 
 def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Mean and standard deviation over seeds per (dataset, train_per_class, family)."""
+    """Mean and standard deviation over seeds per (dataset, train_per_class, family, budget)."""
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for row in rows:
-        groups.setdefault((row["dataset"], row["train_per_class"], row["family"]), []).append(row)
+        key = (row["dataset"], row["train_per_class"], row["family"], budget_tag(row))
+        groups.setdefault(key, []).append(row)
     order = list(FAMILIES)
     out = []
-    for (dataset, n, family), group in sorted(
+    for (dataset, n, family, _budget), group in sorted(
         groups.items(),
-        key=lambda kv: (kv[0][0], kv[0][1], order.index(kv[0][2]) if kv[0][2] in order else 99),
+        key=lambda kv: (kv[0][0], kv[0][1], kv[0][3], order.index(kv[0][2]) if kv[0][2] in order else 99),
     ):
         macro = _mean_std([r["roc_auc_macro"] for r in group])
         per_class = {
@@ -519,15 +552,18 @@ def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def contrasts(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Paired differences of macro AUC (same cell, same seed): mean, standard error and a 95 % t interval."""
     t95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571}
-    index = {(r["dataset"], r["train_per_class"], r["family"], r["seed"]): r["roc_auc_macro"] for r in rows}
-    cells = sorted({(r["dataset"], r["train_per_class"]) for r in rows})
+    index = {
+        (r["dataset"], r["train_per_class"], budget_tag(r), r["family"], r["seed"]): r["roc_auc_macro"]
+        for r in rows
+    }
+    cells = sorted({(r["dataset"], r["train_per_class"], budget_tag(r)) for r in rows})
     out = []
-    for dataset, n in cells:
+    for dataset, n, budget in cells:
         for name, fam, ref in CONTRASTS:
             diffs = [
-                index[(dataset, n, fam, s)] - index[(dataset, n, ref, s)]
-                for (d, m, f, s) in index
-                if (d, m, f) == (dataset, n, fam) and (dataset, n, ref, s) in index
+                index[(dataset, n, budget, fam, s)] - index[(dataset, n, budget, ref, s)]
+                for (d, m, b, f, s) in index
+                if (d, m, b, f) == (dataset, n, budget, fam) and (dataset, n, budget, ref, s) in index
             ]
             if not diffs:
                 continue
@@ -538,6 +574,7 @@ def contrasts(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 {
                     "dataset": dataset,
                     "train_per_class": n,
+                    "budget": budget,
                     "contrast": name,
                     "pairs": len(diffs),
                     "difference_mean": mean,
@@ -548,31 +585,64 @@ def contrasts(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def plot(summary: list[dict[str, Any]], path: Path) -> Path:
+def plot(summary: list[dict[str, Any]], path: Path, earlier: Sequence[dict[str, Any]] = ()) -> Path:
+    """One panel per dataset, one line per family (error bars: std over seeds); the means of earlier budgets
+    (``earlier``, a summary) as open markers of the family's colour, not joined to the current line."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    datasets = sorted({s["dataset"] for s in summary})
+    datasets = sorted({s["dataset"] for s in [*summary, *earlier]})
     fig, axes = plt.subplots(1, len(datasets), figsize=(5.2 * len(datasets), 4.2), squeeze=False)
+    palette = [f"C{i}" for i in range(10)] + ["black", "gold", "navy"]
+    colors = {f: palette[i % len(palette)] for i, f in enumerate(FAMILIES)}
     for ax, dataset in zip(axes[0], datasets, strict=True):
         for family in FAMILIES:
-            pts = sorted(
-                (s["train_per_class"] * 3, s["roc_auc_macro_mean"], s["roc_auc_macro_std"])
-                for s in summary
-                if s["dataset"] == dataset and s["family"] == family
-            )
-            if pts:
+            for source, current in ((summary, True), (earlier, False)):
+                pts = sorted(
+                    (s["train_per_class"] * 3, s["roc_auc_macro_mean"], s["roc_auc_macro_std"])
+                    for s in source
+                    if s["dataset"] == dataset and s["family"] == family
+                )
+                if not pts:
+                    continue
                 x, y, e = zip(*pts, strict=True)
-                ax.errorbar(x, y, yerr=e, marker="o", capsize=3, label=family)
+                ax.errorbar(
+                    x,
+                    y,
+                    yerr=e,
+                    marker="o",
+                    capsize=3,
+                    color=colors[family],
+                    label=family if current else None,
+                    ls="-" if current else "none",
+                    mfc=None if current else "none",
+                    alpha=1.0 if current else 0.5,
+                )
+        if any(s["dataset"] == dataset for s in earlier):
+            budgets = sorted({f"{s['train_per_class']:,}/class: {s['epochs']} ep" for s in earlier})
+            ax.plot(
+                [],
+                [],
+                "o",
+                mfc="none",
+                color="grey",
+                label="open: earlier budget (" + "; ".join(budgets) + ")",
+            )
         ax.set_xscale("log")
         ax.set_xlabel("training images (3 classes)")
         ax.set_ylabel("test macro ROC-AUC")
-        ax.set_title(dataset.replace("_", " ").title().replace("Ii", "II").replace("Iii", "III"))
+        ax.set_title(
+            {"model_i": "Model I", "model_ii": "Model II", "model_iii": "Model III"}.get(dataset, dataset)
+        )
         ax.axhline(0.5, color="grey", lw=0.8, ls=":")
         ax.grid(alpha=0.3)
-    axes[0][-1].legend(fontsize=7, loc="lower right")
+    handles = {}  # every panel's labels in one legend
+    for ax in axes[0]:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(label, handle)
+    axes[0][-1].legend(list(handles.values()), list(handles), fontsize=7, loc="lower right")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
@@ -619,11 +689,51 @@ def render_markdown(report: dict[str, Any]) -> str:
         "default on CPUs with native bfloat16, about 1.35x the training images/s at the same AUC per epoch)",
         f"- trained on: {devices_line(report.get('rows', []))}",
         "",
+        *summary_table(report["summary"]),
+    ]
+    if report["contrasts"]:
+        lines += [
+            "",
+            "## Paired differences (same cell, same seed)",
+            "",
+            *contrast_table(report["contrasts"]),
+        ]
+    reading = reading_lines(report)
+    if reading:
+        lines += ["", "## Reading", "", *reading]
+    if report.get("earlier_summary"):
+        lines += [
+            "",
+            "## Earlier budgets (superseded)",
+            "",
+            "Rows of a cell trained on a budget it no longer has (the current budget is in the table above): kept "
+            "for comparison, never mixed with the current rows, not in the paired differences or the plot. "
+            "The rows themselves are in `family_study_runs/<cell>/earlier_budgets/` (or, until their rerun "
+            "finishes, still in `family_study_runs/<cell>/`).",
+            "",
+            *summary_table(report["earlier_summary"]),
+        ]
+        if report.get("earlier_contrasts"):
+            lines += [
+                "",
+                "Paired differences on the earlier budgets (same cell, budget and seed):",
+                "",
+                *contrast_table(report["earlier_contrasts"], budget=True),
+            ]
+    if report.get("missing"):
+        lines += ["", f"Runs not finished yet: {len(report['missing'])} ({', '.join(report['missing'][:12])}"]
+        lines[-1] += ", ...)" if len(report["missing"]) > 12 else ")"
+    return "\n".join(lines) + "\n"
+
+
+def summary_table(summary: Sequence[dict[str, Any]]) -> list[str]:
+    """The markdown table of per-family means (one line per dataset, size, family and budget)."""
+    lines = [
         "| dataset | train / class | family | seeds | epochs | precision | CPU-min / run | train img / CPU-s | "
         "macro AUC | no_sub | subhalo | vortex | test images |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for s in report["summary"]:
+    for s in summary:
         pc = s["roc_auc_per_class_mean"]
         lines.append(
             f"| {s['dataset']} | {s['train_per_class']:,} | {s['family']} | {s['seeds']} | {s['epochs']}"
@@ -635,28 +745,27 @@ def render_markdown(report: dict[str, Any]) -> str:
             f"{pc.get('no_substructure', float('nan')):.4f} | {pc.get('subhalo', float('nan')):.4f} | "
             f"{pc.get('vortex', float('nan')):.4f} | {s['test_images']:,} |"
         )
-    if report["contrasts"]:
-        lines += [
-            "",
-            "## Paired differences (same cell, same seed)",
-            "",
-            "| dataset | train / class | contrast | pairs | Δ macro AUC | s.e. | 95 % interval |",
-            "|---|---|---|---|---|---|---|",
-        ]
-        for c in report["contrasts"]:
-            se = "n/a" if c["difference_se"] is None else f"{c['difference_se']:.4f}"
-            ci = "n/a" if c["ci95"] is None else f"[{c['ci95'][0]:+.4f}, {c['ci95'][1]:+.4f}]"
-            lines.append(
-                f"| {c['dataset']} | {c['train_per_class']:,} | {c['contrast']} | {c['pairs']} | "
-                f"{c['difference_mean']:+.4f} | {se} | {ci} |"
-            )
-    reading = reading_lines(report)
-    if reading:
-        lines += ["", "## Reading", "", *reading]
-    if report.get("missing"):
-        lines += ["", f"Runs not finished yet: {len(report['missing'])} ({', '.join(report['missing'][:12])}"]
-        lines[-1] += ", ...)" if len(report["missing"]) > 12 else ")"
-    return "\n".join(lines) + "\n"
+    return lines
+
+
+def contrast_table(rows: Sequence[dict[str, Any]], budget: bool = False) -> list[str]:
+    """The markdown table of paired differences (with an epochs column for the earlier budgets)."""
+    head = "| dataset | train / class | " + ("epochs | " if budget else "")
+    lines = [
+        head + "contrast | pairs | Δ macro AUC | s.e. | 95 % interval |",
+        "|---|---|---|---|---|---|---|" + ("---|" if budget else ""),
+    ]
+    for c in rows:
+        se = "n/a" if c["difference_se"] is None else f"{c['difference_se']:.4f}"
+        ci = "n/a" if c["ci95"] is None else f"[{c['ci95'][0]:+.4f}, {c['ci95'][1]:+.4f}]"
+        epochs = f"{c['budget'].replace('ep', '').replace('-step', ' (lr / 10 after ')}" if budget else ""
+        epochs += ")" if budget and "step" in c["budget"] else ""
+        lines.append(
+            f"| {c['dataset']} | {c['train_per_class']:,} | "
+            + (f"{epochs} | " if budget else "")
+            + f"{c['contrast']} | {c['pairs']} | {c['difference_mean']:+.4f} | {se} | {ci} |"
+        )
+    return lines
 
 
 def verdict(c: dict[str, Any]) -> str:
@@ -762,6 +871,8 @@ def collect(
         path = row_path(rows_dir, run)
         finished = run.folder(work) / ROW_FILE if work else None
         if not on_budget(path, run.cell) and finished is not None and on_budget(finished, run.cell):
+            if path.is_file():
+                archive_earlier(path)
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(finished.read_text())
         if on_budget(path, run.cell):
@@ -771,7 +882,14 @@ def collect(
     return rows, missing
 
 
-def write_report(rows: list[dict[str, Any]], missing: list[str], out: Path, name: str, command: str) -> dict:
+def write_report(
+    rows: list[dict[str, Any]],
+    missing: list[str],
+    out: Path,
+    name: str,
+    command: str,
+    earlier: Sequence[dict[str, Any]] = (),
+) -> dict:
     import torch
 
     machine = (
@@ -797,12 +915,16 @@ def write_report(rows: list[dict[str, Any]], missing: list[str], out: Path, name
         "summary": summary,
         "contrasts": contrasts(rows) if rows else [],
         "missing": missing,
+        # rows of a budget their cell no longer has, summarised apart (see render_markdown)
+        "earlier_summary": summarize(list(earlier)) if earlier else [],
+        "earlier_contrasts": contrasts(list(earlier)) if earlier else [],
+        "earlier_rows": list(earlier),
     }
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{name}.json").write_text(json.dumps(report, indent=2) + "\n")
     (out / f"{name}.md").write_text(render_markdown(report))
-    if summary:
-        plot(summary, out / f"{name}.png")
+    if summary or earlier:
+        plot(summary, out / f"{name}.png", report["earlier_summary"])
     return report
 
 
@@ -874,11 +996,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             raise
         finally:
             rows, missing = collect(rows_dir, report_runs, args.work)
-            write_report(rows, missing, args.out, name, command.strip())
+            earlier = earlier_rows(rows_dir, report_runs)
+            write_report(rows, missing, args.out, name, command.strip(), earlier)
         if scheduler.failed:
             print(f"failed runs: {', '.join(scheduler.failed)}", file=sys.stderr)
     rows, missing = collect(rows_dir, report_runs, args.work)
-    return write_report(rows, missing, args.out, name, command.strip())
+    earlier = earlier_rows(rows_dir, report_runs)
+    return write_report(rows, missing, args.out, name, command.strip(), earlier)
 
 
 if __name__ == "__main__":

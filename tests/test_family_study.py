@@ -280,6 +280,53 @@ def test_a_row_of_an_earlier_budget_is_trained_again_and_not_reported(tmp_path):
     assert not (folder / "checkpoint-7").exists() and not (folder / study.ROW_FILE).exists()
 
 
+def test_rows_of_an_earlier_budget_are_archived_and_reported_in_a_table_of_their_own(tmp_path):
+    """When the rerun on the new budget finishes, the old row moves to the cell's earlier_budgets/ instead of
+    being overwritten; the report keeps it in its own table, apart from the current rows and their contrasts."""
+    cell = study.Cell("model_ii", 4, epochs=30, seeds=(0, 1))
+    runs = [study.Run(cell, study.FAMILIES[f], s) for f in ("vit", "deit") for s in (0, 1)]
+    rows_dir, work = tmp_path / "rows", tmp_path / "work"
+    for run in runs:  # every run has a row of the 20-epoch budget
+        old = {**_row(run.family.name, run.seed, 0.85, n=4), "epochs_budget": 20, "lr_step_epochs": None}
+        study.row_path(rows_dir, run).parent.mkdir(parents=True, exist_ok=True)
+        study.row_path(rows_dir, run).write_text(json.dumps(old))
+    new = {**_row("vit", 0, 0.95, n=4), "epochs_budget": 30, "lr_step_epochs": None}
+    runs[0].folder(work).mkdir(parents=True)
+    (runs[0].folder(work) / study.ROW_FILE).write_text(json.dumps(new))  # vit seed 0 reran on 30 epochs
+
+    rows, missing = study.collect(rows_dir, runs, work)
+    assert [r["roc_auc_macro"] for r in rows] == [0.95] and len(missing) == 3
+    archived = rows_dir / cell.key / study.EARLIER_DIR / "vit-seed0-20ep.json"
+    assert json.loads(archived.read_text())["roc_auc_macro"] == 0.85
+    earlier = study.earlier_rows(rows_dir, runs)  # the archived row and the three still waiting for a rerun
+    assert sorted((r["family"], r["seed"]) for r in earlier) == [
+        ("deit", 0),
+        ("deit", 1),
+        ("vit", 0),
+        ("vit", 1),
+    ]
+    assert all(r["epochs_budget"] == 20 for r in earlier)
+
+    report = study.write_report(rows, missing, tmp_path / "out", "study", "cmd", earlier)
+    assert [(s["family"], s["epochs"], s["seeds"]) for s in report["summary"]] == [("vit", 30, 1)]
+    assert {(s["family"], s["epochs"], s["seeds"]) for s in report["earlier_summary"]} == {
+        ("vit", 20, 2),
+        ("deit", 20, 2),
+    }
+    text = (tmp_path / "out" / "study.md").read_text()
+    current, superseded = text.split("## Earlier budgets (superseded)")
+    assert "| vit | 1 | 30 |" in current and "| 20 |" not in current
+    assert "| vit | 2 | 20 |" in superseded and "| deit | 2 | 20 |" in superseded
+    # a row of another budget never joins the current group's mean
+    both = study.summarize([new, {**_row("vit", 1, 0.85, n=4), "epochs_budget": 20, "lr_step_epochs": None}])
+    assert sorted((s["epochs"], s["seeds"]) for s in both) == [(20, 1), (30, 1)]
+    # nor is it paired with a row of another budget; within one budget it is
+    spt_old = {**_row("vit-spt", 0, 0.80, n=4), "epochs_budget": 20, "lr_step_epochs": None}
+    assert study.contrasts([new, spt_old]) == []
+    (pair,) = study.contrasts([{**new, "epochs_budget": 20}, spt_old])
+    assert pair["budget"] == "20ep" and pair["difference_mean"] == pytest.approx(-0.15)
+
+
 def test_paper_layernorm_families_add_their_switch_to_the_recipe_or_profile_overrides(tmp_path):
     """A flag replaces the recipe's per-dataset config_overrides, so the study merges the family's switch into
     them: the paper-LayerNorm rows differ from the recipe's rows in that switch only."""

@@ -103,21 +103,26 @@ def test_wheel_installed_outside_the_checkout(tmp_path, model_dir):
     assert Path(origin).is_relative_to(tmp_path / "venv") and "site-packages" in Path(origin).parts
     lens_hf = bin_dir / "lens-hf"
 
-    # The recipe scripts load from the package: lens-hf train runs recipes/train_vit_spt_lsa.py's main().
-    result = _run(lens_hf, "train", "--recipe", "vit_spt_lsa", "--help", cwd=work, env=env)
-    assert result.returncode == 0 and "--model_preset" in result.stdout, result.stderr
-
-    result = _run(
-        lens_hf, "simulate", "--preset", "model_i", "--per-class", "2", "--seed", "3", "--workers", "1",
-        "--format", "hf", "--splits", "1,0,1", "--out", "ds", cwd=work, env=env,
-    )  # fmt: skip
+    # One process of the installed package runs three commands (each process start imports torch and
+    # transformers): the recipe scripts load from the package (lens-hf train runs recipes/train_vit_spt_lsa.py's
+    # main()), simulate writes a dataset with its card, card writes a model card.
+    model = shutil.copytree(model_dir, work / "model")
+    code = (
+        "import sys; from lens_hf.cli import load_recipe, main\n"
+        "print(load_recipe('train_vit_spt_lsa').__file__)\n"
+        "for argv in sys.argv[1:]:\n"
+        "    code = main(argv.split())\n"
+        "    if code: sys.exit(f'{argv}: exit {code}')\n"
+    )
+    simulate = (
+        "simulate --preset model_i --per-class 2 --seed 3 --workers 1 --format hf --splits 1,0,1 --out ds"
+    )
+    result = _run(bin_dir / "python", "-c", code, simulate, "card --model model", cwd=work, env=env)
     assert result.returncode == 0, result.stderr
+    recipe = Path(result.stdout.splitlines()[0])
+    assert recipe.name == "train_vit_spt_lsa.py" and recipe.is_relative_to(tmp_path / "venv"), recipe
     card = DatasetCard.load(work / "ds" / "README.md")
     assert card.data.configs and "simulated with lenstronomy (lens_hf preset `model_i`, seed 3" in card.text
-
-    model = shutil.copytree(model_dir, work / "model")
-    result = _run(lens_hf, "card", "--model", "model", cwd=work, env=env)
-    assert result.returncode == 0, result.stderr
     assert ModelCard.load(model / "README.md").data.pipeline_tag == "image-classification"
 
     import datasets
