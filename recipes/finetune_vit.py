@@ -20,7 +20,7 @@ import sys
 from transformers import HfArgumentParser, TrainerCallback, set_seed
 
 from lens_hf.training import (
-    LENS_INPUTS,
+    PLAIN_VIT_DATASET_DEFAULTS,
     BatchAugment,
     DataArguments,
     LensTrainer,
@@ -49,20 +49,11 @@ DEFAULTS = {
     "num_train_epochs": 50,
 }
 
-# Per kind of data (the preset a --dataset records, or --preset): what the model sees (lens_hf.training.
-# LENS_INPUTS: the central 32x32 px around the ring, asinh-stretched, standardised) and this family's settings
-# for it: 4x4 px patches (an 8x8 token grid), 4 layers instead of the preset's 6 (as many AUC per epoch on a
-# few thousand images, at 1.5-1.9x the images per second: benchmarks/README.md), and a learning rate low enough
-# that the first epochs do not erase what warm-up found. Used only with the recipe's own model preset.
-DATASET_DEFAULTS = {
-    kind: {
-        **inputs,
-        "config_overrides": {"patch_size": 4, "num_hidden_layers": 4},
-        "learning_rate": 1.5e-4,
-        "warmup_steps": 100,
-    }
-    for kind, inputs in LENS_INPUTS.items()
-}
+# Per kind of data (the preset a --dataset records, or --preset): what the model sees and this family's settings
+# for it, shared with the other stock ViT-family recipe (lens_hf.training.PLAIN_VIT_DATASET_DEFAULTS: the
+# central 32 px, 4x4 px patches, 4 layers, learning rate 1.5e-4 after 100 warm-up steps). Used only with the
+# recipe's own model preset.
+DATASET_DEFAULTS = PLAIN_VIT_DATASET_DEFAULTS
 
 
 def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None = None) -> dict:

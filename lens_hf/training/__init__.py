@@ -4,6 +4,7 @@ checkpoints, the run record, and the steps every recipe in ``recipes/`` calls on
 
 from lens_hf.training.args import (
     LENS_INPUTS,
+    PLAIN_VIT_DATASET_DEFAULTS,
     SIMULATION_FIELDS,
     TRAINING_DEFAULTS,
     DataArguments,
@@ -45,6 +46,7 @@ from lens_hf.training.trainer import (
 
 __all__ = [
     "LENS_INPUTS",
+    "PLAIN_VIT_DATASET_DEFAULTS",
     "SIMULATION_FIELDS",
     "TRAINING_DEFAULTS",
     "TRAINING_FILE",

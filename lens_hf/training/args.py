@@ -297,6 +297,20 @@ LENS_INPUTS: dict[str, dict[str, Any]] = {
     "model_iii": {"image_size": 52, "center_crop": 32, "stretch": "asinh", "standardize": True},
 }
 
+# The stock ViT and DeiT recipes' settings per kind of data (recipes/finetune_vit.py, finetune_deit.py): the inputs
+# above, 4x4 px patches (an 8x8 token grid), 4 layers instead of the preset's 6 (as many AUC per epoch on a few
+# thousand images, at 1.5-1.9x the images per second: benchmarks/README.md), and a learning rate low enough that
+# the first epochs do not erase what warm-up found. A recipe applies them only with its own model preset.
+PLAIN_VIT_DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
+    kind: {
+        **inputs,
+        "config_overrides": {"patch_size": 4, "num_hidden_layers": 4},
+        "learning_rate": 1.5e-4,
+        "warmup_steps": 100,
+    }
+    for kind, inputs in LENS_INPUTS.items()
+}
+
 # Defaults every recipe starts from; a recipe's own defaults, the config file and the command line override them.
 TRAINING_DEFAULTS: dict[str, Any] = {
     "per_device_train_batch_size": 32,
