@@ -839,6 +839,42 @@ def test_time_budget_brings_the_step_decay_forward(tmp_path):
         training_args(tmp_path, lr_step_time_fraction=1.5)
 
 
+def test_a_resumed_run_reports_the_decay_at_the_epoch_the_clock_placed_it():
+    """The decay's epoch travels with the scheduler's checkpoint: after a resume, the time limit reports the
+    epoch at which the decay happened, and neither applies it again nor moves it to the resumed epoch."""
+    from types import SimpleNamespace
+
+    from transformers import TrainerControl
+
+    from lens_hf.training.schedule import bring_decay_forward, decay_brought_forward_at, step_decay_scheduler
+    from lens_hf.training.trainer import TimeLimit
+
+    def scheduler():
+        opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+        return step_decay_scheduler(opt, steps_per_epoch=2, step_epochs=20, gamma=0.1)
+
+    first = scheduler()
+    assert bring_decay_forward(first, 1.5) and decay_brought_forward_at(first) == 1.5
+    assert bring_decay_forward(first, 2.0) and decay_brought_forward_at(first) == 1.5  # one decay, one epoch
+    resumed = scheduler()
+    assert decay_brought_forward_at(resumed) is None
+    resumed.load_state_dict(first.state_dict())
+    assert resumed.lr_lambdas[0](8) == pytest.approx(0.1) and decay_brought_forward_at(resumed) == 1.5
+
+    limit = TimeLimit(3600.0, decay_fraction=0.5)
+    limit.on_train_begin(None, None, None)
+    limit.start -= 2000.0  # past the fraction: a fresh run would bring the decay forward now, at epoch 4
+    args, state = SimpleNamespace(lr_step_epochs=20), SimpleNamespace(epoch=4.0)
+    limit.on_step_end(args, state, TrainerControl(), lr_scheduler=resumed)
+    assert limit.decayed_at_epoch == 1.5 and resumed.lr_lambdas[0].time_decay_epoch == 1.5
+    fresh = scheduler()
+    limit = TimeLimit(3600.0, decay_fraction=0.5)
+    limit.on_train_begin(None, None, None)
+    limit.start -= 2000.0
+    limit.on_step_end(args, state, TrainerControl(), lr_scheduler=fresh)
+    assert limit.decayed_at_epoch == 4.0 and fresh.get_last_lr() == [pytest.approx(0.1)]
+
+
 def test_a_decay_brought_forward_is_not_applied_twice():
     from lens_hf.training.schedule import StepDecay
 

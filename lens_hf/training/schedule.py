@@ -39,7 +39,8 @@ class StepDecay:
 
     ``time_decays`` counts decays placed by a time budget (:class:`lens_hf.training.trainer.TimeLimit`): the
     multiplier is ``gamma ** max(epoch // step_epochs, time_decays)``, so a decay the clock brought forward is
-    not applied twice when its epoch comes.
+    not applied twice when its epoch comes; ``time_decay_epoch`` is the epoch at which the clock placed it (kept
+    with the checkpoint, so a resumed run reports the decay where it happened).
 
     A callable object rather than a closure so that ``LambdaLR.state_dict()`` saves and restores it with
     the checkpoint.
@@ -59,6 +60,7 @@ class StepDecay:
         self.gamma = float(gamma)
         self.warmup_steps = max(int(warmup_steps), 0)
         self.time_decays = 0
+        self.time_decay_epoch: float | None = None
 
     def __call__(self, update: int) -> float:
         """Multiplier of the base learning rate for the optimizer update with 0-based index ``update``."""
@@ -69,15 +71,35 @@ class StepDecay:
         return factor
 
 
-def bring_decay_forward(scheduler: torch.optim.lr_scheduler.LRScheduler | None) -> bool:
-    """Apply one step decay now (if the epoch schedule has not already): ``time_decays`` of every
-    :class:`StepDecay` of ``scheduler`` becomes at least 1, and the optimizer's learning rates are updated at once.
-    Returns whether ``scheduler`` has a step decay to bring forward (False for other schedules)."""
+def _step_decays(scheduler: torch.optim.lr_scheduler.LRScheduler | None) -> list[StepDecay]:
     lambdas = getattr(scheduler, "lr_lambdas", None)
     if not lambdas or not all(isinstance(lam, StepDecay) for lam in lambdas):
+        return []
+    return list(lambdas)
+
+
+def decay_brought_forward_at(scheduler: torch.optim.lr_scheduler.LRScheduler | None) -> float | None:
+    """The epoch at which a time budget brought ``scheduler``'s step decay forward (restored with a checkpoint
+    when the run resumed), or None if it has not."""
+    epochs = [lam.time_decay_epoch for lam in _step_decays(scheduler) if lam.time_decays >= 1]
+    epochs = [e for e in epochs if e is not None]  # checkpoints written before the epoch was kept
+    return min(epochs) if epochs else None
+
+
+def bring_decay_forward(
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None, epoch: float | None = None
+) -> bool:
+    """Apply one step decay now (if the epoch schedule has not already): ``time_decays`` of every
+    :class:`StepDecay` of ``scheduler`` becomes at least 1, and the optimizer's learning rates are updated at once;
+    ``epoch`` (the training epoch now) is kept as the decay's. Returns whether ``scheduler`` has a step decay to
+    bring forward (False for other schedules)."""
+    lambdas = _step_decays(scheduler)
+    if not lambdas:
         return False
     for lam in lambdas:
-        lam.time_decays = max(lam.time_decays, 1)
+        if lam.time_decays < 1:
+            lam.time_decays = 1
+            lam.time_decay_epoch = epoch
     # LambdaLR sets the rates for update ``last_epoch`` (0-based), the next one the optimizer makes.
     rates = [base * lam(scheduler.last_epoch) for base, lam in zip(scheduler.base_lrs, lambdas)]
     for group, rate in zip(scheduler.optimizer.param_groups, rates):

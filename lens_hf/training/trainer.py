@@ -27,7 +27,12 @@ from lens_hf.models.factory import param_groups
 from lens_hf.processing.targets import TargetScaling, is_regression
 from lens_hf.training.args import DISTILLATION_TYPES, REGRESSION_LOSSES
 from lens_hf.training.augment import collate
-from lens_hf.training.schedule import bring_decay_forward, step_decay_scheduler, updates_per_epoch
+from lens_hf.training.schedule import (
+    bring_decay_forward,
+    decay_brought_forward_at,
+    step_decay_scheduler,
+    updates_per_epoch,
+)
 
 SAFE_WEIGHTS = "model.safetensors"
 
@@ -127,13 +132,17 @@ class TimeLimit(TrainerCallback):
 
     def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001, ANN201
         elapsed = time.perf_counter() - self.start
+        if self.decayed_at_epoch is None:
+            # a run resumed after the clock brought the decay forward: the decay is in the restored scheduler,
+            # and it happened at the epoch kept there, not now
+            self.decayed_at_epoch = decay_brought_forward_at(kwargs.get("lr_scheduler"))
         if (
             self.decay_fraction is not None
             and self.decayed_at_epoch is None
             and elapsed >= self.decay_fraction * self.seconds
             and state.epoch is not None
             and state.epoch < args.lr_step_epochs
-            and bring_decay_forward(kwargs.get("lr_scheduler"))
+            and bring_decay_forward(kwargs.get("lr_scheduler"), float(state.epoch))
         ):
             self.decayed_at_epoch = float(state.epoch)
         if elapsed >= self.seconds and not control.should_training_stop:
