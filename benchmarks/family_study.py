@@ -471,6 +471,8 @@ class Scheduler:
         row = _row(run, folder, cpu + earlier, wall)
         (folder / ROW_FILE).write_text(json.dumps(row, indent=2) + "\n")
         kept = row_path(self.rows_dir, run)
+        if kept.is_file() and not on_budget(kept, run.cell):
+            archive_earlier(kept)  # the row of the cell's earlier budget stays in the report's own table
         kept.parent.mkdir(parents=True, exist_ok=True)
         kept.write_text(json.dumps(row, indent=2) + "\n")
         print(

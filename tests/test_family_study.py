@@ -327,6 +327,34 @@ def test_rows_of_an_earlier_budget_are_archived_and_reported_in_a_table_of_their
     assert pair["budget"] == "20ep" and pair["difference_mean"] == pytest.approx(-0.15)
 
 
+def test_a_finished_rerun_archives_the_row_of_the_earlier_budget(tmp_path):
+    """The scheduler keeps a finished run's row at once: the row of the cell's earlier budget it replaces moves to
+    earlier_budgets/ instead of being overwritten."""
+    import subprocess
+
+    cell = study.Cell("model_ii", 4, epochs=30, seeds=(0,))
+    run = study.Run(cell, study.FAMILIES["deit"], 0)
+    rows_dir = tmp_path / "rows"
+    kept = study.row_path(rows_dir, run)
+    kept.parent.mkdir(parents=True)
+    kept.write_text(json.dumps({**_row("deit", 0, 0.85, n=4), "epochs_budget": 20, "lr_step_epochs": None}))
+    folder = run.folder(tmp_path)  # what the recipe leaves behind
+    folder.mkdir(parents=True)
+    (folder / "metrics.json").write_text(
+        json.dumps({"roc_auc_macro": 0.94, "roc_auc_per_class": {"no_substructure": 0.94}, "num_samples": 12})
+    )
+    (folder / "lens_hf_training.json").write_text(json.dumps({"epochs": 30.0, "device_name": "cpu"}))
+    sched = study.Scheduler([run], tmp_path, study.PROFILES["quick"], "quick", jobs=1, rows_dir=rows_dir)
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    sched.running[proc.pid] = (run, proc, 0.0, open(tmp_path / "run.log", "w"))  # noqa: SIM115
+    sched._reap()
+    new = json.loads(kept.read_text())
+    assert new["epochs_budget"] == 30 and new["roc_auc_macro"] == 0.94
+    old = json.loads((kept.parent / study.EARLIER_DIR / "deit-seed0-20ep.json").read_text())
+    assert old["epochs_budget"] == 20 and old["roc_auc_macro"] == 0.85
+    assert [r["roc_auc_macro"] for r in study.earlier_rows(rows_dir, [run])] == [0.85]
+
+
 def test_paper_layernorm_families_add_their_switch_to_the_recipe_or_profile_overrides(tmp_path):
     """A flag replaces the recipe's per-dataset config_overrides, so the study merges the family's switch into
     them: the paper-LayerNorm rows differ from the recipe's rows in that switch only."""
