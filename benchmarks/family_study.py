@@ -350,6 +350,11 @@ def budget_tag(row: dict[str, Any]) -> str:
     return f"{row.get('epochs_budget')}ep" + (f"-step{step}" if step else "")
 
 
+def budget_text(epochs: Any, step: int | None) -> str:
+    """``30`` or ``12 (lr / 10 after 9)``: a budget in a table cell."""
+    return f"{epochs}" + (f" (lr / 10 after {step})" if step else "")
+
+
 def archive_earlier(path: Path) -> Path:
     """Move the row at ``path`` (of an earlier budget of its cell) into the cell's ``earlier_budgets/``."""
     row = json.loads(path.read_text())
@@ -559,6 +564,7 @@ def contrasts(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         for r in rows
     }
     cells = sorted({(r["dataset"], r["train_per_class"], budget_tag(r)) for r in rows})
+    budgets = {budget_tag(r): (r.get("epochs_budget"), r.get("lr_step_epochs")) for r in rows}
     out = []
     for dataset, n, budget in cells:
         for name, fam, ref in CONTRASTS:
@@ -577,6 +583,8 @@ def contrasts(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     "dataset": dataset,
                     "train_per_class": n,
                     "budget": budget,
+                    "epochs": budgets[budget][0],
+                    "lr_step_epochs": budgets[budget][1],
                     "contrast": name,
                     "pairs": len(diffs),
                     "difference_mean": mean,
@@ -738,8 +746,8 @@ def summary_table(summary: Sequence[dict[str, Any]]) -> list[str]:
     for s in summary:
         pc = s["roc_auc_per_class_mean"]
         lines.append(
-            f"| {s['dataset']} | {s['train_per_class']:,} | {s['family']} | {s['seeds']} | {s['epochs']}"
-            f"{f' (lr / 10 after {step})' if (step := s.get('lr_step_epochs')) else ''} | "
+            f"| {s['dataset']} | {s['train_per_class']:,} | {s['family']} | {s['seeds']} | "
+            f"{budget_text(s['epochs'], s.get('lr_step_epochs'))} | "
             f"{s.get('training_precision', 'fp32')} | {s['cpu_minutes_mean']:.1f} | {s['images_per_cpu_s_mean']:.0f} | "
             f"**{s['roc_auc_macro_mean']:.4f}** "
             + (f"± {s['roc_auc_macro_std']:.4f}" if s["seeds"] > 1 else "(one seed)")
@@ -760,11 +768,9 @@ def contrast_table(rows: Sequence[dict[str, Any]], budget: bool = False) -> list
     for c in rows:
         se = "n/a" if c["difference_se"] is None else f"{c['difference_se']:.4f}"
         ci = "n/a" if c["ci95"] is None else f"[{c['ci95'][0]:+.4f}, {c['ci95'][1]:+.4f}]"
-        epochs = f"{c['budget'].replace('ep', '').replace('-step', ' (lr / 10 after ')}" if budget else ""
-        epochs += ")" if budget and "step" in c["budget"] else ""
         lines.append(
             f"| {c['dataset']} | {c['train_per_class']:,} | "
-            + (f"{epochs} | " if budget else "")
+            + (f"{budget_text(c['epochs'], c['lr_step_epochs'])} | " if budget else "")
             + f"{c['contrast']} | {c['pairs']} | {c['difference_mean']:+.4f} | {se} | {ci} |"
         )
     return lines
