@@ -89,14 +89,23 @@ class Family:
     config: tuple[tuple[str, Any], ...] = ()
     # cells (``Cell.key``) the family runs in with the CPU profile's default plan; empty: every cell
     cells: tuple[str, ...] = ()
+    # model config set over the recipe's own per-dataset ``config_overrides`` only (not over a profile's)
+    recipe_config: tuple[tuple[str, Any], ...] = ()
 
 
+# The ViT-like families are compared on one token grid, the SPT/LSA recipe's own: 4 px patches on the 32 px
+# input (8x8 tokens). The stock ViT and DeiT recipes read lensing data in 8 px patches (4x4 tokens; it learns
+# faster and costs less: benchmarks/README.md); the -p8 rows measure that tokenizer beside the others.
+STUDY_GRID: tuple[tuple[str, Any], ...] = (("patch_size", 4),)
+PATCH8: tuple[tuple[str, Any], ...] = (("patch_size", 8),)
+PATCH8_CELLS = ("model_ii-1000", "model_ii-5000")
 NO_PATCH_LN: tuple[tuple[str, Any], ...] = (("spt_layer_norm", False),)
 FAMILIES: dict[str, Family] = {
     f.name: f
     for f in (
         Family("resnet-18", "train_cnn_teacher"),
-        Family("vit", "finetune_vit"),
+        Family("vit", "finetune_vit", recipe_config=STUDY_GRID),
+        Family("vit-p8", "finetune_vit", recipe_config=PATCH8, cells=PATCH8_CELLS),
         # SPT projects each shifted patch as it is, as the recipe does by default; said here too so that a
         # profile replacing the recipe's config_overrides (the GPU one, at 150 px) keeps it.
         Family("vit-spt", "train_vit_spt_lsa", ("--model_preset", "vit-spt-tiny"), config=NO_PATCH_LN),
@@ -120,8 +129,9 @@ FAMILIES: dict[str, Family] = {
             config=(("spt_layer_norm", True),),
             cells=("model_ii-1000",),
         ),
-        Family("deit", "finetune_deit"),
-        Family("deit-distilled", "finetune_deit", teacher="resnet-18"),
+        Family("deit", "finetune_deit", recipe_config=STUDY_GRID),
+        Family("deit-p8", "finetune_deit", recipe_config=PATCH8, cells=PATCH8_CELLS),
+        Family("deit-distilled", "finetune_deit", teacher="resnet-18", recipe_config=STUDY_GRID),
         Family("swin", "finetune_swin"),
         Family("hybrid", "train_vit_spt_lsa", ("--model_preset", "vit-spt-lsa-stem")),
     )
@@ -133,6 +143,9 @@ CONTRASTS = (
     ("LSA (vit-lsa - vit)", "vit-lsa", "vit"),
     ("SPT+LSA (vit-spt-lsa - vit)", "vit-spt-lsa", "vit"),
     ("distillation (deit-distilled - deit)", "deit-distilled", "deit"),
+    ("8 px patches (vit-p8 - vit)", "vit-p8", "vit"),
+    ("8 px patches (deit-p8 - deit)", "deit-p8", "deit"),
+    ("SPT against 8 px patches (vit-spt - vit-p8)", "vit-spt", "vit-p8"),
     ("Swin - ViT", "swin", "vit"),
     ("hybrid stem (hybrid - vit-spt-lsa)", "hybrid", "vit-spt-lsa"),
     ("SPT patch LayerNorm (vit-spt-ln - vit-spt)", "vit-spt-ln", "vit-spt"),
@@ -265,8 +278,9 @@ SIZE_KEYS = frozenset({"num_hidden_layers", "hidden_size", "intermediate_size", 
 
 def _config_overrides(extra: list[str], run: Run) -> list[str]:
     """``extra`` with at most one ``--config_overrides``: the profile's, else the recipe's own for the cell's
-    dataset without its size settings (`SIZE_KEYS`), updated with the family's switches (a flag replaces the
-    recipe's overrides, so they are merged here). Unchanged when there is nothing to merge or leave out."""
+    dataset without its size settings (`SIZE_KEYS`) and with the family's ``recipe_config``, updated with the
+    family's switches (a flag replaces the recipe's overrides, so they are merged here). Unchanged when there is
+    nothing to merge or leave out."""
     if "--config_overrides" in extra:
         if not run.family.config:
             return extra
@@ -278,7 +292,7 @@ def _config_overrides(extra: list[str], run: Run) -> list[str]:
 
         recipe = load_recipe(run.family.recipe)
         own = dict(recipe.DATASET_DEFAULTS.get(run.cell.dataset, {}).get("config_overrides", {}))
-        base = {k: v for k, v in own.items() if k not in SIZE_KEYS}
+        base = {k: v for k, v in own.items() if k not in SIZE_KEYS} | dict(run.family.recipe_config)
         if not run.family.config and base == own:
             return extra
     return [*extra, "--config_overrides", json.dumps({**base, **dict(run.family.config)})]

@@ -73,6 +73,7 @@ def run_one(recipe: str, args: argparse.Namespace) -> dict[str, Any]:
         # the record keeps the flag's JSON text
         "config_overrides": config_overrides(record["model_args"].get("config_overrides")),
         "training_precision": record.get("training_precision", "fp32"),
+        "device": record.get("device_name"),
         "epochs_done": round(float(evals[-1]["epoch"]), 2),
         "validation_roc_auc_macro": round(best["eval_roc_auc_macro"], 4),
         "validation_best_epoch": round(float(best["epoch"]), 2),
@@ -100,14 +101,14 @@ def report(rows: list[dict[str, Any]], out: Path, name: str, goal: float) -> Non
         "(validation: the recipe's default size; test: independent, its size in the table)",
         f"- goal: validation macro ROC-AUC >= {goal:.2f}",
         "",
-        "| recipe | model | data | precision | budget (min) | epochs done | best val AUC (epoch) "
+        "| recipe | model | data | processor, precision | budget (min) | epochs done | best val AUC (epoch) "
         "| test AUC (images) | wall / CPU min (whole command) | goal |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
             f"| `{r['recipe']}` | {_model(r)} | {r['dataset']}, {r['train_per_class']:,}/class "
-            f"| {r.get('training_precision', 'fp32')} | {r['budget_minutes']:g} | {r['epochs_done']:g} | {r['validation_roc_auc_macro']:.3f} "
+            f"| {r.get('device') or 'not recorded'}, {r.get('training_precision', 'fp32')} | {r['budget_minutes']:g} | {r['epochs_done']:g} | {r['validation_roc_auc_macro']:.3f} "
             f"({r['validation_best_epoch']:g}; {r['validation_images']:,} images) | {r['test_roc_auc_macro']:.3f} ({r['test_images']:,}) "
             f"| {r['wall_minutes']:.1f} / {r['cpu_minutes']:.1f} "
             f"| {'met' if r['validation_roc_auc_macro'] >= goal else 'not met'} |"

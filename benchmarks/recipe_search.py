@@ -13,7 +13,8 @@ so a setting can be screened in a few CPU-minutes; the recipes and ``family_stud
 (mimetic attention initialisation, Trockman & Kolter 2023; 2-D sine-cosine position embeddings).
 
 Each run appends one row (settings, validation AUC per epoch, CPU-minutes per epoch) to
-``benchmarks/work/recipe_search/runs.jsonl``; ``--report`` writes the table.
+``benchmarks/work/recipe_search/runs.jsonl``; ``--report`` writes the table (the committed rows, with each run
+replacing the row of its tag).
 """
 
 from __future__ import annotations
@@ -187,7 +188,15 @@ def train(args: argparse.Namespace) -> dict:
     settings = {
         k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k not in ("work", "out")
     }
-    row = {"tag": args.tag, "settings": settings, "best": best, "history": history}
+    from lens_hf.training.record import device_name  # noqa: PLC0415
+
+    row = {
+        "tag": args.tag,
+        "settings": settings,
+        "device": device_name(torch.device("cpu")),
+        "best": best,
+        "history": history,
+    }
     args.work.mkdir(parents=True, exist_ok=True)
     with open(args.work / "runs.jsonl", "a", encoding="utf-8") as f:
         f.write(json.dumps(row) + "\n")
@@ -195,7 +204,13 @@ def train(args: argparse.Namespace) -> dict:
 
 
 def report(runs_file: Path = WORK / "runs.jsonl", out: Path = RESULTS) -> None:
-    rows = [json.loads(line) for line in runs_file.read_text().splitlines() if line.strip()]
+    """Write the table from the rows already in ``out`` and the runs of ``runs_file``: a run replaces the row
+    of its tag, and rows whose runs are no longer in the work folder (another machine's) are kept."""
+    runs = [json.loads(line) for line in runs_file.read_text().splitlines() if line.strip()]
+    kept = out / "recipe_search.json"
+    rows = {r["tag"]: r for r in (json.loads(kept.read_text()) if kept.is_file() else [])}
+    rows.update({r["tag"]: r for r in runs})
+    rows = list(rows.values())
     lines = [
         "# Recipe search: transformers from scratch on simulated lensing images",
         "",
@@ -204,8 +219,8 @@ def report(runs_file: Path = WORK / "runs.jsonl", out: Path = RESULTS) -> None:
         "each epoch, best epoch shown.",
         "",
         "| run | preset, train / class | model | input | stretch | standardise | patch | lr | warm-up | batch | epochs "
-        "| best val AUC (epoch, CPU-min) | last train loss |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| best val AUC (epoch, CPU-min) | last train loss | processor |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         s, b, last = r["settings"], r["best"], r["history"][-1]
@@ -225,7 +240,8 @@ def report(runs_file: Path = WORK / "runs.jsonl", out: Path = RESULTS) -> None:
         lines.append(
             f"| {r['tag']} | {s['preset']}, {s['per_class']:,} | {s['model']}{extra} | {size} | {s['stretch']} | {s['standardize']} | "
             f"{s['patch'] or 'preset'} | {s['lr']:g} | {s['warmup']} | {s['batch']} | {last['epoch']} | "
-            f"{b['val_auc']:.3f} ({b['epoch']}, {b['cpu_minutes']:.1f}) | {last['train_loss']:.3f} |"
+            f"{b['val_auc']:.3f} ({b['epoch']}, {b['cpu_minutes']:.1f}) | {last['train_loss']:.3f} "
+            f"| {r.get('device') or 'not recorded'} |"
         )
     out.mkdir(parents=True, exist_ok=True)
     (out / "recipe_search.md").write_text("\n".join(lines) + "\n")

@@ -51,7 +51,7 @@ DEFAULTS = {
 
 # Per kind of data (the preset a --dataset records, or --preset): what the model sees and this family's settings
 # for it, shared with the other stock ViT-family recipe (lens_hf.training.PLAIN_VIT_DATASET_DEFAULTS: the
-# central 32 px, 4x4 px patches, 4 layers, learning rate 1.5e-4 after 100 warm-up steps). Used only with the
+# central 32 px, 8x8 px patches, 4 layers, learning rate 1.5e-4 after 100 warm-up steps). Used only with the
 # recipe's own model preset.
 DATASET_DEFAULTS = PLAIN_VIT_DATASET_DEFAULTS
 

@@ -32,7 +32,7 @@ def test_the_kind_of_data_picks_the_recipe_defaults(tmp_path):
     model, data, train = _parse(["--preset", "model_ii"])
     assert data.center_crop == 32 and data.stretch == "asinh" and data.standardize
     assert (
-        model.config_overrides == {"patch_size": 4, "num_hidden_layers": 4} and train.learning_rate == 1.5e-4
+        model.config_overrides == {"patch_size": 8, "num_hidden_layers": 4} and train.learning_rate == 1.5e-4
     )
     assert train.warmup_steps == 100 and model.image_size is None
     # the DeiT recipe trains the same 4-layer size on lensing data; the SPT/LSA recipe keeps its preset's 6
@@ -40,7 +40,7 @@ def test_the_kind_of_data_picks_the_recipe_defaults(tmp_path):
     parser = HfArgumentParser((ModelArguments, DataArguments, LensTrainingArguments, DistillationArguments))
     argv = ["--output_dir", "x", "--preset", "model_ii"]
     model, *_ = parse_args(parser, deit.DEFAULTS, argv, deit.DATASET_DEFAULTS)
-    assert model.config_overrides == {"patch_size": 4, "num_hidden_layers": 4}
+    assert model.config_overrides == {"patch_size": 8, "num_hidden_layers": 4}
     model, data, _ = _parse(["--preset", "model_iii"])
     assert model.image_size == LENS_INPUTS["model_iii"]["image_size"]
     # flags win over the per-dataset defaults
