@@ -93,9 +93,9 @@ class Family:
     recipe_config: tuple[tuple[str, Any], ...] = ()
 
 
-# The ViT-like families are compared on one token grid, the SPT/LSA recipe's own: 4 px patches on the 32 px
-# input (8x8 tokens). The stock ViT and DeiT recipes read lensing data in 8 px patches (4x4 tokens; it learns
-# faster and costs less: benchmarks/README.md); the -p8 rows measure that tokenizer beside the others.
+# The ViT-like families are compared on one token grid: 4 px patches on the 32 px input (8x8 tokens), on which
+# the study began. The recipes now read lensing data in 8 px patches (4x4 tokens; it learns faster and costs less:
+# benchmarks/README.md); the -p8 rows measure that grid for ViT, DeiT and SPT+LSA beside the others.
 STUDY_GRID: tuple[tuple[str, Any], ...] = (("patch_size", 4),)
 PATCH8: tuple[tuple[str, Any], ...] = (("patch_size", 8),)
 PATCH8_CELLS = ("model_ii-1000", "model_ii-5000")
@@ -108,10 +108,34 @@ FAMILIES: dict[str, Family] = {
         Family("vit-p8", "finetune_vit", recipe_config=PATCH8, cells=PATCH8_CELLS),
         # SPT projects each shifted patch as it is, as the recipe does by default; said here too so that a
         # profile replacing the recipe's config_overrides (the GPU one, at 150 px) keeps it.
-        Family("vit-spt", "train_vit_spt_lsa", ("--model_preset", "vit-spt-tiny"), config=NO_PATCH_LN),
-        Family("vit-lsa", "train_vit_spt_lsa", ("--model_preset", "vit-lsa-tiny"), config=NO_PATCH_LN),
         Family(
-            "vit-spt-lsa", "train_vit_spt_lsa", ("--model_preset", "vit-spt-lsa-tiny"), config=NO_PATCH_LN
+            "vit-spt",
+            "train_vit_spt_lsa",
+            ("--model_preset", "vit-spt-tiny"),
+            config=NO_PATCH_LN,
+            recipe_config=STUDY_GRID,
+        ),
+        Family(
+            "vit-lsa",
+            "train_vit_spt_lsa",
+            ("--model_preset", "vit-lsa-tiny"),
+            config=NO_PATCH_LN,
+            recipe_config=STUDY_GRID,
+        ),
+        Family(
+            "vit-spt-lsa",
+            "train_vit_spt_lsa",
+            ("--model_preset", "vit-spt-lsa-tiny"),
+            config=NO_PATCH_LN,
+            recipe_config=STUDY_GRID,
+        ),
+        Family(
+            "vit-spt-lsa-p8",
+            "train_vit_spt_lsa",
+            ("--model_preset", "vit-spt-lsa-tiny"),
+            config=NO_PATCH_LN,
+            recipe_config=PATCH8,
+            cells=PATCH8_CELLS,
         ),
         # The paper's tokenizer: SPT layer-normalises each flattened shifted patch (the recipe turns it off);
         # an ablation of the Model II 1,000-per-class cell unless named with --families.
@@ -120,6 +144,7 @@ FAMILIES: dict[str, Family] = {
             "train_vit_spt_lsa",
             ("--model_preset", "vit-spt-tiny"),
             config=(("spt_layer_norm", True),),
+            recipe_config=STUDY_GRID,
             cells=("model_ii-1000",),
         ),
         Family(
@@ -127,6 +152,7 @@ FAMILIES: dict[str, Family] = {
             "train_vit_spt_lsa",
             ("--model_preset", "vit-spt-lsa-tiny"),
             config=(("spt_layer_norm", True),),
+            recipe_config=STUDY_GRID,
             cells=("model_ii-1000",),
         ),
         Family("deit", "finetune_deit", recipe_config=STUDY_GRID),
@@ -146,6 +172,7 @@ CONTRASTS = (
     ("8 px patches (vit-p8 - vit)", "vit-p8", "vit"),
     ("8 px patches (deit-p8 - deit)", "deit-p8", "deit"),
     ("SPT against 8 px patches (vit-spt - vit-p8)", "vit-spt", "vit-p8"),
+    ("SPT+LSA on 8 px patches (vit-spt-lsa-p8 - vit-p8)", "vit-spt-lsa-p8", "vit-p8"),
     ("Swin - ViT", "swin", "vit"),
     ("hybrid stem (hybrid - vit-spt-lsa)", "hybrid", "vit-spt-lsa"),
     ("SPT patch LayerNorm (vit-spt-ln - vit-spt)", "vit-spt-ln", "vit-spt"),

@@ -59,8 +59,9 @@ DEFAULTS = {
     "greater_is_better": False,
 }
 
-# Per kind of data: the inputs and model settings of the SPT+LSA classifier recipe (central 32x32 px, asinh,
-# standardised; 4x4 px patches). Used only with the recipe's own model preset.
+# Per kind of data: the inputs of the classifier recipes (central 32x32 px, asinh, standardised) and 4x4 px
+# patches, with which the shipped regressors were trained (benchmarks/README.md, axion mass). Used only with the
+# recipe's own model preset.
 DATASET_DEFAULTS = {
     kind: {**inputs, "config_overrides": {"patch_size": 4}, "learning_rate": 1.5e-4, "warmup_steps": 100}
     for kind, inputs in LENS_INPUTS.items()

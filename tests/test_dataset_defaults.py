@@ -92,7 +92,7 @@ def test_the_spt_lsa_ablations_get_the_same_inputs_as_the_full_model(ablation):
     )
     assert model.model_preset == ablation
     assert data.center_crop == 32 and data.stretch == "asinh" and data.standardize
-    assert model.config_overrides == {"patch_size": 4, "spt_layer_norm": False}
+    assert model.config_overrides == {"patch_size": 8, "spt_layer_norm": False}
     assert train.learning_rate == 1.5e-4
 
 

@@ -377,8 +377,9 @@ def test_paper_layernorm_families_add_their_switch_to_the_recipe_or_profile_over
         assert overrides(family, "cpu") == {"patch_size": 4}, family
     for family in ("vit-p8", "deit-p8"):
         assert overrides(family, "cpu") == {"patch_size": 8}, family
+    assert overrides("vit-spt-lsa-p8", "cpu") == {"patch_size": 8, "spt_layer_norm": False}  # the recipe's own
     assert overrides("hybrid", "cpu") is None and overrides("swin", "cpu") is None  # the recipes' own
-    assert overrides("vit-spt", "cpu") == {"patch_size": 4, "spt_layer_norm": False}  # = the recipe's own
+    assert overrides("vit-spt", "cpu") == {"patch_size": 4, "spt_layer_norm": False}
     assert overrides("vit-spt-ln", "cpu") == {"patch_size": 4, "spt_layer_norm": True}
     # the GPU profile reads 150 px with each preset's own patches, and keeps the recipe's tokenizer choice
     assert overrides("vit-spt-lsa", "gpu") == {"spt_layer_norm": False}
