@@ -299,7 +299,7 @@ LENS_INPUTS: dict[str, dict[str, Any]] = {
 
 # The stock ViT and DeiT recipes' settings per kind of data (recipes/finetune_vit.py, finetune_deit.py): the inputs
 # above, 8x8 px patches (a 4x4 token grid: 0.9 validation AUC in a third of the epochs that 4 px patches need, at
-# 2.5x the images per second), 4 layers instead of the preset's 6 (as many AUC per epoch on a few thousand
+# about 3x the images per second), 4 layers instead of the preset's 6 (as many AUC per epoch on a few thousand
 # images, at 1.5-1.9x the images per second), and a learning rate low enough that the first epochs do not erase
 # what warm-up found (benchmarks/README.md). A recipe applies them only with its own model preset.
 PLAIN_VIT_DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
