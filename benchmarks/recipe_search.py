@@ -39,6 +39,7 @@ from lens_hf.labels import LABEL2ID
 from lens_hf.models import factory
 from lens_hf.processing.file_io import normalize_image, stretch_image
 from lens_hf.training.augment import BatchAugment
+from lens_hf.training.record import device_name
 
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "benchmarks" / "work" / "recipe_search"
@@ -188,8 +189,6 @@ def train(args: argparse.Namespace) -> dict:
     settings = {
         k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k not in ("work", "out")
     }
-    from lens_hf.training.record import device_name  # noqa: PLC0415
-
     row = {
         "tag": args.tag,
         "settings": settings,

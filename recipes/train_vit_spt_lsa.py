@@ -57,7 +57,7 @@ DEFAULTS = {
 # Per kind of data (the preset a --dataset records, or --preset): what the model sees (lens_hf.training.
 # LENS_INPUTS: the central 32x32 px around the ring, asinh-stretched, standardised) and this family's settings
 # for it: 8x8 px patches (a 4x4 token grid; SPT then reads each patch with its half-patch diagonal shifts:
-# 0.90 validation AUC on Model II after 5 epochs, at 3x the images per second of 4 px patches, which left the
+# 0.90 validation AUC on Model II after 5 epochs, at 2.6x the training images/s of 4 px patches, which left the
 # recipe at 0.79 after a 4-minute run on a 2-core CPU without native bfloat16: benchmarks/README.md), and a learning
 # rate low enough that the first epochs do not erase what warm-up found. Used only with the recipe's own model
 # preset and its ABLATIONS.
