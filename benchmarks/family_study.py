@@ -15,6 +15,7 @@ convolutional stem, every other family reads pixels with its own tokenizer):
 | vit-spt, vit-lsa, vit-spt-lsa | train_vit_spt_lsa | vit-spt-tiny, vit-lsa-tiny, vit-spt-lsa-tiny (one class, two switches) |
 | deit | finetune_deit | deit-tiny, both heads learn the labels |
 | deit-distilled | finetune_deit --teacher | deit-tiny, hard distillation from the resnet-18 of the same cell and seed |
+| vit-p8, deit-p8, vit-spt-lsa-p8, deit-distilled-p8 | as above | the same presets on the recipes' 8 px patches (Model II) |
 | swin | finetune_swin | swin-tiny |
 | hybrid | train_vit_spt_lsa | vit-spt-lsa-stem (SPT+LSA ViT behind a 3-convolution stem) |
 | resnet-18 | train_cnn_teacher | resnet-18, the CNN baseline (and the teacher) |
@@ -158,6 +159,13 @@ FAMILIES: dict[str, Family] = {
         Family("deit", "finetune_deit", recipe_config=STUDY_GRID),
         Family("deit-p8", "finetune_deit", recipe_config=PATCH8, cells=PATCH8_CELLS),
         Family("deit-distilled", "finetune_deit", teacher="resnet-18", recipe_config=STUDY_GRID),
+        Family(
+            "deit-distilled-p8",
+            "finetune_deit",
+            teacher="resnet-18",
+            recipe_config=PATCH8,
+            cells=PATCH8_CELLS,
+        ),
         Family("swin", "finetune_swin"),
         Family("hybrid", "train_vit_spt_lsa", ("--model_preset", "vit-spt-lsa-stem")),
     )
@@ -171,6 +179,7 @@ CONTRASTS = (
     ("distillation (deit-distilled - deit)", "deit-distilled", "deit"),
     ("8 px patches (vit-p8 - vit)", "vit-p8", "vit"),
     ("8 px patches (deit-p8 - deit)", "deit-p8", "deit"),
+    ("distillation on 8 px patches (deit-distilled-p8 - deit-p8)", "deit-distilled-p8", "deit-p8"),
     ("SPT against 8 px patches (vit-spt - vit-p8)", "vit-spt", "vit-p8"),
     ("SPT+LSA on 8 px patches (vit-spt-lsa-p8 - vit-p8)", "vit-spt-lsa-p8", "vit-p8"),
     ("Swin - ViT", "swin", "vit"),
@@ -645,31 +654,40 @@ def plot(summary: list[dict[str, Any]], path: Path, earlier: Sequence[dict[str, 
     import matplotlib.pyplot as plt
 
     datasets = sorted({s["dataset"] for s in [*summary, *earlier]})
-    fig, axes = plt.subplots(1, len(datasets), figsize=(5.2 * len(datasets), 4.2), squeeze=False)
-    palette = [f"C{i}" for i in range(10)] + ["black", "gold", "navy"]
-    colors = {f: palette[i % len(palette)] for i, f in enumerate(FAMILIES)}
+    fig, axes = plt.subplots(1, len(datasets), figsize=(4.6 * len(datasets), 4.4), squeeze=False)
+    # one colour and marker per family (16+ families: tab20's colours, markers told apart in grey print too);
+    # each family's points are shifted a little along x so that error bars of one cell do not hide each other
+    palette = [plt.get_cmap("tab20")(i) for i in range(20)]
+    markers = "osD^vP*Xhp<>"
+    style = {f: (palette[i % 20], markers[i % len(markers)]) for i, f in enumerate(FAMILIES)}
+    shift = {f: 1.0 + 0.018 * (i - (len(FAMILIES) - 1) / 2) for i, f in enumerate(FAMILIES)}
     for ax, dataset in zip(axes[0], datasets, strict=True):
+        low, xs = 1.0, set()
         for family in FAMILIES:
+            color, marker = style[family]
             for source, current in ((summary, True), (earlier, False)):
                 pts = sorted(
-                    (s["train_per_class"] * 3, s["roc_auc_macro_mean"], s["roc_auc_macro_std"])
+                    (s["train_per_class"] * 3, s["roc_auc_macro_mean"], s["roc_auc_macro_std"] or 0.0)
                     for s in source
                     if s["dataset"] == dataset and s["family"] == family
                 )
                 if not pts:
                     continue
                 x, y, e = zip(*pts, strict=True)
+                xs.update(x)
+                low = min(low, *(m - d for m, d in zip(y, e, strict=True)))
                 ax.errorbar(
-                    x,
+                    [v * shift[family] for v in x],
                     y,
                     yerr=e,
-                    marker="o",
-                    capsize=3,
-                    color=colors[family],
+                    marker=marker,
+                    ms=5,
+                    capsize=2,
+                    color=color,
                     label=family if current else None,
                     ls="-" if current else "none",
                     mfc=None if current else "none",
-                    alpha=1.0 if current else 0.5,
+                    alpha=1.0 if current else 0.45,
                 )
         if any(s["dataset"] == dataset for s in earlier):
             budgets = sorted({f"{s['train_per_class']:,}/class: {s['epochs']} ep" for s in earlier})
@@ -682,21 +700,31 @@ def plot(summary: list[dict[str, Any]], path: Path, earlier: Sequence[dict[str, 
                 label="open: earlier budget (" + "; ".join(budgets) + ")",
             )
         ax.set_xscale("log")
+        ticks = sorted(xs)
+        ax.set_xticks(ticks, [f"{t:,}" for t in ticks])
+        ax.minorticks_off()
+        ax.set_xlim(min(ticks) / 1.6, max(ticks) * 1.6)
+        # zoomed on the results (chance, 0.5, is far below them: its line is drawn when in range)
+        bottom = max(0.5, math.floor((low - 0.01) * 20) / 20)
+        ax.set_ylim(bottom, 1.0 + (1.0 - bottom) * 0.02)
+        if bottom <= 0.5:
+            ax.axhline(0.5, color="grey", lw=0.8, ls=":")
         ax.set_xlabel("training images (3 classes)")
-        ax.set_ylabel("test macro ROC-AUC")
+        ax.set_ylabel("test macro ROC-AUC" + ("" if bottom <= 0.5 else " (chance: 0.5)"))
         ax.set_title(
             {"model_i": "Model I", "model_ii": "Model II", "model_iii": "Model III"}.get(dataset, dataset)
         )
-        ax.axhline(0.5, color="grey", lw=0.8, ls=":")
         ax.grid(alpha=0.3)
-    handles = {}  # every panel's labels in one legend
+    handles = {}  # every panel's labels in one legend, beside the panels
     for ax in axes[0]:
         for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
             handles.setdefault(label, handle)
-    axes[0][-1].legend(list(handles.values()), list(handles), fontsize=7, loc="lower right")
+    fig.legend(
+        list(handles.values()), list(handles), fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5)
+    )
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
     return path
 

@@ -375,9 +375,12 @@ def test_paper_layernorm_families_add_their_switch_to_the_recipe_or_profile_over
     # and they read the study's common 4 px grid, not the recipes' 8 px patches, which the -p8 rows measure
     for family in ("vit", "deit", "deit-distilled"):
         assert overrides(family, "cpu") == {"patch_size": 4}, family
-    for family in ("vit-p8", "deit-p8"):
+    for family in ("vit-p8", "deit-p8", "deit-distilled-p8"):
         assert overrides(family, "cpu") == {"patch_size": 8}, family
-    assert overrides("vit-spt-lsa-p8", "cpu") == {"patch_size": 8, "spt_layer_norm": False}  # the recipe's own
+    assert overrides("vit-spt-lsa-p8", "cpu") == {
+        "patch_size": 8,
+        "spt_layer_norm": False,
+    }  # the recipe's own
     assert overrides("hybrid", "cpu") is None and overrides("swin", "cpu") is None  # the recipes' own
     assert overrides("vit-spt", "cpu") == {"patch_size": 4, "spt_layer_norm": False}
     assert overrides("vit-spt-ln", "cpu") == {"patch_size": 4, "spt_layer_norm": True}
