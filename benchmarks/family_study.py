@@ -864,9 +864,53 @@ def verdict(c: dict[str, Any]) -> str:
     return "no clear difference"
 
 
+# The study's goal per cell: the mean test macro ROC-AUC over the planned seeds every family should reach.
+GOALS = {("model_ii", 1000): 0.90, ("model_ii", 5000): 0.95, ("model_i", 5000): 0.80}
+
+
+def goal_lines(summary: list[dict[str, Any]]) -> list[str]:
+    """Per cell with a goal: which families meet it on the mean of the planned seeds, which fall short, and
+    which have fewer seeds than planned so far."""
+    planned = {(c.dataset, c.train_per_class): len(c.seeds) for c in PROFILES["cpu"].cells}
+    out = []
+    for key in sorted({(s["dataset"], s["train_per_class"]) for s in summary}):
+        if key not in GOALS:
+            continue
+        goal, seeds = GOALS[key], planned.get(key, 1)
+        rows = [s for s in summary if (s["dataset"], s["train_per_class"]) == key]
+        complete = [s for s in rows if s["seeds"] >= seeds]
+        met = [s for s in complete if s["roc_auc_macro_mean"] >= goal]
+        short = [s for s in complete if s["roc_auc_macro_mean"] < goal]
+        partial = [s for s in rows if s["seeds"] < seeds]
+        cell_key = f"{key[0]}-{key[1]}"
+        absent = [
+            f.name
+            for f in FAMILIES.values()
+            if (not f.cells or cell_key in f.cells) and f.name not in {s["family"] for s in rows}
+        ]
+        text = f"- {key[0]}, {key[1]:,} per class, goal: mean macro AUC >= {goal:.2f} over {seeds} seeds: "
+        if complete:
+            lowest = min(complete, key=lambda s: s["roc_auc_macro_mean"])
+            text += f"met by {len(met)} of {len(complete)} families with every seed"
+            text += f" (lowest {lowest['family']} {lowest['roc_auc_macro_mean']:.3f})"
+        else:
+            text += "no family has every seed yet"
+        if short:
+            text += "; below it: " + ", ".join(f"{s['family']} {s['roc_auc_macro_mean']:.3f}" for s in short)
+        if partial:
+            text += "; seeds still to run: " + ", ".join(
+                f"{s['family']} ({s['seeds']} of {seeds}, so far {s['roc_auc_macro_mean']:.3f})"
+                for s in partial
+            )
+        if absent:
+            text += "; not run yet at this budget: " + ", ".join(absent)
+        out.append(text + ".")
+    return out
+
+
 def reading_lines(report: dict[str, Any]) -> list[str]:
     """Plain-words reading of the table, generated from the numbers (so it cannot drift from them)."""
-    out = []
+    out = goal_lines(report["summary"])
     for c in report["contrasts"]:
         ci = "" if c["ci95"] is None else f", 95 % interval [{c['ci95'][0]:+.3f}, {c['ci95'][1]:+.3f}]"
         out.append(

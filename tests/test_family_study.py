@@ -222,6 +222,35 @@ def test_cpu_time_of_a_killed_attempt_is_kept_for_the_resumed_run(tmp_path):
     assert not (folder / study.CPU_RUNNING_FILE).exists()
 
 
+def test_reading_says_which_families_meet_the_goal_of_their_cell():
+    def summary(family, dataset, per_class, seeds, auc):
+        return {
+            "dataset": dataset,
+            "train_per_class": per_class,
+            "family": family,
+            "seeds": seeds,
+            "roc_auc_macro_mean": auc,
+        }
+
+    rows = [
+        summary("vit", "model_ii", 1000, 3, 0.93),
+        summary("deit", "model_ii", 1000, 3, 0.88),
+        summary("swin", "model_ii", 1000, 2, 0.97),
+        summary("vit", "model_ii", 5000, 1, 0.98),
+        summary("vit", "model_iii", 1000, 1, 0.70),  # no goal for the sanity-check cell
+    ]
+    one_k, five_k = study.goal_lines(rows)
+    assert one_k == (
+        "- model_ii, 1,000 per class, goal: mean macro AUC >= 0.90 over 3 seeds: met by 1 of 2 families with "
+        "every seed (lowest deit 0.880); below it: deit 0.880; seeds still to run: swin (2 of 3, so far 0.970); "
+        "not run yet at this budget: resnet-18, vit-p8, vit-spt, vit-lsa, vit-spt-lsa, vit-spt-lsa-p8, "
+        "vit-spt-ln, vit-spt-lsa-ln, deit-p8, deit-distilled, deit-distilled-p8, hybrid."
+    )
+    assert five_k.startswith(
+        "- model_ii, 5,000 per class, goal: mean macro AUC >= 0.95 over 3 seeds: no family"
+    )
+
+
 def test_reading_compares_with_the_published_from_scratch_numbers():
     summary = [
         {"dataset": "model_ii", "train_per_class": 1000, "family": "vit", "roc_auc_macro_mean": 0.90},
