@@ -15,7 +15,7 @@ convolutional stem, every other family reads pixels with its own tokenizer):
 | vit-spt, vit-lsa, vit-spt-lsa | train_vit_spt_lsa | vit-spt-tiny, vit-lsa-tiny, vit-spt-lsa-tiny (one class, two switches) |
 | deit | finetune_deit | deit-tiny, both heads learn the labels |
 | deit-distilled | finetune_deit --teacher | deit-tiny, hard distillation from the resnet-18 of the same cell and seed |
-| vit-p8, deit-p8, vit-spt-lsa-p8, deit-distilled-p8 | as above | the same presets on the recipes' 8 px patches (Model II) |
+| vit-p8, deit-p8, vit-spt-lsa-p8, deit-distilled-p8 | as above | the same presets on the recipes' 8 px patches (CPU profile) |
 | swin | finetune_swin | swin-tiny |
 | hybrid | train_vit_spt_lsa | vit-spt-lsa-stem (SPT+LSA ViT behind a 3-convolution stem) |
 | resnet-18 | train_cnn_teacher | resnet-18, the CNN baseline (and the teacher) |
@@ -99,7 +99,7 @@ class Family:
 # benchmarks/README.md); the -p8 rows measure that grid for ViT, DeiT and SPT+LSA beside the others.
 STUDY_GRID: tuple[tuple[str, Any], ...] = (("patch_size", 4),)
 PATCH8: tuple[tuple[str, Any], ...] = (("patch_size", 8),)
-PATCH8_CELLS = ("model_ii-1000", "model_ii-5000")
+PATCH8_CELLS = ("model_ii-1000", "model_ii-5000", "model_i-5000")
 NO_PATCH_LN: tuple[tuple[str, Any], ...] = (("spt_layer_norm", False),)
 FAMILIES: dict[str, Family] = {
     f.name: f
@@ -214,6 +214,8 @@ class Profile:
     max_run_minutes: float | None = None  # wall-clock guard per run (--max_train_minutes)
     jobs: int = 2  # runs at once (one per core on a CPU)
     family_extra: dict[str, tuple[str, ...]] = field(default_factory=dict)  # after `extra`, per family
+    # families the profile leaves out of its plan (unless asked for by name)
+    exclude: tuple[str, ...] = ()
 
 
 PROFILES: dict[str, Profile] = {
@@ -251,6 +253,9 @@ PROFILES: dict[str, Profile] = {
             "2",
         ),
         max_run_minutes=0.8,
+        # the profile sets each family's own preset patch size (--config_overrides {}): a -p8 row would repeat
+        # its 4 px twin
+        exclude=tuple(f.name for f in FAMILIES.values() if f.recipe_config == PATCH8),
         # the stem's stride 8 needs a side divisible by 16: the central 144 px
         family_extra={"hybrid": ("--center_crop", "144")},
     ),
@@ -1079,7 +1084,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     profile = PROFILES[args.profile]
     name = args.name or (NAME if args.profile == "cpu" else f"{NAME}_{args.profile}")
     cells = _parse_cells(args.cells, profile)
-    families = [FAMILIES[f] for f in (args.families.split(",") if args.families else FAMILIES)]
+    families = [
+        FAMILIES[f]
+        for f in (args.families.split(",") if args.families else FAMILIES)
+        if args.families or f not in profile.exclude
+    ]
     # A distilled DeiT needs its teacher in the same call.
     for fam in list(families):
         if fam.teacher and FAMILIES[fam.teacher] not in families:
@@ -1088,7 +1097,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     runs = plan(cells, families, seeds, named=bool(args.families))
     # The report covers the whole study, not only this call's runs: the kept rows of every planned run (the
     # profile's cells, seeds and families), so that running one cell or seed never drops the others' rows.
-    whole = plan(profile.cells, list(FAMILIES.values()), None, named=False)
+    whole = plan(
+        profile.cells, [f for f in FAMILIES.values() if f.name not in profile.exclude], None, named=False
+    )
     report_runs = runs + [r for r in whole if r not in runs]
     command = "python benchmarks/family_study.py " + shlex.join(argv if argv is not None else sys.argv[1:])
     rows_dir = args.out / f"{name}_runs"

@@ -504,3 +504,18 @@ def test_a_resumed_run_keeps_no_images_per_second(tmp_path):
     (tmp_path / "lens_hf_training.json").write_text(json.dumps(record))
     row = study._row(run, tmp_path, 60.0, 60.0)
     assert row["images_per_s"] is None and row["cpu_minutes"] == 1.0
+
+
+def test_gpu_profile_leaves_out_the_8_px_rows_that_would_repeat_their_4_px_twins(tmp_path):
+    """At 150 px the GPU profile gives every family its preset's own patches, so a -p8 family would train the
+    same model as its twin: its plan and report leave them out; the CPU profile's Model I cell keeps them, and
+    a -p8 family asked for by name still runs."""
+    p8 = {f.name for f in study.FAMILIES.values() if f.recipe_config == study.PATCH8}
+    assert p8 == {"vit-p8", "deit-p8", "vit-spt-lsa-p8", "deit-distilled-p8"}
+    assert set(study.PROFILES["gpu"].exclude) == p8
+    cpu_cell = next(c for c in study.PROFILES["cpu"].cells if c.key == "model_i-5000")
+    cpu = study.plan([cpu_cell], list(study.FAMILIES.values()), None, named=False)
+    assert p8 <= {r.family.name for r in cpu}
+    study.main(["--profile", "gpu", "--report-only", "--out", str(tmp_path)])
+    reported = (tmp_path / "family_study_gpu.md").read_text()
+    assert "vit-spt-lsa/seed0" in reported and not any(f"{name}/seed0" in reported for name in p8)
