@@ -782,6 +782,17 @@ def render_markdown(report: dict[str, Any]) -> str:
             "",
             *contrast_table(report["contrasts"]),
         ]
+    if report["contrasts"]:
+        lines += [
+            "",
+            "## The answer: does it help?",
+            "",
+            "Each switch against the same model without it, per cell: the paired difference in test macro ROC-AUC "
+            "(mean over seeds), its 95 % t interval and the verdict (helps or hurts only when the interval "
+            "excludes zero). Empty: not measured in that cell yet.",
+            "",
+            *answer_table(report["contrasts"]),
+        ]
     reading = reading_lines(report)
     if reading:
         lines += ["", "## Reading", "", *reading]
@@ -847,6 +858,37 @@ def contrast_table(rows: Sequence[dict[str, Any]], budget: bool = False) -> list
             + (f"{budget_text(c['epochs'], c['lr_step_epochs'])} | " if budget else "")
             + f"{c['contrast']} | {c['pairs']} | {c['difference_mean']:+.4f} | {se} | {ci} |"
         )
+    return lines
+
+
+def answer_table(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """The paired differences as one table: a line per contrast, a column per cell (dataset, training size)."""
+    cells = sorted(
+        {(c["dataset"], c["train_per_class"]) for c in rows},
+        key=lambda k: ([cell.key for cell in PROFILES["cpu"].cells] + [f"{k[0]}-{k[1]}"]).index(
+            f"{k[0]}-{k[1]}"
+        ),
+    )
+    names = {"model_i": "Model I", "model_ii": "Model II", "model_iii": "Model III"}
+    found = {(c["contrast"], c["dataset"], c["train_per_class"]): c for c in rows}
+    head = [f"{names.get(d, d)}, {n:,} / class" for d, n in cells]
+    lines = ["| switch | " + " | ".join(head) + " |", "|---|" + "---|" * len(cells)]
+    for name, *_ in CONTRASTS:
+        if not any((name, *cell) in found for cell in cells):
+            continue
+        texts = []
+        for cell in cells:
+            c = found.get((name, *cell))
+            if c is None:
+                texts.append("")
+            elif c["ci95"] is None:
+                texts.append(f"{c['difference_mean']:+.3f} ({c['pairs']} seed)")
+            else:
+                lo, hi = c["ci95"]
+                texts.append(
+                    f"{c['difference_mean']:+.3f} [{lo:+.3f}, {hi:+.3f}], {c['pairs']} seeds: {verdict(c)}"
+                )
+        lines.append(f"| {name} | " + " | ".join(texts) + " |")
     return lines
 
 

@@ -519,3 +519,23 @@ def test_gpu_profile_leaves_out_the_8_px_rows_that_would_repeat_their_4_px_twins
     study.main(["--profile", "gpu", "--report-only", "--out", str(tmp_path)])
     reported = (tmp_path / "family_study_gpu.md").read_text()
     assert "vit-spt-lsa/seed0" in reported and not any(f"{name}/seed0" in reported for name in p8)
+
+
+def test_the_answer_table_gives_each_switch_per_cell_with_its_interval_and_verdict(tmp_path):
+    rows = [_row("vit", s, 0.90 + 0.01 * s) for s in range(3)]
+    rows += [_row("vit-spt", s, 0.93 + 0.01 * s + 0.002 * s * s) for s in range(3)]
+    rows += [_row("vit-lsa", s, 0.90 + 0.01 * s + (0.01 if s == 1 else -0.01)) for s in range(3)]
+    rows += [_row("vit", 0, 0.96, n=5000), _row("vit-spt", 0, 0.97, n=5000)]
+    contrasts = study.contrasts(rows)
+    table = study.answer_table(contrasts)
+    assert table[0] == "| switch | Model II, 1,000 / class | Model II, 5,000 / class |"
+    spt = next(line for line in table if line.startswith("| SPT (vit-spt - vit) |"))
+    cells = [c.strip() for c in spt.strip("|").split("|")][1:]
+    assert cells[0].startswith("+0.033 [") and cells[0].endswith("3 seeds: helps")
+    assert cells[1] == "+0.010 (1 seed)"
+    lsa = next(line for line in table if line.startswith("| LSA (vit-lsa - vit) |"))
+    assert lsa.endswith("3 seeds: no clear difference |  |")  # not measured at 5,000
+    assert not any("Swin" in line for line in table)  # a switch measured nowhere has no line
+    study.write_report(rows, [], tmp_path, "t", "cmd", [])
+    assert "## The answer: does it help?\n" in (tmp_path / "t.md").read_text()
+    assert spt in (tmp_path / "t.md").read_text()
