@@ -109,6 +109,10 @@ def refresh_tables(docs: Path) -> None:
     if not sep or not sep2:
         raise SystemExit(f"make_report.py: error: {report} has no benchmark section to refresh")
     bench = benchmark_sections(ROOT / "benchmarks" / "results", docs)
+    # the closing list follows the benchmark results too
+    before, found, _ = tail.partition(MISSING_HEAD)
+    if found:
+        tail = before + MISSING_HEAD + missing_section(ROOT / "benchmarks" / "results") + "\n"
     atomic_write_text(report, head + BENCH_START + "\n" + "\n\n".join(bench) + "\n" + BENCH_END + tail)
 
 
@@ -492,6 +496,9 @@ def published_section() -> str:
     return "\n\n".join(parts)
 
 
+MISSING_HEAD = "## What is still missing\n\n"
+
+
 def missing_section(results: Path) -> str:
     """What the report cannot show yet, from what is (not) in benchmarks/results."""
     items = []
@@ -500,6 +507,25 @@ def missing_section(results: Path) -> str:
             "The accuracy benchmark at DeepLense scale (`bench_accuracy.py --profile gpu`: 30,000 images per class, "
             "20 min per model on a GPU) has not been run; the CPU tables above compare architectures under a small "
             "budget, not converged accuracy."
+        )
+    study = results / "family_study.json"
+    if study.is_file():
+        report = json.loads(study.read_text())
+        missing = report.get("missing", [])
+        if missing:
+            by_cell: dict[str, int] = {}
+            for run in missing:
+                by_cell[run.split("/")[0]] = by_cell.get(run.split("/")[0], 0) + 1
+            cells = ", ".join(f"{cell} {n}" for cell, n in by_cell.items())
+            items.append(
+                f"The family study has {len(missing)} of {len(missing) + len(report['rows'])} planned CPU runs to go "
+                f"(per cell: {cells}); `python benchmarks/family_study.py` resumes them, and the reading says, per "
+                "cell, which families still lack seeds."
+            )
+    if not (results / "family_study_gpu.json").is_file():
+        items.append(
+            "The GPU profile of the family study (`family_study.py --profile gpu`: Model I at the full 150 px, "
+            "about 8 minutes on one H100/H200-class GPU) has not been run."
         )
     items += [
         "Every number here is on lens_hf-simulated images. The official DeepLense archives (and real observations) "
@@ -611,7 +637,8 @@ indicative. All sources under "Published reference numbers" below.
         + "\n\n## Published reference numbers\n\nFrom `lens_hf/reference_results.json` (the numbers the model cards "
         + "quote).\n\n"
         + published_section()
-        + "\n\n## What is still missing\n\n"
+        + "\n\n"
+        + MISSING_HEAD
         + missing_section(results)
         + "\n"
     )

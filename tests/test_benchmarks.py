@@ -146,11 +146,16 @@ def test_make_report_writes_the_report_and_compares_models(tmp_path):
     # --tables-only rewrites only the benchmark tables, from benchmarks/results/, without evaluating.
     head, bench = text.split("\n## Benchmarks\n")
     (docs / "results.md").write_text(
-        head + "\n## Benchmarks\n\nstale\n\n## Published reference numbers\n\nkept\n"
+        head
+        + "\n## Benchmarks\n\nstale\n\n## Published reference numbers\n\nkept\n\n"
+        + "## What is still missing\n\n- stale item\n"
     )
     assert report.main(["--tables-only", "--docs", str(docs)]) == 0
     refreshed = (docs / "results.md").read_text()
-    assert refreshed.startswith(head) and "stale" not in refreshed and refreshed.endswith("kept\n")
+    assert refreshed.startswith(head) and "stale" not in refreshed and "\nkept\n" in refreshed
+    # the list of what is missing follows the committed results too
+    missing = report.missing_section(ROOT / "benchmarks" / "results")
+    assert refreshed.endswith("## What is still missing\n\n" + missing + "\n") and missing.startswith("- ")
     assert all(line in refreshed for line in bench.split("## Published reference numbers")[0].splitlines())
     with pytest.raises(SystemExit, match="not found"):
         report.main(["--tables-only", "--docs", str(tmp_path / "nowhere")])
