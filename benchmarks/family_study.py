@@ -724,6 +724,11 @@ def plot(summary: list[dict[str, Any]], path: Path, earlier: Sequence[dict[str, 
     for ax in axes[0]:
         for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
             handles.setdefault(label, handle)
+    # in the family table's order whatever panel a family first appears in; the open-marker key last
+    order = list(FAMILIES)
+    handles = dict(
+        sorted(handles.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order))
+    )
     fig.legend(
         list(handles.values()), list(handles), fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5)
     )
