@@ -17,7 +17,7 @@ convolutional stem, every other family reads pixels with its own tokenizer):
 | deit-distilled | finetune_deit --teacher | deit-tiny, hard distillation from the resnet-18 of the same cell and seed |
 | vit-p8, deit-p8, vit-spt-lsa-p8, deit-distilled-p8 | as above | the same presets on the recipes' 8 px patches (CPU profile) |
 | swin | finetune_swin | swin-tiny |
-| hybrid | train_vit_spt_lsa | vit-spt-lsa-stem (SPT+LSA ViT behind a 3-convolution stem) |
+| hybrid | train_vit_spt_lsa | vit-spt-lsa-stem (SPT+LSA ViT behind a 3-convolution stem; on Model I the shipped model's input, the central 5" at 64 px) |
 | resnet-18 | train_cnn_teacher | resnet-18, the CNN baseline (and the teacher) |
 
 A cell is (dataset preset, training images per class). Per cell, one training set, a validation set (best epoch)
@@ -92,6 +92,8 @@ class Family:
     cells: tuple[str, ...] = ()
     # model config set over the recipe's own per-dataset ``config_overrides`` only (not over a profile's)
     recipe_config: tuple[tuple[str, Any], ...] = ()
+    # flags per dataset preset, before the profile's (which win where both set one)
+    dataset_args: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
 # The ViT-like families are compared on one token grid: 4 px patches on the 32 px input (8x8 tokens), on which
@@ -167,7 +169,13 @@ FAMILIES: dict[str, Family] = {
             cells=PATCH8_CELLS,
         ),
         Family("swin", "finetune_swin"),
-        Family("hybrid", "train_vit_spt_lsa", ("--model_preset", "vit-spt-lsa-stem")),
+        # the shipped model's input on Model I: the central 100 px (5") resampled to 64 px
+        Family(
+            "hybrid",
+            "train_vit_spt_lsa",
+            ("--model_preset", "vit-spt-lsa-stem"),
+            dataset_args=(("model_i", ("--image_size", "96", "--center_crop", "64")),),
+        ),
     )
 }
 
@@ -342,6 +350,7 @@ def _config_overrides(extra: list[str], run: Run) -> list[str]:
 def run_command(run: Run, data: Path, work: Path, profile: Profile, profile_name: str) -> list[str]:
     fam = run.family
     cmd = [sys.executable, str(RECIPES / f"{fam.recipe}.py"), *fam.args]
+    cmd += dict(fam.dataset_args).get(run.cell.dataset, ())
     cmd += ["--dataset", str(data), "--output_dir", str(run.folder(work))]
     cmd += ["--seed", str(run.seed), "--num_train_epochs", str(run.cell.epochs)]
     if run.cell.lr_step_epochs:

@@ -539,3 +539,28 @@ def test_the_answer_table_gives_each_switch_per_cell_with_its_interval_and_verdi
     study.write_report(rows, [], tmp_path, "t", "cmd", [])
     assert "## The answer: does it help?\n" in (tmp_path / "t.md").read_text()
     assert spt in (tmp_path / "t.md").read_text()
+
+
+def test_the_hybrid_reads_model_i_as_the_shipped_model_does_and_the_gpu_profile_overrides_it(tmp_path):
+    """The stem needs a side divisible by 16: on the CPU profile's Model I cell the hybrid reads the shipped
+    model's central 5" at 64 px (resize to 96, crop 64); at 150 px the GPU profile's own flags come last and win."""
+    cell = study.Cell("model_i", 2, epochs=1, seeds=(0,), validation_per_class=1, test_per_class=2)
+    data = study.prepare_data(cell, tmp_path)
+    run = study.Run(cell, study.FAMILIES["hybrid"], 0)
+    cpu = study.run_command(run, data, tmp_path, study.PROFILES["cpu"], "cpu")
+    assert cpu[cpu.index("--image_size") + 1] == "96" and cpu[cpu.index("--center_crop") + 1] == "64"
+    gpu = study.run_command(run, data, tmp_path, study.PROFILES["gpu"], "gpu")
+
+    def last(flag: str) -> str:
+        return gpu[len(gpu) - 1 - gpu[::-1].index(flag) + 1]
+
+    assert last("--image_size") == "150" and last("--center_crop") == "144"
+    model_ii = study.Run(study.Cell("model_ii", 2, epochs=1, seeds=(0,)), study.FAMILIES["hybrid"], 0)
+    assert "--center_crop" not in study.run_command(model_ii, data, tmp_path, study.PROFILES["cpu"], "cpu")
+    # the recipe accepts the CPU flags on Model I and trains at 64 px
+    from lens_hf.cli import load_recipe
+
+    small = ["--config_overrides", '{"num_hidden_layers": 1}', "--per_device_train_batch_size", "2"]
+    load_recipe("train_vit_spt_lsa").main([*cpu[2:], *small, "--per_device_eval_batch_size", "4"])
+    record = json.loads((run.folder(tmp_path) / "lens_hf_training.json").read_text())
+    assert record["input_size"] == 64
