@@ -1014,6 +1014,7 @@ def published_lines(summary: list[dict[str, Any]]) -> list[str]:
             (f, PUBLISHED_NAMES[f]) for f in PUBLISHED_NAMES if f in ours and PUBLISHED_NAMES[f] in theirs
         ]
         if not pairs:
+            out += _best_published_line(key, ours, groups[0])
             continue
         text = ", ".join(f"{name} {theirs[name]:.3f} (here {f} {ours[f]:.3f})" for f, name in pairs)
         line = (
@@ -1027,6 +1028,30 @@ def published_lines(summary: list[dict[str, Any]]) -> list[str]:
             )
         out.append(line)
     return out
+
+
+def _best_published_line(key: tuple[str, int], ours: dict[str, float], group: dict[str, Any]) -> list[str]:
+    """Where no family of the study has a published twin (Model I): the best published from-scratch model beside
+    the study's best transformer and its ResNet-18, with the published note on from-scratch training."""
+    scratch = [r for r in group["results"] if r.get("start") == "from scratch"]
+    transformers = {f: v for f, v in ours.items() if f != "resnet-18"}
+    if not scratch or not transformers:
+        return []
+    best = max(scratch, key=lambda r: r["value"])
+    top = max(transformers, key=transformers.get)
+    line = (
+        f"- {key[0]}, {key[1]:,} per class, against the published results ({group['evaluation']}): the best "
+        f"from scratch is {best['model']} {best['value']:.3f}, not a family of this study; here the best "
+        f"transformer is {top} {transformers[top]:.3f}"
+        + (f" and the ResNet-18 {ours['resnet-18']:.3f}" if "resnet-18" in ours else "")
+        + "."
+    )
+    note = group.get("note") or ""
+    if "from-scratch" in note:
+        line += f" Published: {note.split(';')[0].rstrip('.')}" + (
+            f" (here swin {ours['swin']:.3f})." if "Swin" in note and "swin" in ours else "."
+        )
+    return [line]
 
 
 def plan(

@@ -261,6 +261,13 @@ def test_reading_compares_with_the_published_from_scratch_numbers():
     assert "ViT 0.945 (here vit 0.900)" in line and "ViT with SPT+LSA 0.927 (here vit-spt-lsa 0.860)" in line
     assert line.endswith("SPT+LSA minus plain ViT is -0.018; here -0.040.")
     assert study.published_lines([{**summary[2], "dataset": "model_iii"}]) == []
+    # Model I: no family has a published twin; the best from-scratch result and the published Swin collapse
+    model_i = [{**s, "dataset": "model_i", "train_per_class": 5000} for s in summary]
+    model_i.append({**model_i[0], "family": "resnet-18", "roc_auc_macro_mean": 0.97})
+    (line,) = study.published_lines(model_i)
+    assert "the best from scratch is CvT 0.979" in line and "the best transformer is swin 0.950" in line
+    assert "the ResNet-18 0.970." in line and "A from-scratch Swin collapsed to 0.50" in line
+    assert line.endswith("(here swin 0.950).")
 
 
 def test_a_call_for_one_cell_reports_the_rows_of_the_whole_study(tmp_path):
