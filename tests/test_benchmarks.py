@@ -237,6 +237,34 @@ def test_axion_mass_bound_recovers_the_mass_of_a_noiseless_image():
     assert bound.posterior_median(preset, bound.with_axion_mass(preset, scene, -24.0), counts, grid) == -23.5
 
 
+def test_profile_observer_fits_the_source_and_still_finds_the_mass(tmp_path):
+    """With the source centre and the vortex angle fitted, the noiseless image's mass is still the answer, and
+    the fitted parameters reproduce a moved source."""
+    import dataclasses
+
+    import numpy as np
+
+    from lens_hf.data import simulate
+    from lens_hf.data.presets import get_preset
+
+    bound = _load_benchmark("axion_mass_bound")
+    preset = get_preset("model_i")
+    scene = bound.with_axion_mass(preset, simulate.draw_scene(preset, "vortex", 5, 0), -23.5)
+    angle = bound.vortex_angle(scene)
+    moved = bound.with_nuisance(preset, scene, -23.5, [0.1, -0.2, angle + 0.3])
+    assert moved.kwargs_source["center_x"] == 0.1 and moved.kwargs_source["center_y"] == -0.2
+    assert bound.vortex_angle(moved) == pytest.approx(angle + 0.3)
+    counts = scene.exposure_time * simulate.noiseless_image(preset, scene)
+    grid = np.linspace(-24.0, -23.0, 3)
+    # start the fits away from the truth: the observer's own start is the drawn scene
+    shifted = dataclasses.replace(
+        scene, kwargs_source={**scene.kwargs_source, "center_x": scene.kwargs_source["center_x"] + 0.01}
+    )
+    assert bound.profile_posterior_median(preset, shifted, counts, grid) == -23.5
+    with pytest.raises(SystemExit):
+        bound.main(["--fit-nuisance", "--num", "0", "--out", str(tmp_path)])
+
+
 def test_axion_mass_signal_scores_the_change_a_mass_step_makes(tmp_path):
     """No step, no signal; a step gives a positive one, and summing 2x2 pixels never adds signal."""
     from lens_hf.data import simulate
