@@ -263,6 +263,22 @@ def test_profile_observer_fits_the_source_and_still_finds_the_mass(tmp_path):
     assert bound.profile_posterior_median(preset, shifted, counts, grid) == -23.5
     with pytest.raises(SystemExit):
         bound.main(["--fit-nuisance", "--num", "0", "--out", str(tmp_path)])
+    # a longer run reuses the fits of a shorter one on the same grid, and refits on another grid
+    report_path = tmp_path / "axion_mass_bound_fit.json"
+    report_path.write_text(
+        json.dumps(
+            {
+                "grid_points": 3,
+                "max_evals": bound.MAX_EVALS,
+                "per_image": [{"index": 0, "true": -23.1, "known_scene": -23.0, "profile": -24.0}],
+            }
+        )
+    )
+    report = bound.main(["--fit-nuisance", "--num", "1", "--grid", "3", "--out", str(tmp_path)])
+    assert report["per_image"] == [{"index": 0, "true": -23.1, "known_scene": -23.0, "profile": -24.0}]
+    assert report["mae"] == pytest.approx(0.9) and report["known_scene_mae"] == pytest.approx(0.1)
+    assert "**MAE 0.900 dex**" in (tmp_path / "axion_mass_bound_fit.md").read_text()
+    assert bound.previous_fits(report_path, 5) == {}
 
 
 def test_axion_mass_signal_scores_the_change_a_mass_step_makes(tmp_path):
