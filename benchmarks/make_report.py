@@ -34,6 +34,7 @@ BENCH_TABLES = (
     "recipe_search",
     "axion_mass",
     "axion_mass_bound",
+    "axion_mass_bound_fit",
     "axion_mass_signal",
     "accuracy",
     "accuracy_1k",
@@ -51,12 +52,14 @@ OPTIONAL_TABLES = {
     "recipe_search",
     "axion_mass",
     "axion_mass_bound",
+    "axion_mass_bound_fit",
     "axion_mass_signal",
     "inference_speed",
 }  # left out silently when absent
 # Benchmark figures shown under their table (benchmarks/results/<name>.png, copied to docs/figures/).
 BENCH_FIGURES = {
-    "family_study": "Test macro ROC-AUC against training images, one line per family (error bars: std over seeds)"
+    "family_study": "Test macro ROC-AUC against training images, one line per family (error bars: std over seeds)",
+    "axion_mass_bound_fit": "MAE per bin of the true log10 m_a, the two ideal observers",
 }
 
 

@@ -169,12 +169,12 @@ def _load_benchmark(name: str):
     return module
 
 
-def test_axion_mass_benchmark_scores_a_regressor_beside_the_published_rows(tmp_path):
+def _tiny_regressor(folder):
+    """A one-layer SPT+LSA axion-mass regressor on 32 px inputs, saved to ``folder``."""
     from lens_hf.models.factory import create_model
     from lens_hf.processing import LensImageProcessor, save_model_folder
     from lens_hf.processing.targets import TargetScaling
 
-    bench = _load_benchmark("axion_mass")
     torch.manual_seed(0)
     model = create_model(
         "vit-spt-lsa-tiny",
@@ -188,7 +188,12 @@ def test_axion_mass_benchmark_scores_a_regressor_beside_the_published_rows(tmp_p
         intermediate_size=64,
     )
     processor = LensImageProcessor(size={"height": 32, "width": 32})
-    folder = save_model_folder(model, processor, tmp_path / "regressor")
+    return save_model_folder(model, processor, folder)
+
+
+def test_axion_mass_benchmark_scores_a_regressor_beside_the_published_rows(tmp_path):
+    bench = _load_benchmark("axion_mass")
+    folder = _tiny_regressor(tmp_path / "regressor")
     report = bench.main(
         [
             "--model",
@@ -279,6 +284,19 @@ def test_profile_observer_fits_the_source_and_still_finds_the_mass(tmp_path):
     assert report["mae"] == pytest.approx(0.9) and report["known_scene_mae"] == pytest.approx(0.1)
     assert "**MAE 0.900 dex**" in (tmp_path / "axion_mass_bound_fit.md").read_text()
     assert bound.previous_fits(report_path, 5) == {}
+    # a regression model scored on the same vortices: its column, and the best of it and the fitted observer
+    folder = _tiny_regressor(tmp_path / "regressor")
+    report = bound.main(
+        ["--fit-nuisance", "--num", "1", "--grid", "3", "--out", str(tmp_path), "--model", str(folder)]
+    )
+    answer = float(bound.model_answers(folder, 1)[0])
+    assert report["model"]["mae"] == pytest.approx(abs(answer + 23.1))
+    assert report["best_of_both_mae"] == pytest.approx(min(0.9, abs(answer + 23.1)))
+    assert str(tmp_path) not in json.dumps(report) and report["model"]["path"] == "regressor"
+    assert "regressor (model): MAE (dex)" in (tmp_path / "axion_mass_bound_fit.md").read_text()
+    assert (tmp_path / "axion_mass_bound_fit.png").stat().st_size > 1000
+    with pytest.raises(SystemExit):
+        bound.main(["--num", "1", "--model", str(folder), "--out", str(tmp_path)])
 
 
 def test_axion_mass_signal_scores_the_change_a_mass_step_makes(tmp_path):
