@@ -15,7 +15,7 @@ convolutional stem, every other family reads pixels with its own tokenizer):
 | vit-spt, vit-lsa, vit-spt-lsa | train_vit_spt_lsa | vit-spt-tiny, vit-lsa-tiny, vit-spt-lsa-tiny (one class, two switches) |
 | deit | finetune_deit | deit-tiny, both heads learn the labels |
 | deit-distilled | finetune_deit --teacher | deit-tiny, hard distillation from the resnet-18 of the same cell and seed |
-| vit-p8, deit-p8, vit-spt-lsa-p8, deit-distilled-p8 | as above | the same presets on the recipes' 8 px patches (CPU profile) |
+| vit-p8, vit-spt-p8, vit-lsa-p8, vit-spt-lsa-p8, deit-p8, deit-distilled-p8 | as above | the same presets on the recipes' 8 px patches (CPU profile; Model I's transformer rows, and a Model II 1,000/class ablation) |
 | swin | finetune_swin | swin-tiny |
 | hybrid | train_vit_spt_lsa | vit-spt-lsa-stem (SPT+LSA ViT behind a 3-convolution stem; on Model I the shipped model's input, the central 5" at 64 px) |
 | resnet-18 | train_cnn_teacher | resnet-18, the CNN baseline (and the teacher) |
@@ -98,10 +98,13 @@ class Family:
 
 # The ViT-like families are compared on one token grid: 4 px patches on the 32 px input (8x8 tokens), on which
 # the study began. The recipes now read lensing data in 8 px patches (4x4 tokens; it learns faster and costs less:
-# benchmarks/README.md); the -p8 rows measure that grid for ViT, DeiT and SPT+LSA beside the others.
+# benchmarks/README.md); the -p8 rows measure that grid beside the others. On Model I (96 px input) the 4 px grid
+# costs 2.7x the CPU-minutes of the 8 px one and learned less in both families measured (vit, vit-spt-lsa, one seed
+# each): there every ViT-like family runs on 8 px patches with 3 seeds, and the two 4 px rows stay as a patch-size
+# ablation of one seed (`Profile.plan_seeds`).
 STUDY_GRID: tuple[tuple[str, Any], ...] = (("patch_size", 4),)
 PATCH8: tuple[tuple[str, Any], ...] = (("patch_size", 8),)
-PATCH8_CELLS = ("model_ii-1000", "model_ii-5000", "model_i-5000")
+PATCH8_CELLS = ("model_ii-1000", "model_i-5000")
 NO_PATCH_LN: tuple[tuple[str, Any], ...] = (("spt_layer_norm", False),)
 FAMILIES: dict[str, Family] = {
     f.name: f
@@ -131,6 +134,22 @@ FAMILIES: dict[str, Family] = {
             ("--model_preset", "vit-spt-lsa-tiny"),
             config=NO_PATCH_LN,
             recipe_config=STUDY_GRID,
+        ),
+        Family(
+            "vit-spt-p8",
+            "train_vit_spt_lsa",
+            ("--model_preset", "vit-spt-tiny"),
+            config=NO_PATCH_LN,
+            recipe_config=PATCH8,
+            cells=("model_i-5000",),
+        ),
+        Family(
+            "vit-lsa-p8",
+            "train_vit_spt_lsa",
+            ("--model_preset", "vit-lsa-tiny"),
+            config=NO_PATCH_LN,
+            recipe_config=PATCH8,
+            cells=("model_i-5000",),
         ),
         Family(
             "vit-spt-lsa-p8",
@@ -189,6 +208,8 @@ CONTRASTS = (
     ("8 px patches (deit-p8 - deit)", "deit-p8", "deit"),
     ("distillation on 8 px patches (deit-distilled-p8 - deit-p8)", "deit-distilled-p8", "deit-p8"),
     ("SPT against 8 px patches (vit-spt - vit-p8)", "vit-spt", "vit-p8"),
+    ("SPT on 8 px patches (vit-spt-p8 - vit-p8)", "vit-spt-p8", "vit-p8"),
+    ("LSA on 8 px patches (vit-lsa-p8 - vit-p8)", "vit-lsa-p8", "vit-p8"),
     ("SPT+LSA on 8 px patches (vit-spt-lsa-p8 - vit-p8)", "vit-spt-lsa-p8", "vit-p8"),
     ("Swin - ViT", "swin", "vit"),
     ("hybrid stem (hybrid - vit-spt-lsa)", "hybrid", "vit-spt-lsa"),
@@ -224,6 +245,18 @@ class Profile:
     family_extra: dict[str, tuple[str, ...]] = field(default_factory=dict)  # after `extra`, per family
     # families the profile leaves out of its plan (unless asked for by name)
     exclude: tuple[str, ...] = ()
+    # (cell key, family) -> the seeds planned for that family in that cell, where not the cell's own (unless
+    # asked for by name); () leaves the family out of that cell
+    plan_seeds: dict[tuple[str, str], tuple[int, ...]] = field(default_factory=dict)
+
+
+def planned_seeds(profile: Profile | None, cell: Cell, family: Family) -> tuple[int, ...]:
+    """The seeds of ``family`` in ``cell`` in ``profile``'s default plan (none outside `Family.cells`)."""
+    if family.cells and cell.key not in family.cells:
+        return ()
+    if profile is None:
+        return cell.seeds
+    return profile.plan_seeds.get((cell.key, family.name), cell.seeds)
 
 
 PROFILES: dict[str, Profile] = {
@@ -237,6 +270,13 @@ PROFILES: dict[str, Profile] = {
             Cell("model_i", 5000, epochs=12, seeds=(0, 1, 2), lr_step_epochs=9),
             Cell("model_iii", 1000, epochs=30, seeds=(0,)),
         ),
+        # Model I: the ViT-like families on 8 px patches (-p8); the 4 px grid only as a one-seed ablation of the
+        # plain and the SPT+LSA ViT (the comment above STUDY_GRID)
+        plan_seeds={
+            ("model_i-5000", "vit"): (0,),
+            ("model_i-5000", "vit-spt-lsa"): (0,),
+            **{("model_i-5000", f): () for f in ("vit-spt", "vit-lsa", "deit", "deit-distilled")},
+        },
     ),
     "gpu": Profile(
         # Model I at the published full 150x150 px (no crop; each family's own preset patch size: ViT/DeiT/SPT
@@ -932,24 +972,29 @@ GOALS = {("model_ii", 1000): 0.90, ("model_ii", 5000): 0.95, ("model_i", 5000): 
 def goal_lines(summary: list[dict[str, Any]]) -> list[str]:
     """Per cell with a goal: which families meet it on the mean of the planned seeds, which fall short, and
     which have fewer seeds than planned so far."""
-    planned = {(c.dataset, c.train_per_class): len(c.seeds) for c in PROFILES["cpu"].cells}
+    profile = PROFILES["cpu"]
+    cells = {(c.dataset, c.train_per_class): c for c in profile.cells}
     out = []
     for key in sorted({(s["dataset"], s["train_per_class"]) for s in summary}):
-        if key not in GOALS:
+        if key not in GOALS or key not in cells:
             continue
-        goal, seeds = GOALS[key], planned.get(key, 1)
-        rows = [s for s in summary if (s["dataset"], s["train_per_class"]) == key]
-        complete = [s for s in rows if s["seeds"] >= seeds]
+        cell = cells[key]
+        goal, seeds = GOALS[key], len(cell.seeds)
+        # the seeds planned per family (fewer for an ablation row; none for a family not planned in the cell)
+        wanted = {f.name: len(planned_seeds(profile, cell, f)) for f in FAMILIES.values()}
+        rows = [
+            s for s in summary if (s["dataset"], s["train_per_class"]) == key and wanted.get(s["family"], 0)
+        ]
+        complete = [s for s in rows if s["seeds"] >= wanted[s["family"]]]
         met = [s for s in complete if s["roc_auc_macro_mean"] >= goal]
         short = [s for s in complete if s["roc_auc_macro_mean"] < goal]
-        partial = [s for s in rows if s["seeds"] < seeds]
-        cell_key = f"{key[0]}-{key[1]}"
-        absent = [
-            f.name
-            for f in FAMILIES.values()
-            if (not f.cells or cell_key in f.cells) and f.name not in {s["family"] for s in rows}
-        ]
-        text = f"- {key[0]}, {key[1]:,} per class, goal: mean macro AUC >= {goal:.2f} over {seeds} seeds: "
+        partial = [s for s in rows if s["seeds"] < wanted[s["family"]]]
+        absent = [f for f, n in wanted.items() if n and f not in {s["family"] for s in rows}]
+        fewer = sorted(f for f, n in wanted.items() if 0 < n < seeds)
+        text = f"- {key[0]}, {key[1]:,} per class, goal: mean macro AUC >= {goal:.2f} over {seeds} seeds"
+        if fewer:
+            text += f" ({', '.join(fewer)}: {wanted[fewer[0]]} planned seed(s), an ablation)"
+        text += ": "
         if complete:
             lowest = min(complete, key=lambda s: s["roc_auc_macro_mean"])
             text += f"met by {len(met)} of {len(complete)} families with every seed"
@@ -960,7 +1005,7 @@ def goal_lines(summary: list[dict[str, Any]]) -> list[str]:
             text += "; below it: " + ", ".join(f"{s['family']} {s['roc_auc_macro_mean']:.3f}" for s in short)
         if partial:
             text += "; seeds still to run: " + ", ".join(
-                f"{s['family']} ({s['seeds']} of {seeds}, so far {s['roc_auc_macro_mean']:.3f})"
+                f"{s['family']} ({s['seeds']} of {wanted[s['family']]}, so far {s['roc_auc_macro_mean']:.3f})"
                 for s in partial
             )
         if absent:
@@ -1055,16 +1100,22 @@ def _best_published_line(key: tuple[str, int], ours: dict[str, float], group: di
 
 
 def plan(
-    cells: Sequence[Cell], families: Sequence[Family], seeds: Sequence[int] | None, *, named: bool
+    cells: Sequence[Cell],
+    families: Sequence[Family],
+    seeds: Sequence[int] | None,
+    *,
+    named: bool,
+    profile: Profile | None = None,
 ) -> list[Run]:
     """The runs of ``cells`` x ``seeds`` (default: each cell's own) x ``families``; a family limited to some
-    cells (`Family.cells`) runs only there unless ``named`` (asked for by name)."""
+    cells (`Family.cells`) or seeds (``profile.plan_seeds``) runs only there unless ``named`` (asked for by
+    name)."""
     return [
         Run(cell, fam, seed)
         for cell in cells
         for seed in (seeds if seeds is not None else cell.seeds)
         for fam in families
-        if named or not fam.cells or cell.key in fam.cells
+        if named or seed in planned_seeds(profile, cell, fam)
     ]
 
 
@@ -1175,11 +1226,15 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         if fam.teacher and FAMILIES[fam.teacher] not in families:
             families.insert(0, FAMILIES[fam.teacher])
     seeds = tuple(int(s) for s in args.seeds.split(",")) if args.seeds else None
-    runs = plan(cells, families, seeds, named=bool(args.families))
+    runs = plan(cells, families, seeds, named=bool(args.families), profile=profile)
     # The report covers the whole study, not only this call's runs: the kept rows of every planned run (the
     # profile's cells, seeds and families), so that running one cell or seed never drops the others' rows.
     whole = plan(
-        profile.cells, [f for f in FAMILIES.values() if f.name not in profile.exclude], None, named=False
+        profile.cells,
+        [f for f in FAMILIES.values() if f.name not in profile.exclude],
+        None,
+        named=False,
+        profile=profile,
     )
     report_runs = runs + [r for r in whole if r not in runs]
     command = "python benchmarks/family_study.py " + shlex.join(argv if argv is not None else sys.argv[1:])

@@ -518,14 +518,49 @@ def test_gpu_profile_leaves_out_the_8_px_rows_that_would_repeat_their_4_px_twins
     same model as its twin: its plan and report leave them out; the CPU profile's Model I cell keeps them, and
     a -p8 family asked for by name still runs."""
     p8 = {f.name for f in study.FAMILIES.values() if f.recipe_config == study.PATCH8}
-    assert p8 == {"vit-p8", "deit-p8", "vit-spt-lsa-p8", "deit-distilled-p8"}
+    assert p8 == {"vit-p8", "vit-spt-p8", "vit-lsa-p8", "deit-p8", "vit-spt-lsa-p8", "deit-distilled-p8"}
     assert set(study.PROFILES["gpu"].exclude) == p8
     cpu_cell = next(c for c in study.PROFILES["cpu"].cells if c.key == "model_i-5000")
-    cpu = study.plan([cpu_cell], list(study.FAMILIES.values()), None, named=False)
+    cpu = study.plan(
+        [cpu_cell], list(study.FAMILIES.values()), None, named=False, profile=study.PROFILES["cpu"]
+    )
     assert p8 <= {r.family.name for r in cpu}
     study.main(["--profile", "gpu", "--report-only", "--out", str(tmp_path)])
     reported = (tmp_path / "family_study_gpu.md").read_text()
     assert "vit-spt-lsa/seed0" in reported and not any(f"{name}/seed0" in reported for name in p8)
+
+
+def test_model_i_plans_every_vit_family_on_8_px_patches_and_the_4_px_grid_as_a_one_seed_ablation():
+    """CPU profile, Model I: each family of the question (plain ViT, SPT, LSA, SPT+LSA, DeiT with and without
+    distillation, Swin, hybrid, ResNet-18) with 3 seeds, the ViT-like ones on 8 px patches; the 4 px plain and
+    SPT+LSA ViT with one seed; the other 4 px families not at all. Named families still run every seed."""
+    profile = study.PROFILES["cpu"]
+    cell = next(c for c in profile.cells if c.key == "model_i-5000")
+    runs = study.plan([cell], list(study.FAMILIES.values()), None, named=False, profile=profile)
+    seeds: dict[str, list[int]] = {}
+    for r in runs:
+        seeds.setdefault(r.family.name, []).append(r.seed)
+    three = {
+        "resnet-18", "vit-p8", "vit-spt-p8", "vit-lsa-p8", "vit-spt-lsa-p8",
+        "deit-p8", "deit-distilled-p8", "swin", "hybrid",
+    }  # fmt: skip
+    assert {f for f, s in seeds.items() if s == [0, 1, 2]} == three
+    assert {f for f, s in seeds.items() if s == [0]} == {"vit", "vit-spt-lsa"}
+    assert set(seeds) == three | {"vit", "vit-spt-lsa"}
+    # the other cells keep every 4 px family with every seed; the new -p8 rows are Model I's only
+    ii = next(c for c in profile.cells if c.key == "model_ii-5000")
+    ii_runs = study.plan([ii], list(study.FAMILIES.values()), None, named=False, profile=profile)
+    assert {r.family.name for r in ii_runs if r.seed == 2} >= {"vit", "vit-spt", "vit-lsa", "deit-distilled"}
+    assert not any(r.family.name.endswith("-p8") for r in ii_runs)
+    named = study.plan([cell], [study.FAMILIES["vit-lsa"]], None, named=True, profile=profile)
+    assert [r.seed for r in named] == [0, 1, 2]
+    # the report's goal line counts the ablation rows against their one planned seed
+    rows = [_row(f, s, 0.9, dataset="model_i", n=5000) for f in three for s in range(3)]
+    rows += [_row("vit", 0, 0.91, dataset="model_i", n=5000)]
+    line = next(x for x in study.goal_lines(study.summarize(rows)) if x.startswith("- model_i, 5,000"))
+    assert "met by 10 of 10 families" in line and "still to run" not in line, line
+    assert "vit, vit-spt-lsa: 1 planned seed(s), an ablation" in line
+    assert line.endswith("not run yet at this budget: vit-spt-lsa."), line
 
 
 def test_the_answer_table_gives_each_switch_per_cell_with_its_interval_and_verdict(tmp_path):
