@@ -222,6 +222,29 @@ def test_axion_mass_benchmark_scores_a_regressor_beside_the_published_rows(tmp_p
         bench.main(["--model", "model_iv=x", "--out", str(tmp_path / "o2")])
 
 
+def test_axion_mass_switch_rule_chooses_its_threshold_on_the_other_half():
+    import numpy as np
+
+    bound = _load_benchmark("axion_mass_bound")
+    truth = np.array([-23.95, -23.9, -23.85, -23.82, -22.5, -22.4, -22.2, -22.1])
+    # the observer is exact on the light ones and answers -22.0 on the heavy ones; the model the other way round
+    light = truth < -23.0
+    profile = np.where(light, truth, -22.0)
+    model = np.where(light, -22.7, truth)
+    thresholds = bound.switch_thresholds(11)  # grid step 0.2 dex: midpoints -23.7, -23.5, ..., -22.3
+    np.testing.assert_allclose(thresholds, np.arange(-23.7, -22.2, 0.2))
+    out = bound.switch_rule(truth, profile, model, thresholds)
+    assert out["thresholds"] == pytest.approx([-23.7, -23.7]) and out["mae"] == pytest.approx(0.0)
+    np.testing.assert_allclose(out["answers"], truth)
+    # an observer lost on the even-indexed light vortices: their half cannot choose a reason to switch, the
+    # model answers them, and the odd half still gets the observer
+    profile[0] = profile[2] = -22.0
+    out = bound.switch_rule(truth, profile, model, thresholds)
+    expected = np.where(light & (np.arange(8) % 2 == 0), -22.7, truth)
+    np.testing.assert_allclose(out["answers"], expected)
+    assert out["mae"] == pytest.approx(np.abs(expected - truth).mean()) and out["mae"] == pytest.approx(0.3)
+
+
 def test_axion_mass_bound_recovers_the_mass_of_a_noiseless_image():
     """The ideal observer's posterior median lands on the true grid value when the counts are the expected ones."""
     import numpy as np
@@ -292,6 +315,12 @@ def test_profile_observer_fits_the_source_and_still_finds_the_mass(tmp_path):
     answer = float(bound.model_answers(folder, 1)[0])
     assert report["model"]["mae"] == pytest.approx(abs(answer + 23.1))
     assert report["best_of_both_mae"] == pytest.approx(min(0.9, abs(answer + 23.1)))
+    assert report["per_image"][0]["model"] == pytest.approx(answer)
+    # one vortex: the switch takes the observer's -24.0 (below the first threshold)
+    assert (
+        report["switch"]["mae"] == pytest.approx(0.9)
+        and len(report["switch"]["thresholds_cross_fitted"]) == 2
+    )
     assert str(tmp_path) not in json.dumps(report) and report["model"]["path"] == "regressor"
     assert "regressor (model): MAE (dex)" in (tmp_path / "axion_mass_bound_fit.md").read_text()
     assert (tmp_path / "axion_mass_bound_fit.png").stat().st_size > 1000
