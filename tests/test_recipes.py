@@ -563,7 +563,12 @@ def test_recipe_configs_parse_and_agree_with_the_recipe_defaults(tmp_path):
     }
     uses |= {
         name: ["train_regressor"]
-        for name in ("axion_mass_model_i", "axion_mass_model_ii", "axion_mass_model_iii")
+        for name in (
+            "axion_mass_model_i",
+            "axion_mass_model_i_gpu",
+            "axion_mass_model_ii",
+            "axion_mass_model_iii",
+        )
     }
     configs = [p for p in (RECIPES / "configs").glob("*.yaml") if not p.stem.startswith("accelerate_")]
     assert {p.stem for p in configs} == set(CLI_RECIPES.values()) | set(uses)
@@ -581,6 +586,29 @@ def test_recipe_configs_parse_and_agree_with_the_recipe_defaults(tmp_path):
                 k: defaults[k] for k in defaults if k in values
             }
             assert "model_preset" in values and "learning_rate" in values, config.name
+
+
+def test_axion_mass_gpu_config_runs_end_to_end_on_a_tiny_run(tmp_path):
+    """The GPU regressor command of recipes/configs as written (fine-tuned from the shipped classifier), with only
+    the sizes made tiny and the 12 loader workers cut to 2: vortices only, log10 m_a, scaling saved, test metrics."""
+    config = RECIPES / "configs" / "axion_mass_model_i_gpu.yaml"
+    values = yaml.safe_load(config.read_text())
+    out = tmp_path / "gpu"
+    argv = ["--config", str(config), "--output_dir", str(out), "--disable_tqdm", "true"]
+    argv += ["--train_per_class", "8", "--eval_per_class", "4", "--test_per_class", "4"]
+    argv += ["--num_train_epochs", "2", "--lr_step_epochs", "1", "--warmup_steps", "1"]
+    argv += ["--per_device_train_batch_size", "4", "--dataloader_num_workers", "2"]
+    metrics = load_recipe("train_regressor").main(argv)
+    assert (
+        metrics["num_samples"] == 4 and metrics["target"] == "axion_mass" and metrics["transform"] == "log10"
+    )
+    record = json.loads((out / "lens_hf_training.json").read_text())
+    assert record["global_step"] == 4  # 2 epochs of 8 vortices, batch 4
+    assert record["data_args"]["sim_seed"] == values["sim_seed"] == 440
+    assert record["model_args"]["model_name_or_path"] == "checkpoints/vit-spt-lsa-model-i"
+    config_json = json.loads((out / "config.json").read_text())
+    assert config_json["id2label"] == {"0": "axion_mass"} and config_json["problem_type"] == "regression"
+    assert (out / "model.safetensors").stat().st_size < 25e6
 
 
 @pytest.mark.parametrize("machine", ["cpu", "gpu"])
