@@ -211,8 +211,11 @@ CONTRASTS = (
     ("SPT on 8 px patches (vit-spt-p8 - vit-p8)", "vit-spt-p8", "vit-p8"),
     ("LSA on 8 px patches (vit-lsa-p8 - vit-p8)", "vit-lsa-p8", "vit-p8"),
     ("SPT+LSA on 8 px patches (vit-spt-lsa-p8 - vit-p8)", "vit-spt-lsa-p8", "vit-p8"),
+    ("LSA added to SPT on 8 px patches (vit-spt-lsa-p8 - vit-spt-p8)", "vit-spt-lsa-p8", "vit-spt-p8"),
     ("Swin - ViT", "swin", "vit"),
+    ("Swin - ViT on 8 px patches (swin - vit-p8)", "swin", "vit-p8"),
     ("hybrid stem (hybrid - vit-spt-lsa)", "hybrid", "vit-spt-lsa"),
+    ("hybrid stem against SPT+LSA on 8 px patches (hybrid - vit-spt-lsa-p8)", "hybrid", "vit-spt-lsa-p8"),
     ("SPT patch LayerNorm (vit-spt-ln - vit-spt)", "vit-spt-ln", "vit-spt"),
     ("SPT+LSA patch LayerNorm (vit-spt-lsa-ln - vit-spt-lsa)", "vit-spt-lsa-ln", "vit-spt-lsa"),
 )
