@@ -284,7 +284,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument(
         "--fit-nuisance",
         action="store_true",
-        help="fit the source centre and the vortex angle too (profile likelihood; about 20 s an image per worker, measured with 2 workers on 2 busy cores)",
+        help="fit the source centre and the vortex angle too (profile likelihood; about 40 s an image per worker at --grid 31, measured with 2 workers on 2 busy cores)",
     )
     parser.add_argument("--workers", type=int, default=1, help="processes (one image each at a time)")
     parser.add_argument(

@@ -106,76 +106,45 @@ STUDY_GRID: tuple[tuple[str, Any], ...] = (("patch_size", 4),)
 PATCH8: tuple[tuple[str, Any], ...] = (("patch_size", 8),)
 PATCH8_CELLS = ("model_ii-1000", "model_i-5000")
 NO_PATCH_LN: tuple[tuple[str, Any], ...] = (("spt_layer_norm", False),)
+
+
+def _switches(
+    name: str,
+    preset: str,
+    grid: tuple[tuple[str, Any], ...],
+    cells: tuple[str, ...] = (),
+    config: tuple[tuple[str, Any], ...] = NO_PATCH_LN,
+) -> Family:
+    """A family of the SPT/LSA ViT class (``train_vit_spt_lsa`` with the model preset ``preset``) on the token
+    grid ``grid``. SPT projects each shifted patch as it is (``NO_PATCH_LN``), as the recipe does by default;
+    said here too so that a profile replacing the recipe's config_overrides (the GPU one, at 150 px) keeps it."""
+    return Family(
+        name,
+        "train_vit_spt_lsa",
+        ("--model_preset", preset),
+        config=config,
+        recipe_config=grid,
+        cells=cells,
+    )
+
+
 FAMILIES: dict[str, Family] = {
     f.name: f
     for f in (
         Family("resnet-18", "train_cnn_teacher"),
         Family("vit", "finetune_vit", recipe_config=STUDY_GRID),
         Family("vit-p8", "finetune_vit", recipe_config=PATCH8, cells=PATCH8_CELLS),
-        # SPT projects each shifted patch as it is, as the recipe does by default; said here too so that a
-        # profile replacing the recipe's config_overrides (the GPU one, at 150 px) keeps it.
-        Family(
-            "vit-spt",
-            "train_vit_spt_lsa",
-            ("--model_preset", "vit-spt-tiny"),
-            config=NO_PATCH_LN,
-            recipe_config=STUDY_GRID,
-        ),
-        Family(
-            "vit-lsa",
-            "train_vit_spt_lsa",
-            ("--model_preset", "vit-lsa-tiny"),
-            config=NO_PATCH_LN,
-            recipe_config=STUDY_GRID,
-        ),
-        Family(
-            "vit-spt-lsa",
-            "train_vit_spt_lsa",
-            ("--model_preset", "vit-spt-lsa-tiny"),
-            config=NO_PATCH_LN,
-            recipe_config=STUDY_GRID,
-        ),
-        Family(
-            "vit-spt-p8",
-            "train_vit_spt_lsa",
-            ("--model_preset", "vit-spt-tiny"),
-            config=NO_PATCH_LN,
-            recipe_config=PATCH8,
-            cells=("model_i-5000",),
-        ),
-        Family(
-            "vit-lsa-p8",
-            "train_vit_spt_lsa",
-            ("--model_preset", "vit-lsa-tiny"),
-            config=NO_PATCH_LN,
-            recipe_config=PATCH8,
-            cells=("model_i-5000",),
-        ),
-        Family(
-            "vit-spt-lsa-p8",
-            "train_vit_spt_lsa",
-            ("--model_preset", "vit-spt-lsa-tiny"),
-            config=NO_PATCH_LN,
-            recipe_config=PATCH8,
-            cells=PATCH8_CELLS,
-        ),
+        _switches("vit-spt", "vit-spt-tiny", STUDY_GRID),
+        _switches("vit-lsa", "vit-lsa-tiny", STUDY_GRID),
+        _switches("vit-spt-lsa", "vit-spt-lsa-tiny", STUDY_GRID),
+        _switches("vit-spt-p8", "vit-spt-tiny", PATCH8, cells=("model_i-5000",)),
+        _switches("vit-lsa-p8", "vit-lsa-tiny", PATCH8, cells=("model_i-5000",)),
+        _switches("vit-spt-lsa-p8", "vit-spt-lsa-tiny", PATCH8, cells=PATCH8_CELLS),
         # The paper's tokenizer: SPT layer-normalises each flattened shifted patch (the recipe turns it off);
         # an ablation of the Model II 1,000-per-class cell unless named with --families.
-        Family(
-            "vit-spt-ln",
-            "train_vit_spt_lsa",
-            ("--model_preset", "vit-spt-tiny"),
-            config=(("spt_layer_norm", True),),
-            recipe_config=STUDY_GRID,
-            cells=("model_ii-1000",),
-        ),
-        Family(
-            "vit-spt-lsa-ln",
-            "train_vit_spt_lsa",
-            ("--model_preset", "vit-spt-lsa-tiny"),
-            config=(("spt_layer_norm", True),),
-            recipe_config=STUDY_GRID,
-            cells=("model_ii-1000",),
+        _switches("vit-spt-ln", "vit-spt-tiny", STUDY_GRID, ("model_ii-1000",), (("spt_layer_norm", True),)),
+        _switches(
+            "vit-spt-lsa-ln", "vit-spt-lsa-tiny", STUDY_GRID, ("model_ii-1000",), (("spt_layer_norm", True),)
         ),
         Family("deit", "finetune_deit", recipe_config=STUDY_GRID),
         Family("deit-p8", "finetune_deit", recipe_config=PATCH8, cells=PATCH8_CELLS),

@@ -590,7 +590,8 @@ def test_recipe_configs_parse_and_agree_with_the_recipe_defaults(tmp_path):
 
 def test_axion_mass_gpu_config_runs_end_to_end_on_a_tiny_run(tmp_path):
     """The GPU regressor command of recipes/configs as written (fine-tuned from the shipped classifier), with only
-    the sizes made tiny and the 12 loader workers cut to 2: vortices only, log10 m_a, scaling saved, test metrics."""
+    the sizes made tiny and the 12 loader workers cut to 2: vortices only, log10 m_a, a one-output regression
+    head, test metrics."""
     config = RECIPES / "configs" / "axion_mass_model_i_gpu.yaml"
     values = yaml.safe_load(config.read_text())
     out = tmp_path / "gpu"
