@@ -245,6 +245,85 @@ def test_axion_mass_switch_rule_chooses_its_threshold_on_the_other_half():
     assert out["mae"] == pytest.approx(np.abs(expected - truth).mean()) and out["mae"] == pytest.approx(0.3)
 
 
+def test_blind_profile_observer_finds_source_angle_and_mass_without_the_truth():
+    """Started without any true value, the scan finds the source centre and the vortex angle of a noiseless
+    image (up to the line's symmetry), and the profile posterior still lands on the true mass."""
+    import numpy as np
+
+    from lens_hf.data import simulate
+    from lens_hf.data.presets import get_preset
+
+    bound = _load_benchmark("axion_mass_bound")
+    preset = get_preset("model_i")
+    scene = bound.with_axion_mass(preset, simulate.draw_scene(preset, "vortex", 5, 0), -23.5)
+    counts = scene.exposure_time * simulate.noiseless_image(preset, scene)
+    found = bound.blind_start(preset, scene, counts, -23.5)
+    source = [scene.kwargs_source["center_x"], scene.kwargs_source["center_y"]]
+    np.testing.assert_allclose(found[:2], source, atol=0.01)
+    turn = (found[2] - bound.vortex_angle(scene)) % np.pi  # the line of masses looks the same turned by pi
+    assert min(turn, np.pi - turn) < 0.1  # within half the scan's step (pi / 24): refined past the scan
+    # the scene handed over must not steer the fit: move its source and angle far from the image's
+    decoy = bound.with_nuisance(preset, scene, -22.2, [-0.3, 0.3, bound.vortex_angle(scene) + 1.2])
+    grid = np.linspace(-24.0, -23.0, 3)
+    assert bound.profile_posterior_median(preset, decoy, counts, grid, start="blind") == -23.5
+    with pytest.raises(ValueError, match="start"):
+        bound.profile_posterior_median(preset, scene, counts, grid, start="guess")
+
+
+def test_blind_report_is_its_own_and_compares_with_the_truth_started_fits(tmp_path):
+    """``--start blind`` keeps its fits apart (a truth-started report is not reused for it) and compares its
+    answers with the truth-started report's on the vortices both have."""
+    import numpy as np
+
+    bound = _load_benchmark("axion_mass_bound")
+    truth_report = {
+        "grid_points": 3,
+        "max_evals": bound.MAX_EVALS,
+        "per_image": [
+            {"index": 0, "true": -23.1, "known_scene": -23.0, "profile": -24.0},
+            {"index": 1, "true": -23.9, "known_scene": -24.0, "profile": -24.0},
+        ],
+    }
+    (tmp_path / "axion_mass_bound_fit.json").write_text(json.dumps(truth_report))
+    assert bound.previous_fits(tmp_path / "axion_mass_bound_fit.json", 3, "blind") == {}
+    blind_report = {
+        **truth_report,
+        "start": "blind",
+        "per_image": [
+            {"index": 0, "true": -23.1, "known_scene": -23.0, "profile": -22.0},
+            {"index": 1, "true": -23.9, "known_scene": -24.0, "profile": -24.0},
+        ],
+    }
+    (tmp_path / "axion_mass_bound_fit_blind.json").write_text(json.dumps(blind_report))
+    report = bound.main(
+        ["--fit-nuisance", "--start", "blind", "--num", "2", "--grid", "3", "--out", str(tmp_path)]
+    )
+    assert report["start"] == "blind" and report["command"].endswith("--start blind")
+    same = report["truth_start"]
+    assert same["num_samples"] == 2 and same["mean_abs_difference"] == pytest.approx(1.0)
+    assert same["fraction_within_one_grid_step"] == pytest.approx(0.5)  # grid step 1.0 dex
+    assert same["mae_blind"] == pytest.approx(0.6) and same["mae_truth_started"] == pytest.approx(0.5)
+    text = (tmp_path / "axion_mass_bound_fit_blind.md").read_text()
+    assert "started without any true value" in text and "differ by 1.000 dex" in text
+    assert (tmp_path / "axion_mass_bound_fit_blind.png").stat().st_size > 1000
+    # with a model's answers: the switch rule on both observers' answers, each cross-fitted on its own
+    rows = [{**row, "model": -23.5} for row in report["per_image"]]
+    again = {"per_image": rows}
+    line = bound.compare_with_truth_start(again, tmp_path / "axion_mass_bound_fit.json", 3, -24.0, -22.0)
+    thresholds = bound.switch_thresholds(3)
+    truth, model = np.array([-23.1, -23.9]), np.array([-23.5, -23.5])
+    expected = bound.switch_rule(truth, np.array([-22.0, -24.0]), model, thresholds)["mae"]
+    assert again["truth_start"]["switch_mae_blind"] == pytest.approx(expected)
+    assert again["truth_start"]["switch_mae_truth_started"] == pytest.approx(
+        bound.switch_rule(truth, np.array([-24.0, -24.0]), model, thresholds)["mae"]
+    )
+    assert f"the switch rule {expected:.3f} (blind)" in line
+    # the truth-started report is left as it was
+    assert json.loads((tmp_path / "axion_mass_bound_fit.json").read_text()) == truth_report
+    with pytest.raises(SystemExit):
+        bound.main(["--start", "blind", "--num", "1", "--out", str(tmp_path)])
+
+
 def test_axion_mass_bound_recovers_the_mass_of_a_noiseless_image():
     """The ideal observer's posterior median lands on the true grid value when the counts are the expected ones."""
     import numpy as np
