@@ -973,10 +973,10 @@ def goal_lines(summary: list[dict[str, Any]]) -> list[str]:
         text += ": "
         if complete:
             lowest = min(complete, key=lambda s: s["roc_auc_macro_mean"])
-            text += f"met by {len(met)} of {len(complete)} families with every seed"
-            text += f" (lowest {lowest['family']} {lowest['roc_auc_macro_mean']:.3f})"
+            text += f"met by {len(met)} of {len(complete)} families with all their planned seeds run"
+            text += f" (lowest mean {lowest['family']} {lowest['roc_auc_macro_mean']:.3f})"
         else:
-            text += "no family has every seed yet"
+            text += "no family has all its planned seeds run yet"
         if short:
             text += "; below it: " + ", ".join(f"{s['family']} {s['roc_auc_macro_mean']:.3f}" for s in short)
         if partial:

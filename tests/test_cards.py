@@ -659,3 +659,21 @@ def test_card_lists_the_distillation_settings_that_took_part(tmp_path) -> None:
         assert "`distillation_args.distillation_alpha` | 0.5" in body
         assert ("`distillation_args.distillation_temperature` | 3" in body) is temperature_shown
         assert "regression_loss" not in body  # a classifier: the regression loss took no part
+
+
+def test_cpu_device_name_says_which_vector_units_set_its_speed():
+    """One CPU model name covers processors with and without AVX-512 BF16, so the recorded name carries them."""
+    import torch
+
+    from lens_hf.training.record import device_name, vector_units
+
+    assert vector_units({"avx2", "avx512f", "avx512_bf16"}) == ", AVX-512 BF16"
+    assert vector_units({"avx2", "avx512f"}) == ", AVX-512"
+    assert vector_units({"avx2", "fma"}) == ", AVX2"
+    assert vector_units({"avx512_bf16", "amx_bf16"}) == ", AMX BF16"
+    assert vector_units({"neon"}) == ""
+    name = device_name(torch.device("cpu"))
+    assert name and "\n" not in name
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file() and "model name" in cpuinfo.read_text():
+        assert f"{os.cpu_count()} CPUs" in name

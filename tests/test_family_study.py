@@ -241,8 +241,8 @@ def test_reading_says_which_families_meet_the_goal_of_their_cell():
     ]
     one_k, five_k = study.goal_lines(rows)
     assert one_k == (
-        "- model_ii, 1,000 per class, goal: mean macro AUC >= 0.90 over 3 seeds: met by 1 of 2 families with "
-        "every seed (lowest deit 0.880); below it: deit 0.880; seeds still to run: swin (2 of 3, so far 0.970); "
+        "- model_ii, 1,000 per class, goal: mean macro AUC >= 0.90 over 3 seeds: met by 1 of 2 families with all "
+        "their planned seeds run (lowest mean deit 0.880); below it: deit 0.880; seeds still to run: swin (2 of 3, so far 0.970); "
         "not run yet at this budget: resnet-18, vit-p8, vit-spt, vit-lsa, vit-spt-lsa, vit-spt-lsa-p8, "
         "deit-p8, deit-distilled, deit-distilled-p8, hybrid."
     )

@@ -66,12 +66,29 @@ def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return f"{line.split(':', 1)[1].strip()}, {os.cpu_count()} CPUs"
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
     except OSError:
-        pass
+        lines = []
+    names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
+    if names:
+        flags = next(
+            (set(line.split(":", 1)[1].split()) for line in lines if line.startswith("flags")), set()
+        )
+        return f"{names[0]}, {os.cpu_count()} CPUs{vector_units(flags)}"
     return platform.processor() or platform.machine() or device.type
+
+
+def vector_units(flags: set[str]) -> str:
+    """', AVX-512 BF16', ', AVX-512' or ', AVX2' from a CPU's /proc/cpuinfo flags ('' for none of them): what sets
+    its training speed and precision (bfloat16 autocast is native only with AVX-512 BF16 or AMX), since one CPU
+    model name can cover processors with and without them."""
+    if "amx_bf16" in flags:
+        return ", AMX BF16"
+    if "avx512_bf16" in flags:
+        return ", AVX-512 BF16"
+    if "avx512f" in flags:
+        return ", AVX-512"
+    return ", AVX2" if "avx2" in flags else ""
 
 
 def _record_name(args: Any) -> str:
