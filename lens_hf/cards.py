@@ -111,6 +111,7 @@ KEY_SETTINGS: tuple[str, ...] = (
     "device",
     "global_step",
     "train_runtime_s",
+    "resumed_from",  # train_runtime_s is then the time after resuming
 )
 # Settings that only mean something when the images were simulated during training.
 _SIMULATION_SETTINGS = frozenset(
@@ -522,6 +523,8 @@ def _used(name: str, flat: Mapping[str, Any], simulated: bool) -> bool:
         return not simulated
     if name == "max_steps":
         return (_lookup(flat, "max_steps") or -1) > 0
+    if name == "model_preset":  # a --model_name_or_path checkpoint is loaded instead of building the preset
+        return not _lookup(flat, "model_name_or_path")
     if name == "regression_loss":
         return _lookup(flat, "task") == "regression"
     if name in ("distillation_alpha", "distillation_type"):
@@ -746,9 +749,12 @@ def _training_budget(info: Mapping[str, Any]) -> str | None:
     model_args = info.get("model_args") if isinstance(info.get("model_args"), Mapping) else {}
     start = "fine-tuned from a checkpoint" if model_args.get("model_name_or_path") else "from scratch"
     world = info.get("world_size") or 1
+    resumed = info.get("resumed_from")
     return (
         f"{start}, {runtime / 60:.1f} min of training on {training_device(info)} "
-        f"({world} process{'es' if world != 1 else ''})"
+        f"({world} process{'es' if world != 1 else ''}"
+        + (f"; the time after resuming from `{Path(str(resumed)).name}`" if resumed else "")
+        + ")"
     )
 
 

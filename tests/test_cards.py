@@ -266,6 +266,12 @@ def test_model_card_reads_the_training_record_of_lens_hf_training(tmp_path) -> N
     assert "Source images 64x64 px, per-image `minmax` normalisation, `d4` augmentation." in card.text
     assert "| parameters | 12,345 |" in card.text
     assert "Published results on DeepLense Model III" in card.text
+    # fine-tuned from a checkpoint: the unused preset default is not shown as a setting
+    record["model_args"] = {"model_preset": "vit-spt-lsa-tiny", "model_name_or_path": "checkpoints/base"}
+    _write_record(folder, record)
+    text = ModelCard(render_model_card(folder)).text
+    assert "| `model_args.model_name_or_path` | checkpoints/base |" in text
+    assert "model_preset" not in text
 
 
 def test_a_local_dataset_is_named_never_linked_and_a_hub_dataset_is_linked(tmp_path) -> None:
@@ -343,6 +349,14 @@ def test_model_card_names_the_evaluation_data_and_the_training_device(tmp_path) 
     )
     assert "5.0 min of training on cuda:0 (NVIDIA H100 80GB HBM3) (1 process)" in body
     assert str(tmp_path) not in body
+    # a resumed run's time is only the part after resuming, and the card says so
+    record.update(resumed_from=str(tmp_path / "model" / "checkpoint-1314"))
+    _write_record(folder, record)
+    body = ModelCard(render_model_card(folder, metrics=metrics)).text
+    assert "(1 process; the time after resuming from `checkpoint-1314`)" in body and str(tmp_path) not in body
+    assert "| `resumed_from` | " in body
+    record.pop("resumed_from")
+    _write_record(folder, record)
 
     # A data folder without a simulation record is named alone; metrics without a folder name none.
     (test_set / "lens_hf_simulation.json").unlink()
