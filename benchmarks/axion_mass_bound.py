@@ -360,6 +360,14 @@ def compare_with_truth_start(report: dict, path: Path, grid_points: int, lo: flo
     return line + "."
 
 
+def bootstrap_ci(errors: np.ndarray, draws: int = 10000, seed: int = 0) -> list[float]:
+    """The 95 % percentile-bootstrap interval of the mean of ``errors`` (vortices resampled with replacement;
+    the answers, and so a switch rule's thresholds, held fixed)."""
+    rng = np.random.default_rng(seed)
+    means = errors[rng.integers(0, len(errors), size=(draws, len(errors)))].mean(axis=1)
+    return [float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))]
+
+
 def binned_mae(truth: np.ndarray, err: np.ndarray, lo: float, hi: float) -> list[dict]:
     """The mean absolute error per ``BIN_WIDTH`` bin of the true value."""
     bins = []
@@ -476,6 +484,7 @@ def main(argv: list[str] | None = None) -> dict:
             "start": args.start,
             "max_evals": MAX_EVALS,
             "mae": float(fit_err.mean()),
+            "mae_ci95": bootstrap_ci(fit_err),
             "mae_binned": fit_bins,
             "known_scene_mae": float(err.mean()),
             "known_scene_mae_binned": bins,
@@ -499,12 +508,14 @@ def main(argv: list[str] | None = None) -> dict:
         report["model"] = {
             "path": _public(args.model),
             "mae": float(model_err.mean()),
+            "mae_ci95": bootstrap_ci(model_err),
             "mae_binned": binned_mae(truth_a, model_err, lo, hi),
         }
         report["switch"] = {
             "rule": "the fitted observer's answer where it is below the threshold, the model's elsewhere",
             "thresholds_cross_fitted": switch["thresholds"],
             "mae": switch["mae"],
+            "mae_ci95": bootstrap_ci(np.abs(switch["answers"] - truth_a)),
             "mae_binned": binned_mae(truth_a, np.abs(switch["answers"] - truth_a), lo, hi),
         }
         columns.append((f"{name} (model)", report["model"]["mae_binned"]))
@@ -525,7 +536,8 @@ def main(argv: list[str] | None = None) -> dict:
             "bin (a rule: the fitted observer's answer where it is below a threshold, the model's elsewhere; the "
             "threshold chosen on the even-indexed vortices and scored on the odd ones, and the other way round: "
             f"{', '.join(f'{t:.2f}' for t in switch['thresholds'])}, midpoints of the grid) the two give "
-            f"**{report['switch']['mae']:.3f} dex**. "
+            f"**{report['switch']['mae']:.3f} dex** (bootstrap 95 % interval "
+            f"[{report['switch']['mae_ci95'][0]:.3f}, {report['switch']['mae_ci95'][1]:.3f}]). "
             + (
                 "The fits start at the true source centre and angle, so both numbers are what such an observer "
                 "reaches when its fit finds the best source and angle."

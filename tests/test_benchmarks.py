@@ -345,6 +345,19 @@ def test_blind_report_is_its_own_and_compares_with_the_truth_started_fits(tmp_pa
         bound.main(["--start", "blind", "--num", "1", "--out", str(tmp_path)])
 
 
+def test_bootstrap_interval_of_a_mean_error():
+    import numpy as np
+
+    bound = _load_benchmark("axion_mass_bound")
+    assert bound.bootstrap_ci(np.full(50, 0.3)) == pytest.approx([0.3, 0.3])
+    errors = np.abs(np.random.default_rng(1).normal(0.0, 0.3, 400))
+    low, high = bound.bootstrap_ci(errors)
+    assert low < errors.mean() < high and high - low == pytest.approx(
+        2 * 1.96 * errors.std() / np.sqrt(len(errors)), rel=0.15
+    )
+    assert bound.bootstrap_ci(errors) == [low, high]  # seeded: the same interval every time
+
+
 def test_axion_mass_bound_recovers_the_mass_of_a_noiseless_image():
     """The ideal observer's posterior median lands on the true grid value when the counts are the expected ones."""
     import numpy as np
@@ -421,6 +434,8 @@ def test_profile_observer_fits_the_source_and_still_finds_the_mass(tmp_path):
         report["switch"]["mae"] == pytest.approx(0.9)
         and len(report["switch"]["thresholds_cross_fitted"]) == 2
     )
+    assert report["switch"]["mae_ci95"] == pytest.approx([0.9, 0.9])  # one vortex: nothing to resample
+    assert "(bootstrap 95 % interval [0.900, 0.900])" in (tmp_path / "axion_mass_bound_fit.md").read_text()
     assert str(tmp_path) not in json.dumps(report) and report["model"]["path"] == "regressor"
     assert "regressor (model): MAE (dex)" in (tmp_path / "axion_mass_bound_fit.md").read_text()
     assert (tmp_path / "axion_mass_bound_fit.png").stat().st_size > 1000
