@@ -61,6 +61,7 @@ ROW_FILE = "study_row.json"
 # table of their own, never mixed with the current rows.
 EARLIER_DIR = "earlier_budgets"
 CPU_EARLIER_FILE = "cpu_seconds_before_resume.json"  # CPU seconds of a run's earlier, interrupted attempts
+ANSWER_SUFFIX = "_answer.md"  # results/<name>_answer.md: the finding in plain words, shown above the tables
 CPU_RUNNING_FILE = "cpu_seconds_running.json"  # the same plus the running attempt's, polled
 POLL_SECONDS = 10.0
 
@@ -803,8 +804,10 @@ def render_markdown(report: dict[str, Any]) -> str:
         "default on CPUs with native bfloat16, about 1.35x the training images/s at the same AUC per epoch)",
         f"- trained on: {devices_line(report.get('rows', []))}",
         "",
-        *summary_table(report["summary"]),
     ]
+    if report.get("answer"):
+        lines += ["## In plain words", "", report["answer"], "", "## Every family, every cell", ""]
+    lines += [*summary_table(report["summary"])]
     if report["contrasts"]:
         lines += [
             "",
@@ -1154,6 +1157,11 @@ def write_report(
         "earlier_contrasts": contrasts(list(earlier)) if earlier else [],
         "earlier_rows": list(earlier),
     }
+    # The finding in plain words: written by whoever reads the finished tables (results/<name>_answer.md), shown
+    # above them; the tables themselves are always computed from the rows.
+    answer = out / f"{name}{ANSWER_SUFFIX}"
+    if answer.is_file():
+        report["answer"] = answer.read_text().strip()
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{name}.json").write_text(json.dumps(report, indent=2) + "\n")
     (out / f"{name}.md").write_text(render_markdown(report))

@@ -95,6 +95,15 @@ def test_report_files_and_plot(tmp_path):
     assert (
         f"not recorded ({len(rows) - 1} runs) (speeds compare only between runs on the same processor)" in two
     )
+    assert "In plain words" not in text  # no answer written yet: the tables only
+    (tmp_path / f"fs3{study.ANSWER_SUFFIX}").write_text("SPT helps on Model I; LSA does not.\n")
+    study.write_report(rows, [], tmp_path, "fs3", "python x")
+    three = (tmp_path / "fs3.md").read_text()
+    assert json.loads((tmp_path / "fs3.json").read_text())["answer"] == "SPT helps on Model I; LSA does not."
+    # the finding comes first, then the tables computed from the rows
+    assert three.index("## In plain words\n\nSPT helps on Model I; LSA does not.\n") < three.index(
+        "| dataset |"
+    )
     assert "| model_ii | 1,000 | deit-distilled |" in text and "Runs not finished yet: 1" in text
     assert "| **0.9700** (one seed) |" in text  # one seed: no standard deviation shown
     assert text.count("(one seed)") == 1
