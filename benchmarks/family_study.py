@@ -61,9 +61,9 @@ ROW_FILE = "study_row.json"
 # table of their own, never mixed with the current rows.
 EARLIER_DIR = "earlier_budgets"
 CPU_EARLIER_FILE = "cpu_seconds_before_resume.json"  # CPU seconds of a run's earlier, interrupted attempts
-ANSWER_SUFFIX = "_answer.md"  # results/<name>_answer.md: the finding in plain words, shown above the tables
 CPU_RUNNING_FILE = "cpu_seconds_running.json"  # the same plus the running attempt's, polled
 POLL_SECONDS = 10.0
+ANSWER_SUFFIX = "_answer.md"  # results/<name>_answer.md: the finding in plain words, shown above the tables
 
 
 def process_cpu_seconds(pid: int) -> float | None:
@@ -807,7 +807,7 @@ def render_markdown(report: dict[str, Any]) -> str:
     ]
     if report.get("answer"):
         lines += ["## In plain words", "", report["answer"], "", "## Every family, every cell", ""]
-    lines += [*summary_table(report["summary"])]
+    lines += summary_table(report["summary"])
     if report["contrasts"]:
         lines += [
             "",
