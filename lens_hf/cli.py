@@ -523,7 +523,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     tta_help = (
         "test-time augmentation: d4 averages the softmax probabilities over the 8 rotations and flips of each "
-        "image (8x the compute); none: one pass (default: none)"
+        "image (8x the compute); d2 over the 4 that keep the image's axes (flips and the half turn), for models "
+        "trained with --augment d2; none: one pass (default: none)"
     )
 
     parser = argparse.ArgumentParser(

@@ -523,8 +523,28 @@ def test_tta_is_the_mean_of_the_eight_views(saved, asymmetric, tmp_path):
     for result in batch:
         np.testing.assert_allclose(_scores(result), mean, atol=1e-6)
     np.testing.assert_allclose(_scores(pipe(asymmetric, tta="none")), _scores(pipe(asymmetric)), atol=0)
-    with pytest.raises(ValueError, match="tta must be one of none, d4"):
+    with pytest.raises(ValueError, match="tta must be one of none, d4, d2"):
         pipe(asymmetric, tta="d8")
+
+
+def test_tta_d2_is_the_mean_of_the_four_axis_keeping_views(saved, asymmetric):
+    """tta="d2": the mean over identity, the mirror flips and the half turn; invariant under those, not under a
+    quarter turn (which swaps the axes a grid-aligned lens is trained on)."""
+    from lens_hf.processing import d4_transform
+
+    pipe = load_pipeline(saved["folders"]["vit_spt_lsa"])
+    pixel_values = pipe.image_processor(asymmetric)["pixel_values"]
+    with torch.no_grad():
+        views = [
+            pipe.model(pixel_values=d4_transform(pixel_values, e)).logits.softmax(-1) for e in (0, 1, 4, 5)
+        ]
+    mean = torch.stack(views).mean(0)[0].numpy()
+    reference = _scores(pipe(asymmetric, tta="d2"))
+    np.testing.assert_allclose(reference, mean, atol=1e-6)
+    for view in (asymmetric[:, ::-1], asymmetric[::-1, :], np.rot90(asymmetric, 2)):
+        np.testing.assert_allclose(_scores(pipe(view.copy(), tta="d2")), reference, atol=1e-6)
+    quarter = _scores(pipe(np.rot90(asymmetric).copy(), tta="d2"))
+    assert np.abs(quarter - reference).max() > 1e-5  # the test can fail: a quarter turn is not in the group
 
 
 # ------------------------------------------------------------------------------------------------ code

@@ -302,6 +302,26 @@ def test_random_d4_draws_every_symmetry():
     assert len(seen) == 8
 
 
+def test_d2_augmentation_draws_the_four_symmetries_that_keep_the_axes():
+    """--augment d2: every image gets identity, a mirror flip or the half turn, never a quarter turn, and all
+    four are drawn."""
+    x = torch.arange(16.0).reshape(1, 1, 4, 4).repeat(400, 1, 1, 1)
+    torch.manual_seed(0)
+    out = BatchAugment("d2")(x)
+    allowed = {
+        tuple(v.flatten().tolist()): name
+        for v, name in (
+            (x[0], "identity"),
+            (x[0].flip(-1), "mirror columns"),
+            (x[0].flip(-2), "mirror rows"),
+            (torch.rot90(x[0], 2, dims=(-2, -1)), "half turn"),
+        )
+    }
+    seen = [allowed.get(tuple(im.flatten().tolist())) for im in out]
+    assert None not in seen  # no quarter turn, no transpose
+    assert set(seen) == set(allowed.values())
+
+
 def test_transforms_then_batch_augmentation():
     ds = lens_dataset(2, size=20)
     proc = processor(20)

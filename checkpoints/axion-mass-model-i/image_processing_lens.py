@@ -41,6 +41,10 @@ from .file_io import (
 # The dihedral group D4: the 4 rotations by multiples of 90 degrees, each with or without a mirror flip. Lensing
 # images have no preferred orientation, and these map the pixel grid onto itself without interpolation.
 D4_ORDER = 8
+# The D4 elements that keep the pixel grid's axes as they are (identity, mirror, half turn, mirror + half turn):
+# the symmetries of a lens whose ellipticity and external shear are aligned with the grid, as in every DeepLense
+# simulation (SIE e1 and shear gamma1 along x). Rotations by a quarter turn swap those axes.
+D2_ELEMENTS: tuple[int, ...] = (0, 1, 4, 5)
 
 
 def d4_transform(x: torch.Tensor, element: int) -> torch.Tensor:
@@ -430,4 +434,4 @@ class LensImageProcessor(BaseImageProcessor):
         return self.preprocess(images, *args, **kwargs)
 
 
-__all__ = ["D4_ORDER", "LensImageProcessor", "LensImageProcessorKwargs", "d4_transform"]
+__all__ = ["D2_ELEMENTS", "D4_ORDER", "LensImageProcessor", "LensImageProcessorKwargs", "d4_transform"]

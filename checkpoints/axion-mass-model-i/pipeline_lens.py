@@ -31,14 +31,17 @@ from transformers.pipelines import PIPELINE_REGISTRY, ImageClassificationPipelin
 from transformers.pipelines.base import Pipeline
 
 from .file_io import LensFileError, as_image_2d
-from .image_processing_lens import D4_ORDER, LensImageProcessor, d4_transform
+from .image_processing_lens import D2_ELEMENTS, D4_ORDER, LensImageProcessor, d4_transform
 from .targets import CONFIG_FIELD, TargetScaling
 
 logger = logging.getLogger(__name__)
 
 TASK = "image-classification"
-# Test-time augmentation: "d4" averages the softmax probabilities over the 8 rotations/flips of the image.
-TTA_MODES: tuple[str, ...] = ("none", "d4")
+# Test-time augmentation: "d4" averages the softmax probabilities over the 8 rotations/flips of the image, "d2"
+# over the 4 of them that keep the grid's axes (mirror flips and the half turn; for models trained with
+# ``--augment d2``, on lenses aligned with the grid).
+TTA_MODES: tuple[str, ...] = ("none", "d4", "d2")
+TTA_ELEMENTS: dict[str, tuple[int, ...]] = {"d4": tuple(range(D4_ORDER)), "d2": D2_ELEMENTS}
 PREPROCESSOR_FILE = "preprocessor_config.json"
 # The model config field that records the preprocessing a model was trained with (LensImageProcessor settings).
 RECORD_FIELD = "lens_preprocessing"
@@ -132,14 +135,17 @@ class LensImageClassificationPipeline(ImageClassificationPipeline):
     - ``tta="d4"``: test-time augmentation. The model sees the 8 rotations by multiples of 90 degrees and their
       mirror images (the dihedral group D4, under which a lens has no preferred orientation) and the scores are
       the mean of the 8 softmax probabilities, which makes the prediction exactly invariant to rotating or
-      flipping the input. 8 forward passes per image. ``tta="none"`` (default): one pass.
+      flipping the input. 8 forward passes per image. ``tta="d2"``: the 4 of these views that keep the image's
+      axes (the two mirror flips and the half turn), for a model trained with ``--augment d2`` on lenses whose
+      ellipticity and shear are aligned with the pixel grid (DeepLense simulations); 4 passes.
+      ``tta="none"`` (default): one pass.
 
     The image processor must be the one the model was trained with; see :func:`resolve_image_processor`. A model
     that gives NaN or infinite logits raises :class:`LensFileError` naming the image instead of returning NaN.
 
     A regression model returns one ``{"label": target, "score": value}`` per image, ``value`` in the target's
     physical units (e.g. ``axion_mass`` in eV) from ``config.lens_regression`` (:attr:`target_scaling`); with
-    ``tta="d4"`` the standardised outputs of the 8 views are averaged (so log10 m_a is averaged for a log10
+    ``tta="d4"`` (``"d2"``) the standardised outputs of the 8 (4) views are averaged (so log10 m_a is averaged for a log10
     target).
     """
 
@@ -177,7 +183,7 @@ class LensImageClassificationPipeline(ImageClassificationPipeline):
     def __call__(self, inputs: Any = None, **kwargs: Any) -> Any:
         """Classify ``inputs`` (one image or a list; see the class docstring).
 
-        Keyword arguments: ``tta`` (``"none"`` or ``"d4"``), ``top_k`` (labels returned, default 5),
+        Keyword arguments: ``tta`` (``"none"``, ``"d4"`` or ``"d2"``), ``top_k`` (labels returned, default 5),
         ``function_to_apply``, ``timeout`` (for URLs), ``batch_size`` (images per forward pass).
         """
         return super().__call__(inputs, **kwargs)
@@ -217,29 +223,29 @@ class LensImageClassificationPipeline(ImageClassificationPipeline):
     def _forward(self, model_inputs: dict[str, Any], tta: str = "none") -> dict[str, torch.Tensor]:
         """``{"pixel_values": (n, C, H, W), "source": name or n names}`` -> ``{"logits": (n, num_labels)}``.
 
-        With ``tta="d4"`` the logits are the log of the mean softmax probabilities of the 8 D4 views (log-mean-exp
-        of their log-softmax), so the usual softmax in :meth:`postprocess` gives exactly those means."""
+        With ``tta="d4"`` (``"d2"``) the logits are the log of the mean softmax probabilities of the 8 D4 views
+        (the 4 D2 views; log-mean-exp of their log-softmax), so the usual softmax in :meth:`postprocess` gives
+        exactly those means."""
         pixel_values = model_inputs["pixel_values"]
         sources = model_inputs.get("source", "input")
         sources = [sources] if isinstance(sources, str) else list(sources)
         if tta == "none":
             return {"logits": self._checked_logits(pixel_values, sources)}
-        if tta != "d4":
+        if tta not in TTA_ELEMENTS:
             raise ValueError(f"tta must be one of {', '.join(TTA_MODES)}, got {tta!r}")
         if pixel_values.shape[-1] != pixel_values.shape[-2]:
-            raise ValueError(f"tta='d4' needs square model inputs, got {tuple(pixel_values.shape[-2:])}")
-        if self.target_scaling is not None:  # regression: the mean standardised output of the 8 views
-            views = [
-                self._checked_logits(d4_transform(pixel_values, e), sources).float() for e in range(D4_ORDER)
-            ]
+            raise ValueError(f"tta={tta!r} needs square model inputs, got {tuple(pixel_values.shape[-2:])}")
+        elements = TTA_ELEMENTS[tta]
+        if self.target_scaling is not None:  # regression: the mean standardised output of the views
+            views = [self._checked_logits(d4_transform(pixel_values, e), sources).float() for e in elements]
             return {"logits": torch.stack(views).mean(dim=0)}
         log_probs = torch.stack(
             [
                 self._checked_logits(d4_transform(pixel_values, element), sources).float().log_softmax(-1)
-                for element in range(D4_ORDER)
+                for element in elements
             ]
-        )  # (8, n, num_labels)
-        return {"logits": torch.logsumexp(log_probs, dim=0) - math.log(D4_ORDER)}
+        )  # (views, n, num_labels)
+        return {"logits": torch.logsumexp(log_probs, dim=0) - math.log(len(elements))}
 
     def postprocess(
         self, model_outputs: dict[str, Any], function_to_apply: Any = None, top_k: int = 5

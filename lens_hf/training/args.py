@@ -170,7 +170,11 @@ class DataArguments:
         },
     )
     augment: str = field(
-        default="d4", metadata={"help": "Training augmentation: d4 (rotations and flips) or none."}
+        default="d4",
+        metadata={
+            "help": "Training augmentation: d4 (rotations and flips), d2 (the flips and the half turn, which keep a "
+            "lens aligned with the pixel grid aligned, as in DeepLense simulations) or none."
+        },
     )
     random_crop: int | None = field(
         default=None,

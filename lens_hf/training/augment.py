@@ -3,6 +3,9 @@
 Strong-lensing images have no preferred orientation, so the training set is augmented with the dihedral
 group D4 (the 4 rotations by multiples of 90 degrees, each with or without a mirror flip), which maps
 the pixel grid onto itself without interpolation (``d4_transform``, shared with test-time augmentation).
+``d2`` keeps to the 4 of them that leave the grid's axes in place (mirror flips and the half turn): for data
+whose lens is aligned with the grid, such as DeepLense simulations (SIE ellipticity and shear along x), where a
+quarter turn makes an image the lens never produces.
 """
 
 from __future__ import annotations
@@ -15,9 +18,15 @@ import torch
 
 from lens_hf.errors import LensHFError
 from lens_hf.processing.file_io import as_image_2d, pil_to_array
-from lens_hf.processing.image_processing_lens import D4_ORDER, d4_transform
+from lens_hf.processing.image_processing_lens import D2_ELEMENTS, D4_ORDER, d4_transform
 
-AUGMENTATIONS: tuple[str, ...] = ("d4", "none")
+AUGMENTATIONS: tuple[str, ...] = ("d4", "d2", "none")
+# The D4 elements each augmentation draws from, uniformly.
+AUGMENTATION_ELEMENTS: dict[str, tuple[int, ...]] = {
+    "d4": tuple(range(D4_ORDER)),
+    "d2": D2_ELEMENTS,
+    "none": (0,),
+}
 # The column of standardised regression targets (float32) that a regression run adds to its splits; when a row
 # has it, it is the row's label instead of the class id.
 TARGET_COLUMN = "regression_target"
@@ -88,7 +97,8 @@ class LensTransform:
 
 class BatchAugment:
     """Random augmentation of a training batch ``(batch, C, H, W)``, drawn independently per image:
-    a random ``crop`` window (when given) and a uniformly drawn D4 symmetry (``augment="d4"``).
+    a random ``crop`` window (when given) and a uniformly drawn D4 symmetry (``augment="d4"``) or one of the
+    4 that keep the grid's axes (``"d2"``).
 
     Runs in the training step (see :class:`~lens_hf.training.trainer.LensTrainer`) on the global torch RNG,
     which the Trainer saves with every checkpoint and restores on resume.
@@ -120,12 +130,13 @@ class BatchAugment:
         x = pixel_values
         if self.crop is not None:
             x = torch.stack([random_crop(img, self.crop) for img in x])
-        if self.augment == "d4":
+        if self.augment != "none":
             if x.shape[-1] != x.shape[-2]:
                 raise LensHFError(f"D4 augmentation needs square images, got {x.shape[-2]}x{x.shape[-1]} px")
-            elements = torch.randint(D4_ORDER, (x.shape[0],))
+            group = torch.tensor(AUGMENTATION_ELEMENTS[self.augment])
+            elements = group[torch.randint(len(group), (x.shape[0],))]
             out = torch.empty_like(x)
-            for e in range(D4_ORDER):
+            for e in group.tolist():
                 idx = (elements == e).nonzero().flatten().to(x.device)
                 if idx.numel():
                     out[idx] = d4_transform(x[idx], e)
