@@ -588,7 +588,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--normalization",
         choices=NORMALIZATIONS,
         default="minmax",
-        help="per-image normalisation (default: minmax)",
+        help="per-image normalisation: minmax, none, or residual_model_i (raw Model I photon counts minus the "
+        "fitted smooth lens, in units of the noise; 50-150 ms per image) (default: minmax)",
     )
     p.add_argument(
         "--skip-bad",

@@ -151,7 +151,9 @@ class LensImageProcessor(BaseImageProcessor):
         do_resize: resize every image to ``size`` (bilinear with antialiasing).
         crop_size: centre-crop size applied after resizing, same formats as ``size``; ``None`` for no crop.
         do_center_crop: apply the centre crop.
-        normalization: per-image normalisation, ``"minmax"`` (to [0, 1]) or ``"none"``.
+        normalization: per-image normalisation, ``"minmax"`` (to [0, 1]), ``"none"``, or ``"residual_model_i"``
+            (the raw photon counts of a Model I image minus its fitted smooth lens, in units of the noise; needs
+            lens_hf installed, see ``lens_hf.processing.smooth_lens``).
         stretch: intensity stretch after min-max normalisation, ``"none"`` or ``"asinh"``
             (``asinh(x / a) / asinh(1 / a)``, ``a = asinh_softening``; needs ``normalization="minmax"``).
         asinh_softening: the softening ``a`` of the asinh stretch, as a fraction of the image's peak.

@@ -33,7 +33,7 @@ from datasets import (
 from lens_hf.data.readers import SPLIT_FOLDERS, Record, load_images, scan_folder
 from lens_hf.errors import LensHFError
 from lens_hf.labels import LABEL2ID, LABELS
-from lens_hf.processing.file_io import normalize_image
+from lens_hf.processing.file_io import NOT_IDEMPOTENT, normalize_image
 from lens_hf.utils import make_temporary_folder, replace_folder
 
 FEATURES = Features(
@@ -322,10 +322,14 @@ def build_from_simulation(
         raise LensHFError(f"per_class must be at least 1, got {per_class}")
     images: list[np.ndarray] = []
     metas: list[dict[str, Any]] = []
-    simulations = iter_simulations(preset, per_class, seed, workers=workers, labels=labels, progress=progress)
+    # A costly normalisation (the smooth-lens fit) runs in the simulation workers.
+    in_workers = normalize if normalize in NOT_IDEMPOTENT else None
+    simulations = iter_simulations(
+        preset, per_class, seed, workers=workers, labels=labels, progress=progress, normalize=in_workers
+    )
     for image, meta in simulations:
         source = f"simulated {meta.get('label')} #{meta.get('index')}"
-        images.append(normalize_image(image, normalize, source))
+        images.append(image if in_workers else normalize_image(image, normalize, source))
         metas.append(dict(meta))
     spec = parse_splits(DEFAULT_SPLITS if splits is None else splits)
     assignment = stratified_split([str(m["label"]) for m in metas], spec, seed)

@@ -535,9 +535,14 @@ def _label_list(labels: Sequence[int | str]) -> list[str]:
     return names
 
 
-def _simulate_task(task: tuple[SimulationPreset, int, int, int]) -> tuple[np.ndarray, dict]:
-    preset, label_id, seed, index = task
-    return simulate_image(preset, label_id, seed, index)
+def _simulate_task(task: tuple[SimulationPreset, int, int, int, str | None]) -> tuple[np.ndarray, dict]:
+    preset, label_id, seed, index, normalize = task
+    image, meta = simulate_image(preset, label_id, seed, index)
+    if normalize is not None:
+        from lens_hf.processing.file_io import normalize_image
+
+        image = normalize_image(image, normalize, f"simulated {meta['label']} #{index}")
+    return image, meta
 
 
 def iter_simulations(
@@ -548,17 +553,20 @@ def iter_simulations(
     workers: int | None = None,
     labels: Sequence[int | str] = LABELS,
     progress: bool = True,
+    normalize: str | None = None,
 ) -> Iterator[tuple[np.ndarray, dict]]:
     """Iterate over ``(image, meta)`` for ``per_class`` images of each label: class-major, then index order.
 
     ``workers`` processes (default: all available CPUs) share the work; the pixels do not depend on it.
+    ``normalize``: a :func:`lens_hf.processing.file_io.normalize_image` method applied in the workers (for
+    the costly ones, such as the smooth-lens fit of ``residual_model_i``); None yields the raw images.
     Arguments are checked at the call, before anything is simulated.
     """
     preset = get_preset(preset)
     per_class = _nonneg_int(per_class, "per_class")
     seed = _nonneg_int(seed, "seed")
     names = _label_list(labels)
-    tasks = [(preset, LABEL2ID[name], seed, i) for name in names for i in range(per_class)]
+    tasks = [(preset, LABEL2ID[name], seed, i, normalize) for name in names for i in range(per_class)]
     if not tasks:
         return iter(())
     _resolve_workers(workers, len(tasks))

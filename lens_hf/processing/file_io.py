@@ -59,7 +59,10 @@ MAX_FITS_HEADER_BYTES: int = 2880 * 360  # one FITS header (~1 MiB, 12,960 cards
 MAX_FITS_HDUS: int = 32  # FITS HDUs looked at to find the image
 MIN_SIDE: int = 4  # px
 
-NORMALIZATIONS: tuple[str, ...] = ("minmax", "none")
+NORMALIZATIONS: tuple[str, ...] = ("minmax", "none", "residual_model_i")
+# Normalisations that cannot be applied twice (the output is no longer the raw input they need): images stored in
+# a dataset with one of these are passed to the processor with normalization="none".
+NOT_IDEMPOTENT: tuple[str, ...] = ("residual_model_i",)
 # Intensity stretches applied after min-max normalisation (see stretch_image).
 STRETCHES: tuple[str, ...] = ("none", "asinh")
 DEFAULT_ASINH_SOFTENING = 0.02
@@ -730,12 +733,27 @@ def normalize_image(image: Any, method: str = "minmax", source: str = "array") -
     classify). ``none`` returns the pixels as float32. Input that :func:`as_image_2d` refuses (NaN/inf pixels,
     values beyond float32, wrong shapes) raises :class:`LensFileError` naming ``source``; an unknown ``method``
     raises ValueError (choose from :data:`NORMALIZATIONS`).
+
+    ``residual_model_i`` fits the smooth lens of a DeepLense Model I image (its raw photon counts) and returns
+    the whitened residual (``lens_hf.processing.smooth_lens``, 50-150 ms per image; it needs lens_hf installed,
+    and refuses anything but raw 150x150 counts with :class:`LensFileError`).
     """
     if method not in NORMALIZATIONS:
         raise ValueError(f"unknown normalization {method!r} (choose from {', '.join(NORMALIZATIONS)})")
     image32 = as_image_2d(image, source, max_pixels=sys.maxsize)  # sizes are the reader's business
     if method == "none":
         return image32
+    if method in NOT_IDEMPOTENT:
+        try:
+            from lens_hf.processing.smooth_lens import smooth_lens_residual
+        except ImportError:
+            raise LensFileError(
+                source, f"normalization {method!r} needs lens_hf: pip install lens_hf"
+            ) from None
+        try:
+            return smooth_lens_residual(image32, method)
+        except ValueError as err:
+            raise LensFileError(source, str(err)) from None
     values = image32.astype(np.float64)
     lo, hi = float(values.min()), float(values.max())
     if not hi > lo:

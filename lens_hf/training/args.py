@@ -135,7 +135,11 @@ class DataArguments:
         default=None, metadata={"help": "Simulation worker processes (default: all cores)."}
     )
     normalization: str = field(
-        default="minmax", metadata={"help": "Per-image normalisation: minmax or none."}
+        default="minmax",
+        metadata={
+            "help": "Per-image normalisation: minmax, none, or residual_model_i (raw Model I photon counts minus "
+            "the fitted smooth lens, in units of the noise: lens_hf.processing.smooth_lens)."
+        },
     )
     stretch: str = field(
         default="none",

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from lens_hf.errors import LensHFError
-from lens_hf.processing.file_io import as_image_2d, pil_to_array
+from lens_hf.processing.file_io import NOT_IDEMPOTENT, as_image_2d, pil_to_array
 from lens_hf.processing.image_processing_lens import D2_ELEMENTS, D4_ORDER, d4_transform
 
 AUGMENTATIONS: tuple[str, ...] = ("d4", "d2", "none")
@@ -66,7 +66,9 @@ class LensTransform:
     ``{"pixel_values": (batch, C, H, W) float32, "labels": (batch,) int64}``; rows with a
     :data:`TARGET_COLUMN` (regression) give ``"labels"`` (batch,) float32 from it instead.
 
-    The image processor resizes and normalises exactly as at inference time. For training (``train=True``)
+    The image processor resizes and normalises exactly as at inference time (a normalisation that cannot be
+    applied twice, :data:`~lens_hf.processing.file_io.NOT_IDEMPOTENT`, is skipped: the splits already hold its
+    output). For training (``train=True``)
     its centre crop is skipped: :class:`BatchAugment` crops at random instead. Deterministic on purpose:
     the random part of the augmentation runs in the training step, where a resumed run draws the same
     random numbers as an uninterrupted one.
@@ -81,7 +83,11 @@ class LensTransform:
     def pixel_values(self, images: Sequence[Any]) -> torch.Tensor:
         """Images -> (batch, C, H, W) float32 model inputs (uncropped in training mode with random crops)."""
         arrays = [as_training_array(im) for im in images]
-        overrides = {"do_center_crop": False} if self.train and self.random_crop else {}
+        overrides: dict[str, Any] = {"do_center_crop": False} if self.train and self.random_crop else {}
+        if getattr(self.processor, "normalization", None) in NOT_IDEMPOTENT:
+            # The splits hold images already normalised with the processor's method (load_splits), and this one
+            # cannot be applied twice.
+            overrides["normalization"] = "none"
         return self.processor(arrays, return_tensors="pt", **overrides)["pixel_values"]
 
     def __call__(self, batch: dict[str, list[Any]]) -> dict[str, torch.Tensor]:

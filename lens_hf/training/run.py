@@ -37,7 +37,7 @@ from lens_hf.metrics import softmax, write_evaluation, write_regression_evaluati
 from lens_hf.models import factory
 from lens_hf.plots import plot_learning_curves
 from lens_hf.processing.checks import check_normalization
-from lens_hf.processing.file_io import NORMALIZATIONS, STRETCHES
+from lens_hf.processing.file_io import NORMALIZATIONS, NOT_IDEMPOTENT, STRETCHES, normalize_image
 from lens_hf.processing.image_processing_lens import LensImageProcessor
 from lens_hf.processing.saving import install_model_folder
 from lens_hf.processing.targets import (
@@ -178,6 +178,43 @@ def recorded_normalization(folder: str | Path) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def _normalize_rows(batch: dict[str, list[Any]], method: str) -> dict[str, list[Any]]:
+    names = batch.get("path") or [None] * len(batch["image"])
+    return {
+        "image": [
+            normalize_image(as_training_array(image), method, name or "a stored image")
+            for image, name in zip(batch["image"], names)
+        ]
+    }
+
+
+def normalize_stored(dd: DatasetDict, method: str, workers: int | None = None) -> DatasetDict:
+    """``dd`` with every stored image normalised by ``method`` (for the costly ones of
+    :data:`~lens_hf.processing.file_io.NOT_IDEMPOTENT`, which the training transforms do not apply), in
+    ``workers`` processes (default: all cores)."""
+    num_proc = _resolve_num_proc(workers, sum(len(ds) for ds in dd.values()))
+    return DatasetDict(
+        {
+            name: ds.map(
+                _normalize_rows,
+                batched=True,
+                batch_size=16,
+                fn_kwargs={"method": method},
+                num_proc=num_proc,
+                features=ds.features,
+                desc=f"{method} ({name})",
+            )
+            for name, ds in dd.items()
+        }
+    )
+
+
+def _resolve_num_proc(workers: int | None, n: int) -> int | None:
+    count = workers if workers else (os.cpu_count() or 1)
+    count = max(1, min(int(count), n // 16 or 1))
+    return None if count == 1 else count
+
+
 def load_splits(
     data_args: DataArguments, seed: int, progress: bool = True, labels: Sequence[str] = LABELS
 ) -> tuple[DatasetDict, dict[str, Any]]:
@@ -191,10 +228,16 @@ def load_splits(
     if data_args.dataset:
         # A saved lens_hf dataset records how its stored images were normalised; the processor saved with the
         # model must apply the same normalisation to new images.
-        check_normalization(recorded_normalization(data_args.dataset), data_args.normalization)
+        recorded = recorded_normalization(data_args.dataset)
+        check_normalization(recorded, data_args.normalization)
         dd = load_any(data_args.dataset, normalize=data_args.normalization, progress=progress)
         if not isinstance(dd, DatasetDict):
             dd = DatasetDict({"test": dd})
+        if data_args.normalization in NOT_IDEMPOTENT and recorded != data_args.normalization:
+            from lens_hf.inference import is_saved_dataset
+
+            if is_saved_dataset(Path(data_args.dataset)):  # stored raw: normalise once here, not every epoch
+                dd = normalize_stored(dd, data_args.normalization, data_args.sim_workers)
         dd = complete_splits(dd, seed, data_args.dataset)
         info: dict[str, Any] = {"source": public_path(data_args.dataset)}
     else:
@@ -361,7 +404,10 @@ def pixel_statistics(
     spaced) images of ``split``: the dataset statistics a standardising processor subtracts and divides by."""
     step = max(1, len(split) // max_images)
     images = split.select(range(0, len(split), step))["image"]
-    pixels = processor([as_training_array(image) for image in images], return_tensors="pt")["pixel_values"]
+    stored = {"normalization": "none"} if processor.normalization in NOT_IDEMPOTENT else {}  # already applied
+    pixels = processor([as_training_array(image) for image in images], return_tensors="pt", **stored)[
+        "pixel_values"
+    ]
     std = float(pixels.std())
     if not std > 0:
         raise LensHFError("the training images are all alike: cannot standardise them")
