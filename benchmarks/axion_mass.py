@@ -160,6 +160,14 @@ def main(argv: list[str] | None = None) -> dict:
     command = "python benchmarks/axion_mass.py " + " ".join(
         f"--model {shlex.quote(d + '=' + _public(p))}" for d, p in models.items()
     )
+    # Rows of the datasets not evaluated now are kept from the previous report, with the command that made them.
+    previous = args.out / f"{NAME}.json"
+    if previous.is_file():
+        old = json.loads(previous.read_text())
+        kept = [r for r in old.get("rows", []) if r["dataset"] not in models]
+        if kept:
+            rows = sorted(rows + kept, key=lambda r: (r["dataset"], r["tta"] != "none"))
+            command += f" (rows of {', '.join(sorted({r['dataset'] for r in kept}))}: {old['command']})"
     report = {
         "command": command,
         "date": dt.date.today().isoformat(),

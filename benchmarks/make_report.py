@@ -38,6 +38,8 @@ BENCH_TABLES = (
     "axion_mass_bound_fit",
     "axion_mass_bound_fit_blind",
     "axion_mass_signal",
+    "axion_mass_response_raw_inputs",
+    "axion_mass_response_residual",
     "accuracy",
     "accuracy_1k",
     "accuracy_gpu",
@@ -57,6 +59,8 @@ OPTIONAL_TABLES = {
     "axion_mass_bound_fit",
     "axion_mass_bound_fit_blind",
     "axion_mass_signal",
+    "axion_mass_response_raw_inputs",
+    "axion_mass_response_residual",
     "inference_speed",
 }  # left out silently when absent
 # Benchmark figures shown under their table (benchmarks/results/<name>.png, copied to docs/figures/).

@@ -112,9 +112,9 @@ def test_regressor_on_residuals_from_raw_stored_counts_then_predicts_raw_archive
 
     from datasets import DatasetDict
 
+    from lens_hf.cli import load_recipe
     from lens_hf.data.dataset import save_dataset
     from lens_hf.data.simulate import write_deeplense
-    from lens_hf.cli import load_recipe
 
     raw = build_from_simulation(
         "model_i",
