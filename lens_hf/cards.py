@@ -464,7 +464,12 @@ def _eval_results(metrics: Mapping[str, Any], dataset_type: str, dataset_name: s
     return results
 
 
-def _model_rows(config: Mapping[str, Any], preproc: Mapping[str, Any], params: Any) -> list[tuple[str, str]]:
+LOSS_NAMES = {"mse": "MSE", "l1": "L1", "huber": "Huber"}
+
+
+def _model_rows(
+    config: Mapping[str, Any], preproc: Mapping[str, Any], params: Any, loss: Any = None
+) -> list[tuple[str, str]]:
     rows: list[tuple[str, str]] = []
     archs = config.get("architectures") or []
     rows.append(
@@ -477,7 +482,8 @@ def _model_rows(config: Mapping[str, Any], preproc: Mapping[str, Any], params: A
             (
                 "output",
                 f"`{_quantity(regression)}`, standardised with the training targets' mean "
-                f"{float(regression['mean']):.4g} and std {float(regression['std']):.4g} (MSE loss)",
+                f"{float(regression['mean']):.4g} and std {float(regression['std']):.4g} "
+                f"({LOSS_NAMES.get(str(loss or 'mse'), str(loss))} loss)",
             )
         )
     elif id2label:
@@ -1010,7 +1016,7 @@ def render_model_card(
         template_path=str(template_path("model_card.md")),
         title=name,
         summary=summary,
-        model_rows=_model_rows(config, preproc, params),
+        model_rows=_model_rows(config, preproc, params, _lookup(flat, "regression_loss")),
         data_lines=data["lines"],
         preset=preset,
         simulation_rows=simulation_settings(data["params"]) if data["params"] else [],

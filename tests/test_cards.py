@@ -651,6 +651,10 @@ def test_regression_model_card_has_a_model_index_of_its_errors(tmp_path) -> None
     assert f"| MAE | {metrics['mae']:.4f} dex |" in body and "![Predicted vs true](regression.png)" in body
     assert "| XResNet18-hybrid | not stated | 0.274 |" in body  # the published Model I errors
     assert "[{'label': 'axion_mass', 'score': ...}]" in body and "ROC" not in body
+    assert "std 0.58 (MSE loss)" in body  # the recipe's default loss
+    record["training_args"] = {**record.get("training_args", {}), "regression_loss": "l1"}
+    _write_record(folder, record)
+    assert "std 0.58 (L1 loss)" in ModelCard(render_model_card(folder, repo_id="someone/axion-mass")).text
     with pytest.raises(LensHFError, match="missing metric key"):
         render_model_card(folder, metrics={"mae": 0.1})
 
