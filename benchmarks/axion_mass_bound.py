@@ -91,8 +91,9 @@ def with_axion_mass(
 def noise_variance(preset, scene: simulate.Scene, rate: np.ndarray) -> np.ndarray:
     """Per-pixel variance of the photon counts of a noiseless image ``rate`` (counts/s) under Model I's noise:
     Gaussian-approximated Poisson of ``exposure * (model + background)``, plus 1 for the count rounding."""
-    t = scene.exposure_time
-    return 2.0 * t * np.clip(rate, 0.0, None) + (t * preset.background_rms) ** 2 + 1.0
+    from lens_hf.processing.smooth_lens import noise_variance as variance
+
+    return variance(rate, scene.exposure_time, preset.background_rms)
 
 
 def write_results(out: Path, name: str, report: dict, lines: list[str]) -> None:

@@ -40,6 +40,14 @@ START_STEP = 0.05  # arcsec: the first Nelder-Mead simplex's step from the best 
 MAX_EVALS = 120  # Nelder-Mead likelihood evaluations
 
 
+def noise_variance(rate: np.ndarray, exposure_time: float, background_rms: float) -> np.ndarray:
+    """Per-pixel variance of Model I photon counts for a noiseless image ``rate`` (counts/s): the simulator's
+    Gaussian-approximated Poisson noise drawn once more as Poisson (2 t * rate), its background
+    ((t * rms)^2) and 1 for the rounding to whole counts."""
+    t = exposure_time
+    return 2.0 * t * np.clip(rate, 0.0, None) + (t * background_rms) ** 2 + 1.0
+
+
 @dataclass
 class SmoothLensFit:
     """The fitted smooth lens of one image: source centre (arcsec), exposure time (s) and the whitened
@@ -80,8 +88,7 @@ class SmoothLensModel:
         return self._image_model.ImageNumerics.re_size_convolve(flux, unconvolved=False)
 
     def variance(self, rate: np.ndarray, exposure_time: float) -> np.ndarray:
-        t = exposure_time
-        return 2.0 * t * np.clip(rate, 0.0, None) + (t * self.preset.background_rms) ** 2 + 1.0
+        return noise_variance(rate, exposure_time, self.preset.background_rms)
 
     def exposure_time(self, counts: np.ndarray) -> float:
         """The exposure time from the background-only pixels (see the module docstring)."""
@@ -166,6 +173,7 @@ __all__ = [
     "SmoothLensFit",
     "SmoothLensModel",
     "check_counts",
+    "noise_variance",
     "smooth_lens_model",
     "smooth_lens_residual",
 ]

@@ -210,8 +210,10 @@ def normalize_stored(dd: DatasetDict, method: str, workers: int | None = None) -
 
 
 def _resolve_num_proc(workers: int | None, n: int) -> int | None:
-    count = workers if workers else (os.cpu_count() or 1)
-    count = max(1, min(int(count), n // 16 or 1))
+    """Processes for ``n`` rows in batches of 16 (the simulator's worker count rule); None for one."""
+    from lens_hf.data.simulate import _resolve_workers
+
+    count = _resolve_workers(workers, max(1, n // 16))
     return None if count == 1 else count
 
 
