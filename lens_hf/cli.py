@@ -588,8 +588,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--normalization",
         choices=NORMALIZATIONS,
         default="minmax",
-        help="per-image normalisation: minmax, none, or residual_model_i (raw Model I photon counts minus the "
-        "fitted smooth lens, in units of the noise; 50-150 ms per image) (default: minmax)",
+        help="per-image normalisation: minmax, none, residual_model_i (raw Model I photon counts minus the "
+        "fitted smooth lens, in units of the noise; 50-150 ms per image), or residual_lens_model_i (that "
+        "residual and the fitted lens in noise units, stored as the image and smooth_lens columns) "
+        "(default: minmax)",
     )
     p.add_argument(
         "--skip-bad",

@@ -87,7 +87,12 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
     # with both heads), and the teacher: any saved classifier, frozen (safetensors weights, no remote code).
     set_seed(training_args.seed)
     student_class = DeiTForImageClassificationWithTeacher
-    model = build_model(model_args, model_input_size(processor), architecture=student_class.__name__)
+    model = build_model(
+        model_args,
+        model_input_size(processor),
+        architecture=student_class.__name__,
+        num_channels=processor.num_channels,
+    )
     if not isinstance(model, student_class):
         raise LensHFError(f"{RECIPE} trains a DeiT with a distillation token, got {type(model).__name__}")
 

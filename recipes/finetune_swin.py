@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
     # Model: the stock Swin preset built from scratch, or a Swin --model_name_or_path checkpoint. HF Swin fails
     # in the forward pass when the window exceeds the last stage's feature map, so the window is checked here.
     set_seed(training_args.seed)
-    model = build_model(model_args, model_input_size(processor))
+    model = build_model(model_args, model_input_size(processor), num_channels=processor.num_channels)
     if not isinstance(model.config, SwinConfig):
         raise LensHFError(
             f"{RECIPE} trains Swin models, got {type(model).__name__}; use the recipe of its family"

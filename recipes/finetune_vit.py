@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
     # Model: the stock ViT preset built from scratch, or a --model_name_or_path checkpoint (local folder or Hub id)
     # with its patch embedding folded to one channel and a new three-class head.
     set_seed(training_args.seed)
-    model = build_model(model_args, model_input_size(processor))
+    model = build_model(model_args, model_input_size(processor), num_channels=processor.num_channels)
 
     trainer = LensTrainer(
         model=model,

@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
     # Model: the CNN teacher, a stock ResNet-18 with a one-channel stem built from scratch (it takes any image
     # size), or a --model_name_or_path checkpoint with its first convolution folded to one channel.
     set_seed(training_args.seed)
-    model = build_model(model_args, model_input_size(processor))
+    model = build_model(model_args, model_input_size(processor), num_channels=processor.num_channels)
 
     trainer = LensTrainer(
         model=model,

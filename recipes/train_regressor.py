@@ -98,7 +98,9 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
 
     # Model: one output, problem_type "regression", the target's scaling in config.lens_regression.
     set_seed(training_args.seed)
-    model = build_model(model_args, model_input_size(processor), target=scaling)
+    model = build_model(
+        model_args, model_input_size(processor), target=scaling, num_channels=processor.num_channels
+    )
 
     trainer = LensTrainer(  # MSE loss and regression metrics for a regression model
         model=model,

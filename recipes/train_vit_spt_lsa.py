@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
 
     # Model: an SPT+LSA preset built from scratch, or a --model_name_or_path checkpoint to fine-tune.
     set_seed(training_args.seed)
-    model = build_model(model_args, model_input_size(processor))
+    model = build_model(model_args, model_input_size(processor), num_channels=processor.num_channels)
 
     # With --teacher (a classifier trained on the same inputs, e.g. by train_cnn_teacher.py): its one head
     # learns (1 - a) * CE(labels) + a * D(teacher), D hard or soft (--distillation_type).

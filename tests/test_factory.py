@@ -216,6 +216,32 @@ def test_rgb_kernel_folding_equals_replicated_grey_input(family, tmp_path):
     torch.testing.assert_close(got, expected, atol=2e-5, rtol=1e-4)
 
 
+@pytest.mark.parametrize("family", list(RGB_SOURCES))
+def test_widening_a_grey_model_to_two_channels_keeps_its_answers(family, tmp_path):
+    """A one-channel checkpoint fine-tuned on two-channel inputs (a multi-channel normalisation) gets the new
+    channel with zero weights: it answers as before whatever the new channel holds (for convolutions exactly;
+    SPT without a stem normalises the patch vector with the new channel in it, so only its shape is checked)."""
+    save_rgb_source(family, tmp_path / "rgb")
+    grey = load_for_finetuning(tmp_path / "rgb").eval()
+    grey.save_pretrained(tmp_path / "grey")
+    wide = load_for_finetuning(tmp_path / "grey", num_channels=2).eval()
+    assert wide.config.num_channels == 2
+    x = torch.randn(2, 1, 32, 32)
+    with torch.no_grad():
+        expected = grey(x).logits
+        got = wide(torch.cat([x, 5 * torch.randn_like(x)], dim=1)).logits
+    assert got.shape == expected.shape
+    if family != "vit_spt_lsa":
+        torch.testing.assert_close(got, expected, atol=2e-5, rtol=1e-4)
+    with pytest.raises(LensHFError, match="use 1 or 2"):
+        load_for_finetuning(_saved(wide, tmp_path / "wide"), num_channels=3)
+
+
+def _saved(model, folder):
+    model.save_pretrained(folder)
+    return folder
+
+
 def test_finetuning_resizes_position_embeddings_and_replaces_head(tmp_path):
     source = save_rgb_source("vit", tmp_path / "same")
     model = load_for_finetuning(tmp_path / "same", image_size=48).eval()

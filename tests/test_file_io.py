@@ -68,8 +68,8 @@ def test_unusable_images_are_refused_naming_the_source(image, method, words):
 
 
 def test_method_names_are_defined_once():
-    assert NORMALIZATIONS == ("minmax", "none", "residual_model_i")
-    with pytest.raises(ValueError, match="choose from minmax, none, residual_model_i"):
+    assert NORMALIZATIONS == ("minmax", "none", "residual_model_i", "residual_lens_model_i")
+    with pytest.raises(ValueError, match="choose from minmax, none, residual_model_i, residual_lens_model_i"):
         normalize_image(np.eye(8), "zscore")
     from lens_hf.cli import build_parser
 

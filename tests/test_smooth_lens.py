@@ -1,6 +1,7 @@
 """The smooth-lens residual of Model I images (normalization="residual_model_i"): the fit finds the source and the
 exposure, the residual is noise where there is no substructure and shows a vortex, bad input is refused in one
-line, and stored residuals are not fitted twice."""
+line, and stored residuals are not fitted twice. With the fitted lens as a second channel
+("residual_lens_model_i"): stored in two columns, read back as the processor makes it from the raw counts."""
 
 from __future__ import annotations
 
@@ -101,11 +102,63 @@ def test_simulated_residuals_are_fitted_in_the_workers_and_not_fitted_again_in_t
     assert out.shape == (2, 1, 64, 64) and torch.equal(out, direct)
 
 
+def test_residual_lens_is_the_residual_and_the_fitted_lens_in_noise_units():
+    light, heavy = _light_and_heavy_vortex()
+    counts, _ = simulate.simulate_image("model_i", "vortex", SEED, heavy)
+    both = normalize_image(counts, "residual_lens_model_i", "x")
+    assert both.shape == (2, 150, 150) and both.dtype == np.float32
+    np.testing.assert_array_equal(both[0], normalize_image(counts, "residual_model_i", "x"))
+    fit = smooth_lens_model("model_i").fit(counts.astype(np.float64))
+    rate = smooth_lens_model("model_i").rate(fit.center_x, fit.center_y)
+    sigma = np.sqrt(smooth_lens_model("model_i").variance(rate, fit.exposure_time))
+    # residual + lens = counts / sigma: the two channels together hold the image, in units of its noise
+    np.testing.assert_allclose((both[0] + both[1]) * sigma, counts, rtol=1e-4, atol=1e-3)
+    r = np.hypot(*np.meshgrid(np.arange(150) - 74.5, np.arange(150) - 74.5)) * 0.05
+    assert float(both[1][np.abs(r - 1.28) < 0.1].max()) > 5  # the ring stands out of the noise
+    assert float(both[1][r > 3].max()) < 0.05  # nothing of the lens far from it
+
+
+def test_residual_lens_needs_two_channels():
+    with pytest.raises(ValueError, match="num_channels=2"):
+        LensImageProcessor(size=96, normalization="residual_lens_model_i", num_channels=1)
+    processor = LensImageProcessor(size=96, normalization="residual_lens_model_i", num_channels=2)
+    with pytest.raises(LensFileError, match="raw photon counts"):
+        processor(np.full((150, 150), 0.5, dtype=np.float32))
+
+
+def test_two_channel_residuals_are_stored_in_two_columns_and_read_back_as_the_processor_makes_them():
+    dd = build_from_simulation(
+        "model_i",
+        2,
+        SEED,
+        splits={"train": 2},
+        workers=1,
+        normalize="residual_lens_model_i",
+        labels=["vortex"],
+        progress=False,
+    )
+    assert {"image", "smooth_lens"} <= set(dd["train"].column_names)
+    processor = LensImageProcessor(
+        size=96, crop_size=64, do_center_crop=True, normalization="residual_lens_model_i", num_channels=2
+    )
+    stored = LensTransform(processor, train=False)(dd["train"][:2])["pixel_values"]
+    raw = [simulate.simulate_image("model_i", "vortex", SEED, i)[0] for i in range(2)]
+    direct = processor(raw, return_tensors="pt")["pixel_values"]
+    assert stored.shape == (2, 2, 64, 64)
+    torch.testing.assert_close(stored, direct, rtol=0, atol=1e-6)
+    assert not torch.equal(stored[:, 0], stored[:, 1])
+    with pytest.raises(Exception, match="smooth_lens"):
+        LensTransform(processor, train=False)(dd["train"].remove_columns("smooth_lens")[:2])
+
+
 @pytest.mark.slow
-def test_regressor_on_residuals_from_raw_stored_counts_then_predicts_raw_archive_files(tmp_path):
-    """A dataset that stores raw Model I counts, trained with --normalization residual_model_i: the residuals are
-    fitted once before training, the saved processor fits them for new files, and `lens-hf predict` answers
-    for raw DeepLense axion files and refuses a normalised one in one line."""
+@pytest.mark.parametrize("normalization", ["residual_model_i", "residual_lens_model_i"])
+def test_regressor_on_residuals_from_raw_stored_counts_then_predicts_raw_archive_files(
+    tmp_path, normalization
+):
+    """A dataset that stores raw Model I counts, trained with --normalization residual_model_i (or with the lens as
+    a second channel): the residuals are fitted once before training, the saved processor fits them for new
+    files, and `lens-hf predict` answers for raw DeepLense axion files and refuses a normalised one in one line."""
     import json
     import subprocess
     import sys
@@ -135,7 +188,7 @@ def test_regressor_on_residuals_from_raw_stored_counts_then_predicts_raw_archive
         "--dataset",
         str(data),
         "--normalization",
-        "residual_model_i",
+        normalization,
         "--image_size",
         "32",
         "--output_dir",
@@ -154,7 +207,10 @@ def test_regressor_on_residuals_from_raw_stored_counts_then_predicts_raw_archive
     metrics = load_recipe("train_regressor").main(args)
     assert metrics["num_samples"] == 1 and np.isfinite(metrics["mae"])  # the one stored test vortex
     processor = json.loads((out / "preprocessor_config.json").read_text())
-    assert processor["normalization"] == "residual_model_i"
+    assert processor["normalization"] == normalization
+    channels = 2 if normalization == "residual_lens_model_i" else 1
+    assert processor["num_channels"] == channels
+    assert json.loads((out / "config.json").read_text())["num_channels"] == channels
 
     archive = tmp_path / "archive"
     write_deeplense(archive, "model_i", 2, SEED + 1, workers=1, progress=False)

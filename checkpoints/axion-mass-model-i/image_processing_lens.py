@@ -8,6 +8,9 @@ images are single-channel counts or fluxes whose values may lie anywhere (Model 
           antialiased) -> centre crop -> replicate to ``num_channels`` -> optional dataset standardisation
           -> (batch, C, H', W') float32
 
+A multi-channel normalisation (``residual_lens_model_i``: the smooth-lens residual and the fitted lens) gives
+its own channels instead of replicated ones, and needs ``num_channels`` equal to their count.
+
 The module travels with saved models as remote code: it imports only numpy, torch, transformers, PIL and
 its sibling ``file_io``.
 """
@@ -32,6 +35,7 @@ from .file_io import (
     STRETCHES,
     LensFileError,
     as_image_2d,
+    normalization_channels,
     normalize_image,
     pil_to_array,
     read_image,
@@ -245,6 +249,11 @@ class LensImageProcessor(BaseImageProcessor):
         if isinstance(channels, bool) or not isinstance(channels, (int, np.integer)) or channels < 1:
             raise ValueError(f"num_channels must be a positive integer, got {channels!r}")
         out["num_channels"] = int(channels)
+        produced = normalization_channels(out["normalization"])
+        if produced > 1 and out["num_channels"] != produced:
+            raise ValueError(
+                f"normalization {out['normalization']!r} gives {produced} channels; set num_channels={produced}"
+            )
         out["image_mean"] = _stats(settings["image_mean"], "image_mean")
         out["image_std"] = _stats(settings["image_std"], "image_std")
         mean, std = out["image_mean"], out["image_std"]
@@ -376,8 +385,10 @@ class LensImageProcessor(BaseImageProcessor):
         return batch[..., top : top + crop["height"], left : left + crop["width"]]
 
     def _transform(self, batch: torch.Tensor, sources: list[str], settings: dict[str, Any]) -> torch.Tensor:
-        """(n, H, W) normalised float32 -> (n, C, H', W') float32 following ``settings``."""
-        batch = batch.unsqueeze(1)  # (n, 1, H, W)
+        """(n, H, W) or, from a multi-channel normalisation, (n, C, H, W) normalised float32 ->
+        (n, C, H', W') float32 following ``settings``."""
+        if batch.ndim == 3:
+            batch = batch.unsqueeze(1)  # (n, 1, H, W)
         if settings["do_resize"]:
             target = (settings["size"]["height"], settings["size"]["width"])
             if tuple(batch.shape[-2:]) != target:
@@ -387,7 +398,7 @@ class LensImageProcessor(BaseImageProcessor):
         if settings["do_center_crop"]:
             batch = self._center_crop(batch, settings["crop_size"], sources)
         channels = settings["num_channels"]
-        if channels > 1:
+        if channels > 1 and batch.shape[1] == 1:
             batch = batch.expand(-1, channels, -1, -1)
         if settings["image_mean"] is not None:
             mean = torch.tensor(settings["image_mean"], dtype=torch.float32).view(1, -1, 1, 1)

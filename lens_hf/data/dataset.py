@@ -33,7 +33,7 @@ from datasets import (
 from lens_hf.data.readers import SPLIT_FOLDERS, Record, load_images, scan_folder
 from lens_hf.errors import LensHFError
 from lens_hf.labels import LABEL2ID, LABELS
-from lens_hf.processing.file_io import NOT_IDEMPOTENT, normalize_image
+from lens_hf.processing.file_io import CHANNEL_COLUMNS, NOT_IDEMPOTENT, normalize_image
 from lens_hf.utils import make_temporary_folder, replace_folder
 
 FEATURES = Features(
@@ -214,24 +214,44 @@ def metadata_row(
     return row
 
 
-def _to_dataset(images: list[np.ndarray], rows: list[dict[str, Any]]) -> Dataset:
+def dataset_features(normalize: str = "none") -> Features:
+    """:data:`FEATURES`, plus one float32 image column for every further channel of a multi-channel
+    normalisation (``residual_lens_model_i``: ``smooth_lens``, the fitted lens in noise units)."""
+    extra = CHANNEL_COLUMNS.get(normalize, ("image",))[1:]
+    if not extra:
+        return FEATURES
+    return Features({**FEATURES, **{name: Image() for name in extra}})
+
+
+def _to_dataset(images: list[np.ndarray], rows: list[dict[str, Any]], normalize: str = "none") -> Dataset:
     """Rows -> Dataset with :data:`FEATURES`, encoded a chunk at a time (images are consumed and freed).
-    Every image is checked to be finite float32 (H, W) here, where it is written."""
+    Every image is checked to be finite float32 (H, W) here, where it is written; a multi-channel normalisation
+    gives (C, H, W) images, whose channels go to the columns of :data:`CHANNEL_COLUMNS`."""
+    columns_of = CHANNEL_COLUMNS.get(normalize, ("image",))
+    features = dataset_features(normalize)
+    shape = "(H, W)" if len(columns_of) == 1 else f"({len(columns_of)}, H, W)"
     parts = []
     for start in range(0, len(rows), _CHUNK_ROWS):
         chunk = rows[start : start + _CHUNK_ROWS]
         for image, row in zip(images[start : start + _CHUNK_ROWS], chunk):
-            if image.dtype != np.float32 or image.ndim != 2 or not np.isfinite(image).all():
+            if len(columns_of) == 1:
+                good_shape = image.ndim == 2
+            else:
+                good_shape = image.ndim == 3 and image.shape[0] == len(columns_of)
+            if image.dtype != np.float32 or not good_shape or not np.isfinite(image).all():
                 where = row["path"] or "a simulated image"
-                raise LensHFError(f"{where}: refusing to write an image that is not finite float32 (H, W)")
-        columns: dict[str, list] = {
-            name: images[start : start + _CHUNK_ROWS] if name == "image" else [r[name] for r in chunk]
-            for name in FEATURES
+                raise LensHFError(f"{where}: refusing to write an image that is not finite float32 {shape}")
+        block = images[start : start + _CHUNK_ROWS]
+        channels = {name: [image[k] for image in block] for k, name in enumerate(columns_of)}
+        if len(columns_of) == 1:
+            channels = {"image": block}
+        columns = {
+            name: channels[name] if name in channels else [r[name] for r in chunk] for name in features
         }
-        parts.append(Dataset.from_dict(columns, features=FEATURES))
+        parts.append(Dataset.from_dict(columns, features=features))
         images[start : start + _CHUNK_ROWS] = [None] * len(chunk)
     if not parts:
-        return Dataset.from_dict({name: [] for name in FEATURES}, features=FEATURES)
+        return Dataset.from_dict({name: [] for name in features}, features=features)
     return parts[0] if len(parts) == 1 else concatenate_datasets(parts)
 
 
@@ -263,7 +283,7 @@ def _records_to_dict(
             )
             for i in sel
         ]
-        out[name] = _to_dataset([images[i] for i in sel], rows)
+        out[name] = _to_dataset([images[i] for i in sel], rows, normalize)
     return DatasetDict(out), skipped
 
 
@@ -337,7 +357,7 @@ def build_from_simulation(
     for name in [n for n in SPLIT_NAMES if n in assignment]:
         idx = assignment[name]
         rows = [metadata_row(str(metas[i]["label"]), metas[i], None) for i in idx]
-        out[name] = _to_dataset([images[i] for i in idx], rows)
+        out[name] = _to_dataset([images[i] for i in idx], rows, normalize)
     return DatasetDict(out)
 
 

@@ -433,6 +433,30 @@ def _fold_channels(model: PreTrainedModel, state: dict[str, torch.Tensor], in_ch
     state[f"{prefix}layernorm.bias"] = torch.zeros(folded.shape[1], dtype=norm_bias.dtype)
 
 
+def _widen_channels(model: PreTrainedModel, state: dict[str, torch.Tensor], num_channels: int) -> None:
+    """Widen the one-channel input layer of `model` to `num_channels` in `state`, in place: the first channel
+    keeps its weights and the new ones start at zero, so the widened model answers as the original one does
+    (exactly for a convolution; SPT's LayerNorm over the patch vector sees the zero channels too).
+    """
+    name, layer = _input_layer(model, 1)
+    prefix = f"{name}." if name else ""
+    if isinstance(layer, nn.Conv2d) or not layer.use_spt:
+        key = f"{prefix}weight" if isinstance(layer, nn.Conv2d) else f"{prefix}projection.weight"
+        weight = state[key]  # (out, 1, kh, kw)
+        state[key] = torch.cat(
+            [weight, weight.new_zeros((weight.shape[0], num_channels - 1, *weight.shape[2:]))], 1
+        )
+        return
+    # SPT: (hidden, p*p*5) -> (hidden, p*p*5*C), features pixel-major and channel-minor.
+    for key in (f"{prefix}projection.weight", f"{prefix}layernorm.weight", f"{prefix}layernorm.bias"):
+        value = state[key]
+        wide = value.new_zeros((*value.shape, num_channels))
+        wide[..., 0] = value
+        if key.endswith("layernorm.weight"):
+            wide[..., 1:] = 1.0
+        state[key] = wide.reshape(*value.shape[:-1], -1)
+
+
 def _resize_position_embeddings(state: dict[str, torch.Tensor], old_grid: int, new_grid: int) -> list[str]:
     """Bicubically resize every (1, extra + grid^2, dim) position embedding; extra (CLS, distillation) tokens kept."""
     resized = []
@@ -475,7 +499,8 @@ def load_for_finetuning(
     Args:
         name_or_path: a local model folder or a Hub id.
         image_size: new input side in px; None keeps the checkpoint's.
-        num_channels: input channels of the returned model (1, or the checkpoint's own count).
+        num_channels: input channels of the returned model (1, the checkpoint's own count, or for a one-channel
+            checkpoint any count: the new channels start with zero weights).
         labels: class names in id order.
         architecture: a transformers/lens_hf class name overriding the checkpoint's architecture
             (e.g. "DeiTForImageClassificationWithTeacher" for distillation).
@@ -507,8 +532,10 @@ def load_for_finetuning(
         delattr(model.config, CONFIG_FIELD)  # the scaling of the regression checkpoint's target
 
     old_channels = int(model.config.num_channels)
-    if num_channels not in (1, old_channels):
-        raise LensHFError(f"{source}: cannot turn {old_channels} input channels into {num_channels}; use 1")
+    if num_channels not in (1, old_channels) and old_channels != 1:
+        raise LensHFError(
+            f"{source}: cannot turn {old_channels} input channels into {num_channels}; use 1 or {old_channels}"
+        )
     has_size = hasattr(model.config, "image_size")
     old_size = _square_size(model.config.image_size) if has_size else None
     new_size = old_size if image_size is None else int(image_size)
@@ -518,8 +545,10 @@ def load_for_finetuning(
         return model.train()
 
     state = {key: value.detach().clone() for key, value in model.state_dict().items()}
-    if num_channels != old_channels:
+    if num_channels < old_channels:
         _fold_channels(model, state, old_channels)
+    elif num_channels > old_channels:
+        _widen_channels(model, state, num_channels)
     new_config = copy.deepcopy(model.config)
     new_config.num_channels = num_channels
     if new_size != old_size:

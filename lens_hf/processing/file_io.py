@@ -59,10 +59,20 @@ MAX_FITS_HEADER_BYTES: int = 2880 * 360  # one FITS header (~1 MiB, 12,960 cards
 MAX_FITS_HDUS: int = 32  # FITS HDUs looked at to find the image
 MIN_SIDE: int = 4  # px
 
-NORMALIZATIONS: tuple[str, ...] = ("minmax", "none", "residual_model_i")
+NORMALIZATIONS: tuple[str, ...] = ("minmax", "none", "residual_model_i", "residual_lens_model_i")
 # Normalisations that cannot be applied twice (the output is no longer the raw input they need): images stored in
 # a dataset with one of these are passed to the processor with normalization="none".
-NOT_IDEMPOTENT: tuple[str, ...] = ("residual_model_i",)
+NOT_IDEMPOTENT: tuple[str, ...] = ("residual_model_i", "residual_lens_model_i")
+# Normalisations with more than one output channel, and the dataset columns that store their channels in order
+# (each column a float32 (H, W) image; the first is the usual "image").
+CHANNEL_COLUMNS: dict[str, tuple[str, ...]] = {"residual_lens_model_i": ("image", "smooth_lens")}
+
+
+def normalization_channels(method: str) -> int:
+    """Channels of the images that the normalisation ``method`` returns (1 unless :data:`CHANNEL_COLUMNS`)."""
+    return len(CHANNEL_COLUMNS.get(method, ("image",)))
+
+
 # Intensity stretches applied after min-max normalisation (see stretch_image).
 STRETCHES: tuple[str, ...] = ("none", "asinh")
 DEFAULT_ASINH_SOFTENING = 0.02
@@ -726,7 +736,8 @@ def stretch_image(
 
 
 def normalize_image(image: Any, method: str = "minmax", source: str = "array") -> np.ndarray:
-    """The per-image normalisation of lens_hf: a 2-D image -> finite float32 (H, W).
+    """The per-image normalisation of lens_hf: a 2-D image -> finite float32 (H, W), or (C, H, W) for the
+    multi-channel methods of :data:`CHANNEL_COLUMNS`.
 
     ``minmax`` maps the pixel range to [0, 1], computed in float64 so that even images spanning the whole
     float32 range (about +-3.4e38) give finite values; a constant image is refused (it holds nothing to
@@ -736,7 +747,8 @@ def normalize_image(image: Any, method: str = "minmax", source: str = "array") -
 
     ``residual_model_i`` fits the smooth lens of a DeepLense Model I image (its raw photon counts) and returns
     the whitened residual (``lens_hf.processing.smooth_lens``, 50-150 ms per image; it needs lens_hf installed,
-    and refuses anything but raw 150x150 counts with :class:`LensFileError`).
+    and refuses anything but raw 150x150 counts with :class:`LensFileError`); ``residual_lens_model_i`` returns
+    that residual and the fitted smooth lens in the same noise units, (2, H, W).
     """
     if method not in NORMALIZATIONS:
         raise ValueError(f"unknown normalization {method!r} (choose from {', '.join(NORMALIZATIONS)})")

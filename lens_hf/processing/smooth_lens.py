@@ -18,6 +18,12 @@ The residual ``(counts - t * model) / sqrt(variance)`` is what the substructure 
 distorts the ring at a level (1-3 % of the peak for axions of 10^-23.4 eV) that a network does not pick out of
 the raw image (``benchmarks/README.md``, axion mass), and which stands out once the ring itself is subtracted.
 
+``residual_lens_model_i`` adds a second channel, the fitted smooth lens in units of the same noise
+(``t * model / sqrt(variance)``, the signal-to-noise ratio of each pixel): a displaced ring leaves
+``-grad(lens) . displacement`` in the residual, so a network that also sees the lens knows where, and how
+strongly, a given displacement shows (``residual_model_i`` alone leaves it to guess the arcs' brightness from
+the residual).
+
 The fit reuses the simulator's own renderer (``lens_hf.data.simulate``, lenstronomy): the rays are shot through
 the fixed lens once per process, so each trial source centre costs one Sersic evaluation and one PSF convolution
 (about 1 ms); a whole fit takes 50-150 ms on one core.
@@ -31,7 +37,9 @@ from typing import Any
 import numpy as np
 
 # The normalisation names (file_io.NORMALIZATIONS) computed here, and the preset each one fits.
-RESIDUAL_PRESETS: dict[str, str] = {"residual_model_i": "model_i"}
+RESIDUAL_PRESETS: dict[str, str] = {"residual_model_i": "model_i", "residual_lens_model_i": "model_i"}
+# The methods whose output has a second channel, the fitted smooth lens in units of the noise.
+WITH_LENS: tuple[str, ...] = ("residual_lens_model_i",)
 # Pixels this far from the centre (arcsec) hold no lensed light in Model I (Einstein radius 1.28", source
 # within 0.35" of the axis, Sersic radius 0.25"): the exposure time is measured on them.
 BACKGROUND_RADIUS = 3.0
@@ -50,13 +58,14 @@ def noise_variance(rate: np.ndarray, exposure_time: float, background_rms: float
 
 @dataclass
 class SmoothLensFit:
-    """The fitted smooth lens of one image: source centre (arcsec), exposure time (s) and the whitened
-    residual (H, W) float32."""
+    """The fitted smooth lens of one image: source centre (arcsec), exposure time (s), the whitened
+    residual (H, W) float32 and the fitted lens in the same noise units (H, W) float32."""
 
     center_x: float
     center_y: float
     exposure_time: float
     residual: np.ndarray
+    lens_snr: np.ndarray
 
 
 class SmoothLensModel:
@@ -131,8 +140,9 @@ class SmoothLensModel:
         for _ in range(2):
             weight = rate[bright] / self.variance(rate[bright], t)
             t = float(np.sum(weight * counts[bright]) / np.sum(weight * rate[bright]))
-        residual = (counts - t * rate) / np.sqrt(self.variance(rate, t))
-        return SmoothLensFit(cx, cy, t, residual.astype(np.float32))
+        sigma = np.sqrt(self.variance(rate, t))
+        residual = (counts - t * rate) / sigma
+        return SmoothLensFit(cx, cy, t, residual.astype(np.float32), (t * rate / sigma).astype(np.float32))
 
 
 _MODELS: dict[str, SmoothLensModel] = {}
@@ -162,16 +172,21 @@ def check_counts(image: np.ndarray, shape: tuple[int, int], method: str) -> np.n
 
 
 def smooth_lens_residual(image: np.ndarray, method: str = "residual_model_i") -> np.ndarray:
-    """The whitened smooth-lens residual (H, W) float32 of a raw Model I image (photon counts); ValueError for
+    """The whitened smooth-lens residual (H, W) float32 of a raw Model I image (photon counts), or for a method
+    of :data:`WITH_LENS` the residual and the fitted lens in noise units, (2, H, W) float32; ValueError for
     anything else."""
     model = smooth_lens_model(RESIDUAL_PRESETS[method])
-    return model.fit(check_counts(image, model.preset.image_shape, method)).residual
+    fit = model.fit(check_counts(image, model.preset.image_shape, method))
+    if method in WITH_LENS:
+        return np.stack([fit.residual, fit.lens_snr])
+    return fit.residual
 
 
 __all__ = [
     "RESIDUAL_PRESETS",
     "SmoothLensFit",
     "SmoothLensModel",
+    "WITH_LENS",
     "check_counts",
     "noise_variance",
     "smooth_lens_model",

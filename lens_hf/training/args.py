@@ -137,8 +137,9 @@ class DataArguments:
     normalization: str = field(
         default="minmax",
         metadata={
-            "help": "Per-image normalisation: minmax, none, or residual_model_i (raw Model I photon counts minus "
-            "the fitted smooth lens, in units of the noise: lens_hf.processing.smooth_lens)."
+            "help": "Per-image normalisation: minmax, none, residual_model_i (raw Model I photon counts minus "
+            "the fitted smooth lens, in units of the noise: lens_hf.processing.smooth_lens), or "
+            "residual_lens_model_i (that residual and the fitted lens in noise units: two input channels)."
         },
     )
     stretch: str = field(

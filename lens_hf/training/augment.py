@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from lens_hf.errors import LensHFError
-from lens_hf.processing.file_io import NOT_IDEMPOTENT, as_image_2d, pil_to_array
+from lens_hf.processing.file_io import CHANNEL_COLUMNS, NOT_IDEMPOTENT, as_image_2d, pil_to_array
 from lens_hf.processing.image_processing_lens import D2_ELEMENTS, D4_ORDER, d4_transform
 
 AUGMENTATIONS: tuple[str, ...] = ("d4", "d2", "none")
@@ -68,7 +68,8 @@ class LensTransform:
 
     The image processor resizes and normalises exactly as at inference time (a normalisation that cannot be
     applied twice, :data:`~lens_hf.processing.file_io.NOT_IDEMPOTENT`, is skipped: the splits already hold its
-    output). For training (``train=True``)
+    output; a multi-channel one stores each channel in a column of
+    :data:`~lens_hf.processing.file_io.CHANNEL_COLUMNS`, and the channels are read from those). For training (``train=True``)
     its centre crop is skipped: :class:`BatchAugment` crops at random instead. Deterministic on purpose:
     the random part of the augmentation runs in the training step, where a resumed run draws the same
     random numbers as an uninterrupted one.
@@ -80,20 +81,33 @@ class LensTransform:
         self.image_column = image_column
         self.random_crop = random_crop
 
-    def pixel_values(self, images: Sequence[Any]) -> torch.Tensor:
-        """Images -> (batch, C, H, W) float32 model inputs (uncropped in training mode with random crops)."""
+    def pixel_values(self, images: Sequence[Any], channel: int | None = None) -> torch.Tensor:
+        """Images -> (batch, C, H, W) float32 model inputs (uncropped in training mode with random crops);
+        with ``channel``, the stored images of that channel of a multi-channel normalisation -> (batch, 1, H, W)."""
         arrays = [as_training_array(im) for im in images]
         overrides: dict[str, Any] = {"do_center_crop": False} if self.train and self.random_crop else {}
         if getattr(self.processor, "normalization", None) in NOT_IDEMPOTENT:
             # The splits hold images already normalised with the processor's method (load_splits), and this one
             # cannot be applied twice.
             overrides["normalization"] = "none"
+        if channel is not None:
+            overrides["num_channels"] = 1
+            mean, std = self.processor.image_mean, self.processor.image_std
+            if mean is not None:
+                overrides["image_mean"] = [mean[channel if len(mean) > 1 else 0]]
+                overrides["image_std"] = [std[channel if len(std) > 1 else 0]]
         return self.processor(arrays, return_tensors="pt", **overrides)["pixel_values"]
 
     def __call__(self, batch: dict[str, list[Any]]) -> dict[str, torch.Tensor]:
-        if self.image_column not in batch:
-            raise LensHFError(f"dataset has no {self.image_column!r} column (columns: {', '.join(batch)})")
-        out = {"pixel_values": self.pixel_values(batch[self.image_column])}
+        columns = CHANNEL_COLUMNS.get(getattr(self.processor, "normalization", None), (self.image_column,))
+        missing = [name for name in columns if name not in batch]
+        if missing:
+            raise LensHFError(f"dataset has no {missing[0]!r} column (columns: {', '.join(batch)})")
+        if len(columns) == 1:
+            out = {"pixel_values": self.pixel_values(batch[self.image_column])}
+        else:
+            channels = [self.pixel_values(batch[name], channel=k) for k, name in enumerate(columns)]
+            out = {"pixel_values": torch.cat(channels, dim=1)}
         if TARGET_COLUMN in batch:
             out["labels"] = torch.as_tensor(batch[TARGET_COLUMN], dtype=torch.float32)
         elif "label" in batch:

@@ -37,7 +37,14 @@ from lens_hf.metrics import softmax, write_evaluation, write_regression_evaluati
 from lens_hf.models import factory
 from lens_hf.plots import plot_learning_curves
 from lens_hf.processing.checks import check_normalization
-from lens_hf.processing.file_io import NORMALIZATIONS, NOT_IDEMPOTENT, STRETCHES, normalize_image
+from lens_hf.processing.file_io import (
+    CHANNEL_COLUMNS,
+    NORMALIZATIONS,
+    NOT_IDEMPOTENT,
+    STRETCHES,
+    normalization_channels,
+    normalize_image,
+)
 from lens_hf.processing.image_processing_lens import LensImageProcessor
 from lens_hf.processing.saving import install_model_folder
 from lens_hf.processing.targets import (
@@ -180,19 +187,23 @@ def recorded_normalization(folder: str | Path) -> str | None:
 
 def _normalize_rows(batch: dict[str, list[Any]], method: str) -> dict[str, list[Any]]:
     names = batch.get("path") or [None] * len(batch["image"])
-    return {
-        "image": [
-            normalize_image(as_training_array(image), method, name or "a stored image")
-            for image, name in zip(batch["image"], names)
-        ]
-    }
+    images = [
+        normalize_image(as_training_array(image), method, name or "a stored image")
+        for image, name in zip(batch["image"], names)
+    ]
+    columns = CHANNEL_COLUMNS.get(method, ("image",))
+    if len(columns) == 1:
+        return {"image": images}
+    return {name: [image[k] for image in images] for k, name in enumerate(columns)}
 
 
 def normalize_stored(dd: DatasetDict, method: str, workers: int | None = None) -> DatasetDict:
     """``dd`` with every stored image normalised by ``method`` (for the costly ones of
     :data:`~lens_hf.processing.file_io.NOT_IDEMPOTENT`, which the training transforms do not apply), in
-    ``workers`` processes (default: all cores)."""
+    ``workers`` processes (default: all cores). The further channels of a multi-channel method become their own
+    columns (:data:`~lens_hf.processing.file_io.CHANNEL_COLUMNS`)."""
     num_proc = _resolve_num_proc(workers, sum(len(ds) for ds in dd.values()))
+    extra = CHANNEL_COLUMNS.get(method, ("image",))[1:]
     return DatasetDict(
         {
             name: ds.map(
@@ -201,7 +212,7 @@ def normalize_stored(dd: DatasetDict, method: str, workers: int | None = None) -
                 batch_size=16,
                 fn_kwargs={"method": method},
                 num_proc=num_proc,
-                features=ds.features,
+                features=datasets.Features({**ds.features, **{column: datasets.Image() for column in extra}}),
                 desc=f"{method} ({name})",
             )
             for name, ds in dd.items()
@@ -352,7 +363,7 @@ def build_processor(
 ) -> LensImageProcessor:
     """The image processor saved with the model, for data of ``image_size`` (height, width) px: resize to
     ``--image_size`` (default: the data's size), centre-crop to ``--random_crop``/``--center_crop``, per-image
-    ``--normalization``, one channel."""
+    ``--normalization``, one channel (or the channels of a multi-channel normalisation)."""
     resize = (model_args.image_size,) * 2 if model_args.image_size else tuple(int(v) for v in image_size)
     crop = data_args.random_crop or data_args.center_crop
     if crop is not None and crop > min(resize):
@@ -368,13 +379,18 @@ def build_processor(
         normalization=data_args.normalization,
         stretch=data_args.stretch,
         asinh_softening=data_args.asinh_softening,
-        num_channels=1,
+        num_channels=normalization_channels(data_args.normalization),
     )
     kept = _checkpoint_statistics(model_args.model_name_or_path, processor) if data_args.standardize else None
     if kept is not None:
         # Fine-tuning a standardised checkpoint on its own inputs: keep the statistics it was trained with.
         processor.image_mean, processor.image_std = [kept[0]], [kept[1]]
     elif data_args.standardize:
+        if processor.num_channels > 1:
+            raise LensHFError(
+                f"--standardize is for one-channel inputs; --normalization {data_args.normalization} gives "
+                f"{processor.num_channels} channels already in units of the noise"
+            )
         if train_split is None:
             raise LensHFError("--standardize needs the training split to measure the pixel mean and spread")
         mean, std = pixel_statistics(processor, train_split)
@@ -467,11 +483,13 @@ def build_model(
     *,
     architecture: str | None = None,
     target: TargetScaling | None = None,
+    num_channels: int = 1,
 ) -> transformers.PreTrainedModel:
     """A 1-channel, 3-class classifier for ``image_size`` px inputs (with ``--task regression``: a one-output
     regressor of ``target``, whose scaling is saved in its config): ``--model_preset`` built from scratch
     (with ``--config_overrides``), or the ``--model_name_or_path`` checkpoint prepared for fine-tuning
-    (loaded as ``architecture`` when given)."""
+    (loaded as ``architecture`` when given). ``num_channels``: the processor's (above 1 for a multi-channel
+    normalisation; a one-channel checkpoint gets the new channels with zero weights, so it starts as it was)."""
     overrides = config_overrides(model_args.config_overrides)
     if model_args.task == "regression" and target is None:
         raise LensHFError(
@@ -487,12 +505,12 @@ def build_model(
         return factory.load_for_finetuning(
             model_args.model_name_or_path,
             image_size=image_size,
-            num_channels=1,
+            num_channels=num_channels,
             architecture=architecture,
             **head,
         )
     return factory.create_model(
-        model_args.model_preset, image_size=image_size, num_channels=1, **head, **overrides
+        model_args.model_preset, image_size=image_size, num_channels=num_channels, **head, **overrides
     )
 
 
