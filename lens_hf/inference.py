@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,7 +55,9 @@ from lens_hf.processing.pipeline_lens import (
     LensImageClassificationPipeline,
 )
 from lens_hf.processing.saving import processor_for_config
+from lens_hf.processing.smooth_lens import RESIDUAL_PRESETS
 from lens_hf.processing.targets import TargetScaling, apply_transform
+from lens_hf.processing.vortex_likelihood import REFINE_BELOW, refine_log10_mass
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # An ONNX folder (lens-hf export): the graph pixel_values (batch, C, H, W) -> logits (batch, num_labels).
@@ -203,6 +205,36 @@ class LoadedModel:
     def scaling(self) -> TargetScaling | None:
         """What a regression model predicts (target, transform, standardisation); None for a classifier."""
         return self.pipeline.target_scaling
+
+
+REFINEMENTS: tuple[str, ...] = ("none", "likelihood")
+
+
+def likelihood_refiner(loaded: LoadedModel, below: float | None = None) -> Callable[[Any, float], float]:
+    """``refine(image, m_a)`` for :func:`classify`: the axion mass of a raw Model I image by likelihood
+    (:mod:`lens_hf.processing.vortex_likelihood`, about 2 s per image) where that answer is below ``below``
+    (log10 eV; default its ``REFINE_BELOW``), the model's ``m_a`` elsewhere. Only for an axion-mass model on raw
+    Model I counts (its processor's normalisation is a smooth-lens residual); :class:`LensHFError` otherwise."""
+    scaling = loaded.scaling
+    if scaling is None or scaling.target != "axion_mass":
+        raise LensHFError(f"{loaded.path}: --refine likelihood is for axion-mass regression models")
+    if RESIDUAL_PRESETS.get(loaded.processor.normalization) != "model_i":
+        raise LensHFError(
+            f"{loaded.path}: --refine likelihood needs a Model I model on raw counts (normalization "
+            f"residual_model_i or residual_lens_model_i), not {loaded.processor.normalization!r}"
+        )
+    threshold = REFINE_BELOW if below is None else float(below)
+
+    def refine(image: Any, value: float) -> float:
+        if isinstance(image, (str, os.PathLike)):
+            image = read_image(image)[0]
+        try:
+            log10_mass = refine_log10_mass(np.asarray(image), float(np.log10(value)), threshold)
+        except ValueError as err:
+            raise LensFileError("image", str(err)) from None
+        return float(10.0**log10_mass)
+
+    return refine
 
 
 def load_classifier(name_or_path: str | os.PathLike | None) -> LoadedModel:
@@ -449,8 +481,11 @@ def classify(
     total: int | None = None,
     desc: str = "predict",
     progress: bool | None = None,
+    refine: Callable[[Any, float], float] | None = None,
 ) -> tuple[np.ndarray, list[str], list[tuple[str, str]]]:
     """Classify ``(source, image)`` items through the pipeline, ``batch_size`` images per forward pass.
+    ``refine`` (a regression model's only): ``refine(image, value)`` replaces each predicted value
+    (:func:`likelihood_refiner`).
 
     ``image`` is anything the pipeline takes (a file path, an (H, W) array, ...); ``source`` names it in
     errors and results. Returns the probabilities (N, num_labels) float64 in label-id order (a regression
@@ -465,10 +500,10 @@ def classify(
     probs: list[list[float]] = []
     sources: list[str] = []
     skipped: list[tuple[str, str]] = []
-    batch: list[tuple[str, torch.Tensor]] = []
+    batch: list[tuple[str, torch.Tensor, Any]] = []
 
-    def forward(part: list[tuple[str, torch.Tensor]]) -> None:
-        inputs = {"pixel_values": torch.cat([p for _, p in part]), "source": [s for s, _ in part]}
+    def forward(part: list[tuple[str, torch.Tensor, Any]]) -> None:
+        inputs = {"pixel_values": torch.cat([p for _, p, _ in part]), "source": [s for s, _, _ in part]}
         try:
             logits = pipe.forward(inputs, tta=tta)["logits"]
         except LensFileError as err:  # non-finite logits, naming the image
@@ -480,10 +515,13 @@ def classify(
             for item in part:  # find the bad one(s); keep the others
                 forward([item])
             return
-        for i, (source, _) in enumerate(part):
+        for i, (source, _, image) in enumerate(part):
             scores = pipe.postprocess({"logits": logits[i : i + 1]}, top_k=len(labels))
             by_label = {r["label"]: r["score"] for r in scores}
-            probs.append([by_label[name] for name in labels])
+            values = [by_label[name] for name in labels]
+            if refine is not None:
+                values = [refine(image, values[0])]
+            probs.append(values)
             sources.append(source)
 
     for source, image in tqdm(items, total=total, desc=desc, unit="img", disable=_progress(progress)):
@@ -496,7 +534,7 @@ def classify(
                 raise err from None
             skipped.append((source, err.reason))
             continue
-        batch.append((source, pixel_values))
+        batch.append((source, pixel_values, image if refine is not None else None))
         if len(batch) == batch_size:
             forward(batch)
             batch = []
@@ -532,8 +570,9 @@ def predict_files(
     tta: str = "none",
     skip_bad: bool = False,
     progress: bool | None = None,
+    refine: Callable[[Any, float], float] | None = None,
 ) -> Predictions:
-    """Read every file with the safe loader and classify it.
+    """Read every file with the safe loader and classify it (``refine``: see :func:`classify`).
 
     A bad file (unreadable, hostile, NaN pixels, constant, wrong shape, ...) raises :class:`LensFileError`
     naming it, unless ``skip_bad``: then it is listed in :attr:`Predictions.skipped`. No readable file at all
@@ -548,6 +587,7 @@ def predict_files(
         total=len(files),
         desc="predict",
         progress=progress,
+        refine=refine,
     )
     if not sources:
         first = f"; first: {skipped[0][0]}: {skipped[0][1]}" if skipped else ""
@@ -667,6 +707,7 @@ def evaluate_regression_data(
     tta: str = "none",
     skip_bad: bool = False,
     progress: bool | None = None,
+    refine: Callable[[Any, float], float] | None = None,
 ) -> tuple[np.ndarray, Predictions, int]:
     """Predict the target of a regression model on data that record it, and return the true values.
 
@@ -729,6 +770,7 @@ def evaluate_regression_data(
         total=total,
         desc="evaluate",
         progress=progress,
+        refine=refine,
     )
     skipped = read_skipped + skipped
     without = num_rows - len(truth) - len(read_skipped)

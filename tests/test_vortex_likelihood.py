@@ -1,0 +1,89 @@
+"""The axion mass by likelihood (lens_hf.processing.vortex_likelihood): the closed-form line deflection is the
+simulator's 100 point masses, a long vortex's mass is recovered, a short one's is left to the model, and
+`--refine likelihood` runs through predict and refuses models it does not apply to in one line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lens_hf.data import simulate
+from lens_hf.processing.vortex_likelihood import GRID, posterior_median, refine_log10_mass, vortex_observer
+
+ROOT = Path(__file__).resolve().parents[1]
+SEED = 31
+
+
+def _vortex(light: bool) -> tuple[np.ndarray, float]:
+    """Raw counts and true log10 m_a of a light (m_a < 10^-23.7 eV) or heavy (> 10^-22.5 eV) vortex of SEED."""
+    for i in range(60):
+        mass = np.log10(simulate.draw_scene("model_i", "vortex", SEED, i).axion_mass)
+        if (mass < -23.7) if light else (mass > -22.5):
+            counts, _ = simulate.simulate_image("model_i", "vortex", SEED, i)
+            return counts.astype(np.float64), float(mass)
+    raise AssertionError("no such vortex in the first 60")
+
+
+def test_line_deflection_is_the_simulators_point_masses():
+    observer = vortex_observer()
+    scene = simulate.draw_scene("model_i", "vortex", SEED, 0)
+    elements = scene.kwargs_lens[2:]
+    xs = np.array([e["center_x"] for e in elements])
+    ys = np.array([e["center_y"] for e in elements])
+    theta2 = sum(e["theta_E"] ** 2 for e in elements)
+    assert theta2 == pytest.approx(observer._theta_e2, rel=1e-9)
+    half_length = float(np.hypot(xs[-1], ys[-1]))
+    angle = float(np.arctan2(ys[-1] - ys[0], xs[-1] - xs[0]))
+    z = observer._z
+    ring = np.abs(np.abs(z) - 1.28) < 0.05
+    points = xs + 1j * ys
+    exact = (theta2 / len(points) / np.conj(z[ring, None] - points[None, :])).sum(axis=1)
+    closed = observer._line(half_length, angle)[ring] + observer._point[ring]
+    assert np.abs(closed - exact).max() < 1e-5  # arcsec, against deflections of ~0.04"
+
+
+def test_a_long_vortex_is_measured_and_a_short_one_left_to_the_model():
+    counts, truth = _vortex(light=True)
+    loglike = vortex_observer().log_likelihood(counts)
+    assert loglike.shape == (len(GRID), 18) and np.isfinite(loglike).all()
+    assert abs(posterior_median(loglike) - truth) < 0.1
+    assert refine_log10_mass(counts, -22.5) == pytest.approx(posterior_median(loglike))
+    counts, truth = _vortex(light=False)
+    assert refine_log10_mass(counts, -22.61) == -22.61  # the likelihood says little there: the model's answer
+    with pytest.raises(ValueError, match="raw photon counts"):
+        refine_log10_mass(counts / counts.max(), -22.6)
+
+
+@pytest.mark.slow
+def test_refine_likelihood_through_predict(tmp_path):
+    from lens_hf.data.simulate import write_deeplense
+
+    archive = tmp_path / "archive"
+    write_deeplense(archive, "model_i", 2, SEED, workers=1, progress=False)
+    cli = [sys.executable, "-m", "lens_hf.cli", "predict", str(archive / "axion")]
+    model = str(ROOT / "checkpoints" / "axion-mass-model-i")
+    plain, refined = tmp_path / "plain.csv", tmp_path / "refined.csv"
+    for out, extra in ((plain, []), (refined, ["--refine", "likelihood"])):
+        done = subprocess.run(
+            [*cli, "--model", model, "--output", str(out), *extra], capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr
+    rows = [line.split(",") for line in plain.read_text().splitlines()[1:]]
+    refined_rows = [line.split(",") for line in refined.read_text().splitlines()[1:]]
+    assert [r[0] for r in rows] == [r[0] for r in refined_rows] and len(rows) == 2
+    for before, after in zip(rows, refined_rows):
+        # either the model's answer kept, or the likelihood's, which is below the threshold
+        assert float(after[1]) == pytest.approx(float(before[1])) or float(after[1]) < -23.3
+    classifier = str(ROOT / "checkpoints" / "vit-spt-lsa-model-i")
+    done = subprocess.run(
+        [*cli, "--model", classifier, "--refine", "likelihood", "--output", str(tmp_path / "c.csv")],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert "axion-mass regression models" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "c.csv").exists()
