@@ -57,7 +57,7 @@ from lens_hf.processing.pipeline_lens import (
 from lens_hf.processing.saving import processor_for_config
 from lens_hf.processing.smooth_lens import RESIDUAL_PRESETS
 from lens_hf.processing.targets import TargetScaling, apply_transform
-from lens_hf.processing.vortex_likelihood import REFINE_BELOW, refine_log10_mass
+from lens_hf.processing.vortex_likelihood import likelihood_log10_mass
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # An ONNX folder (lens-hf export): the graph pixel_values (batch, C, H, W) -> logits (batch, num_labels).
@@ -210,11 +210,11 @@ class LoadedModel:
 REFINEMENTS: tuple[str, ...] = ("none", "likelihood")
 
 
-def likelihood_refiner(loaded: LoadedModel, below: float | None = None) -> Callable[[Any, float], float]:
+def likelihood_refiner(loaded: LoadedModel) -> Callable[[Any, float], float]:
     """``refine(image, m_a)`` for :func:`classify`: the axion mass of a raw Model I image by likelihood
-    (:mod:`lens_hf.processing.vortex_likelihood`, about 2 s per image) where that answer is below ``below``
-    (log10 eV; default its ``REFINE_BELOW``), the model's ``m_a`` elsewhere. Only for an axion-mass model on raw
-    Model I counts (its processor's normalisation is a smooth-lens residual); :class:`LensHFError` otherwise."""
+    (:func:`lens_hf.processing.vortex_likelihood.likelihood_log10_mass`, about 2 s per image) instead of the
+    model's ``m_a``. Only for an axion-mass model on raw Model I counts (its processor's normalisation is a
+    smooth-lens residual, so the inputs are checked to be raw counts); :class:`LensHFError` otherwise."""
     scaling = loaded.scaling
     if scaling is None or scaling.target != "axion_mass":
         raise LensHFError(f"{loaded.path}: --refine likelihood is for axion-mass regression models")
@@ -223,16 +223,14 @@ def likelihood_refiner(loaded: LoadedModel, below: float | None = None) -> Calla
             f"{loaded.path}: --refine likelihood needs a Model I model on raw counts (normalization "
             f"residual_model_i or residual_lens_model_i), not {loaded.processor.normalization!r}"
         )
-    threshold = REFINE_BELOW if below is None else float(below)
 
     def refine(image: Any, value: float) -> float:
         if isinstance(image, (str, os.PathLike)):
             image = read_image(image)[0]
         try:
-            log10_mass = refine_log10_mass(np.asarray(image), float(np.log10(value)), threshold)
+            return float(10.0 ** likelihood_log10_mass(np.asarray(image)))
         except ValueError as err:
             raise LensFileError("image", str(err)) from None
-        return float(10.0**log10_mass)
 
     return refine
 
