@@ -34,6 +34,7 @@ BENCH_TABLES = (
     "recipe_budget",
     "recipe_search",
     "axion_mass",
+    "axion_mass_observer",
     "axion_mass_bound",
     "axion_mass_bound_fit",
     "axion_mass_bound_fit_blind",
@@ -55,6 +56,7 @@ OPTIONAL_TABLES = {
     "recipe_budget",
     "recipe_search",
     "axion_mass",
+    "axion_mass_observer",
     "axion_mass_bound",
     "axion_mass_bound_fit",
     "axion_mass_bound_fit_blind",
@@ -66,6 +68,7 @@ OPTIONAL_TABLES = {
 # Benchmark figures shown under their table (benchmarks/results/<name>.png, copied to docs/figures/).
 BENCH_FIGURES = {
     "family_study": "Test macro ROC-AUC against training images, one line per family (error bars: std over seeds)",
+    "axion_mass_observer": "MAE per bin of the true log10 m_a: the network and the likelihood of --refine likelihood",
     "axion_mass_bound_fit": "MAE per bin of the true log10 m_a: the two ideal observers and the shipped regressor",
     "axion_mass_bound_fit_blind": "The same with the fits started without any true value",
 }
@@ -90,7 +93,7 @@ def benchmark_sections(results: Path, docs: Path) -> list[str]:
                 shutil.copyfile(figure, docs / "figures" / figure.name)
                 summary = f"![{BENCH_FIGURES[name]}](figures/{figure.name})"
             if name == "axion_mass":  # benchmarks/axion_mass.py puts its scatter plots in docs/figures/
-                plots = sorted((docs / "figures").glob("axion_mass_*.png"))
+                plots = sorted((docs / "figures").glob("axion_mass_model_*.png"))
                 summary = "\n".join(
                     f"![predicted vs true log10 m_a: {p.stem}](figures/{p.name})" for p in plots
                 )
