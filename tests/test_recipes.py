@@ -567,6 +567,7 @@ def test_recipe_configs_parse_and_agree_with_the_recipe_defaults(tmp_path):
             "axion_mass_model_i",
             "axion_mass_model_i_gpu",
             "axion_mass_model_i_residual",
+            "axion_mass_model_i_residual_lens",
             "axion_mass_model_ii",
             "axion_mass_model_iii",
         )
