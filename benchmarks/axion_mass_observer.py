@@ -1,11 +1,11 @@
 """Axion mass on Model I: a likelihood observer that knows neither the source nor the vortex angle, beside the
 regression model.
 
-    python benchmarks/axion_mass_observer.py --model checkpoints/axion-mass-model-i              # 1,000 + 300 vortices
+    python benchmarks/axion_mass_observer.py --model checkpoints/axion-mass-model-i   # 1,000 + 300 vortices
     python benchmarks/axion_mass_observer.py --model checkpoints/axion-mass-model-i --num 200 --val-num 100
 
 For each vortex of a DeepLense-layout Model I archive (the test seed of ``benchmarks/axion_mass.py``, 9301, and a
-validation archive of seed 9302 for choosing the combination rule), the observer of
+validation archive of seed 9302 for choosing the likelihood's temperature), the observer of
 ``lens_hf.processing.vortex_likelihood`` fits the smooth lens (source centre and exposure time), renders the
 vortex on a grid of log10 m_a (41 values on [-24, -22]) and of its angle (18 values on [0, pi)), scores each
 rendering with the source and exposure profiled, and answers the median of the posterior of log10 m_a under the
@@ -13,8 +13,9 @@ simulator's uniform prior, the angle marginalised.
 
 About 2 s per vortex on one core. The likelihood's temperature (``TEMPERATURE`` of the module: the
 log-likelihood is divided by it before the posterior is formed) is chosen on the validation vortices and scored on
-the test vortices; ``lens-hf evaluate --refine likelihood`` gives the same answers. Writes ``results/axion_mass_observer.{json,md,png}``; the per-vortex likelihood grids are cached in
-``--work`` so that a rerun only scores.
+the test vortices; ``lens-hf evaluate --refine likelihood`` gives the same answers. Writes
+``results/axion_mass_observer.{json,md,png}``; the per-vortex likelihood grids are cached in ``--work`` so that a
+rerun only scores.
 """
 
 from __future__ import annotations

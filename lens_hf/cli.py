@@ -221,8 +221,12 @@ def cmd_train(args: argparse.Namespace, extra: list[str]) -> int:
     return EXIT_OK
 
 
+REFINEMENTS: tuple[str, ...] = ("none", "likelihood")  # the choices of --refine
+
+
 def _refiner(loaded: Any, refine: str) -> Any:
-    """The ``refine`` callable of ``--refine`` (None for ``none``)."""
+    """The ``refine`` callable of ``--refine`` (None for ``none``); a one-line error for a model it does not
+    apply to (:func:`lens_hf.inference.likelihood_refiner`)."""
     if refine == "none":
         return None
     from lens_hf.inference import likelihood_refiner
@@ -301,12 +305,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     loaded = load_classifier(args.model)
     options = dict(split=args.split, batch_size=args.batch_size, tta=args.tta, skip_bad=args.skip_bad)
     scaling = loaded.scaling
-    if scaling is None and args.refine != "none":
-        raise _user_error(f"{args.model}: --refine {args.refine} is for axion-mass regression models")
+    refine = _refiner(loaded, args.refine)
     if scaling is None:
         y_true, preds = evaluate_data(loaded, args.data, progress=_tty(), **options)
     else:
-        refine = _refiner(loaded, args.refine)
         y_true, preds, without = evaluate_regression_data(
             loaded, args.data, progress=_tty(), refine=refine, **options
         )
@@ -672,7 +674,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default: 64)")
     p.add_argument("--tta", choices=TTA_MODES, default="none", help=tta_help)
     p.add_argument("--skip-bad", action="store_true", help="skip unreadable files (listed in metrics.json)")
-    p.add_argument("--refine", choices=("none", "likelihood"), default="none", help=REFINE_HELP)
+    p.add_argument("--refine", choices=REFINEMENTS, default="none", help=REFINE_HELP)
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser(
@@ -694,7 +696,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="skip unreadable files (rows with an error column) instead of failing",
     )
-    p.add_argument("--refine", choices=("none", "likelihood"), default="none", help=REFINE_HELP)
+    p.add_argument("--refine", choices=REFINEMENTS, default="none", help=REFINE_HELP)
     p.set_defaults(func=cmd_predict)
 
     from lens_hf.export import DEFAULT_OPSET, EXPORT_FORMATS, OPSETS

@@ -207,9 +207,6 @@ class LoadedModel:
         return self.pipeline.target_scaling
 
 
-REFINEMENTS: tuple[str, ...] = ("none", "likelihood")
-
-
 def likelihood_refiner(loaded: LoadedModel) -> Callable[[Any, float], float]:
     """``refine(image, m_a)`` for :func:`classify`: the axion mass of a raw Model I image by likelihood
     (:func:`lens_hf.processing.vortex_likelihood.likelihood_log10_mass`, about 2 s per image) instead of the
@@ -225,12 +222,13 @@ def likelihood_refiner(loaded: LoadedModel) -> Callable[[Any, float], float]:
         )
 
     def refine(image: Any, value: float) -> float:
+        source = str(image) if isinstance(image, (str, os.PathLike)) else "image"
         if isinstance(image, (str, os.PathLike)):
             image = read_image(image)[0]
         try:
             return float(10.0 ** likelihood_log10_mass(np.asarray(image)))
-        except ValueError as err:
-            raise LensFileError("image", str(err)) from None
+        except ValueError as err:  # not raw counts (the model's processor refuses them first)
+            raise LensFileError(source, str(err)) from None
 
     return refine
 

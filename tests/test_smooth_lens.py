@@ -11,6 +11,7 @@ import torch
 
 from lens_hf.data import simulate
 from lens_hf.data.dataset import build_from_simulation
+from lens_hf.errors import LensHFError
 from lens_hf.processing.file_io import LensFileError, normalize_image
 from lens_hf.processing.image_processing_lens import LensImageProcessor
 from lens_hf.processing.smooth_lens import smooth_lens_model
@@ -58,6 +59,20 @@ def test_residual_is_noise_for_a_heavy_axion_and_shows_a_light_one():
     assert chi2_light > chi2_heavy + 200, (chi2_light, chi2_heavy)
 
 
+def _two_stored_vortices(normalize: str, workers: int):
+    """A training split of the first two vortices of SEED, normalised by ``normalize`` in the simulation workers."""
+    return build_from_simulation(
+        "model_i",
+        2,
+        SEED,
+        splits={"train": 2},
+        workers=workers,
+        normalize=normalize,
+        labels=["vortex"],
+        progress=False,
+    )
+
+
 @pytest.mark.parametrize(
     "make, message",
     [
@@ -78,16 +93,7 @@ def test_residual_refuses_anything_but_raw_counts(make, message):
 
 
 def test_simulated_residuals_are_fitted_in_the_workers_and_not_fitted_again_in_training():
-    dd = build_from_simulation(
-        "model_i",
-        2,
-        SEED,
-        splits={"train": 2},
-        workers=2,
-        normalize="residual_model_i",
-        labels=["vortex"],
-        progress=False,
-    )
+    dd = _two_stored_vortices("residual_model_i", workers=2)
     stored = [np.asarray(im, dtype=np.float32) for im in dd["train"]["image"]]
     for i, image in enumerate(stored):
         counts, _ = simulate.simulate_image("model_i", "vortex", SEED, i)
@@ -103,7 +109,7 @@ def test_simulated_residuals_are_fitted_in_the_workers_and_not_fitted_again_in_t
 
 
 def test_residual_lens_is_the_residual_and_the_fitted_lens_in_noise_units():
-    light, heavy = _light_and_heavy_vortex()
+    _, heavy = _light_and_heavy_vortex()
     counts, _ = simulate.simulate_image("model_i", "vortex", SEED, heavy)
     both = normalize_image(counts, "residual_lens_model_i", "x")
     assert both.shape == (2, 150, 150) and both.dtype == np.float32
@@ -127,16 +133,7 @@ def test_residual_lens_needs_two_channels():
 
 
 def test_two_channel_residuals_are_stored_in_two_columns_and_read_back_as_the_processor_makes_them():
-    dd = build_from_simulation(
-        "model_i",
-        2,
-        SEED,
-        splits={"train": 2},
-        workers=1,
-        normalize="residual_lens_model_i",
-        labels=["vortex"],
-        progress=False,
-    )
+    dd = _two_stored_vortices("residual_lens_model_i", workers=1)
     assert {"image", "smooth_lens"} <= set(dd["train"].column_names)
     processor = LensImageProcessor(
         size=96, crop_size=64, do_center_crop=True, normalization="residual_lens_model_i", num_channels=2
@@ -147,7 +144,7 @@ def test_two_channel_residuals_are_stored_in_two_columns_and_read_back_as_the_pr
     assert stored.shape == (2, 2, 64, 64)
     torch.testing.assert_close(stored, direct, rtol=0, atol=1e-6)
     assert not torch.equal(stored[:, 0], stored[:, 1])
-    with pytest.raises(Exception, match="smooth_lens"):
+    with pytest.raises(LensHFError, match="smooth_lens"):
         LensTransform(processor, train=False)(dd["train"].remove_columns("smooth_lens")[:2])
 
 

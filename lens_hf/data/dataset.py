@@ -223,6 +223,15 @@ def dataset_features(normalize: str = "none") -> Features:
     return Features({**FEATURES, **{name: Image() for name in extra}})
 
 
+def split_channels(images: Sequence[np.ndarray], normalize: str = "none") -> dict[str, list[np.ndarray]]:
+    """Normalised images -> their dataset columns: ``{"image": images}``, or for a multi-channel normalisation
+    one column per channel (:data:`~lens_hf.processing.file_io.CHANNEL_COLUMNS`)."""
+    columns = CHANNEL_COLUMNS.get(normalize, ("image",))
+    if len(columns) == 1:
+        return {"image": list(images)}
+    return {name: [image[k] for image in images] for k, name in enumerate(columns)}
+
+
 def _to_dataset(images: list[np.ndarray], rows: list[dict[str, Any]], normalize: str = "none") -> Dataset:
     """Rows -> Dataset with :data:`FEATURES`, encoded a chunk at a time (images are consumed and freed).
     Every image is checked to be finite float32 (H, W) here, where it is written; a multi-channel normalisation
@@ -241,10 +250,7 @@ def _to_dataset(images: list[np.ndarray], rows: list[dict[str, Any]], normalize:
             if image.dtype != np.float32 or not good_shape or not np.isfinite(image).all():
                 where = row["path"] or "a simulated image"
                 raise LensHFError(f"{where}: refusing to write an image that is not finite float32 {shape}")
-        block = images[start : start + _CHUNK_ROWS]
-        channels = {name: [image[k] for image in block] for k, name in enumerate(columns_of)}
-        if len(columns_of) == 1:
-            channels = {"image": block}
+        channels = split_channels(images[start : start + _CHUNK_ROWS], normalize)
         columns = {
             name: channels[name] if name in channels else [r[name] for r in chunk] for name in features
         }
@@ -559,10 +565,12 @@ __all__ = [
     "SPLIT_NAMES",
     "build_from_folder",
     "build_from_simulation",
+    "dataset_features",
     "load_any",
     "metadata_row",
     "parse_splits",
     "render_card",
     "save_dataset",
+    "split_channels",
     "stratified_split",
 ]

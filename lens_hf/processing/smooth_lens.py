@@ -38,8 +38,6 @@ import numpy as np
 
 # The normalisation names (file_io.NORMALIZATIONS) computed here, and the preset each one fits.
 RESIDUAL_PRESETS: dict[str, str] = {"residual_model_i": "model_i", "residual_lens_model_i": "model_i"}
-# The methods whose output has a second channel, the fitted smooth lens in units of the noise.
-WITH_LENS: tuple[str, ...] = ("residual_lens_model_i",)
 # Pixels this far from the centre (arcsec) hold no lensed light in Model I (Einstein radius 1.28", source
 # within 0.35" of the axis, Sersic radius 0.25"): the exposure time is measured on them.
 BACKGROUND_RADIUS = 3.0
@@ -173,11 +171,13 @@ def check_counts(image: np.ndarray, shape: tuple[int, int], method: str) -> np.n
 
 def smooth_lens_residual(image: np.ndarray, method: str = "residual_model_i") -> np.ndarray:
     """The whitened smooth-lens residual (H, W) float32 of a raw Model I image (photon counts), or for a method
-    of :data:`WITH_LENS` the residual and the fitted lens in noise units, (2, H, W) float32; ValueError for
-    anything else."""
+    with two channels (``file_io.CHANNEL_COLUMNS``: ``residual_lens_model_i``) the residual and the fitted lens
+    in noise units, (2, H, W) float32; ValueError for anything else."""
+    from lens_hf.processing.file_io import normalization_channels
+
     model = smooth_lens_model(RESIDUAL_PRESETS[method])
     fit = model.fit(check_counts(image, model.preset.image_shape, method))
-    if method in WITH_LENS:
+    if normalization_channels(method) == 2:
         return np.stack([fit.residual, fit.lens_snr])
     return fit.residual
 
@@ -186,7 +186,6 @@ __all__ = [
     "RESIDUAL_PRESETS",
     "SmoothLensFit",
     "SmoothLensModel",
-    "WITH_LENS",
     "check_counts",
     "noise_variance",
     "smooth_lens_model",

@@ -69,9 +69,9 @@ class LensTransform:
     The image processor resizes and normalises exactly as at inference time (a normalisation that cannot be
     applied twice, :data:`~lens_hf.processing.file_io.NOT_IDEMPOTENT`, is skipped: the splits already hold its
     output; a multi-channel one stores each channel in a column of
-    :data:`~lens_hf.processing.file_io.CHANNEL_COLUMNS`, and the channels are read from those). For training (``train=True``)
-    its centre crop is skipped: :class:`BatchAugment` crops at random instead. Deterministic on purpose:
-    the random part of the augmentation runs in the training step, where a resumed run draws the same
+    :data:`~lens_hf.processing.file_io.CHANNEL_COLUMNS`, and the channels are read from those). For training
+    (``train=True``) its centre crop is skipped: :class:`BatchAugment` crops at random instead. Deterministic on
+    purpose: the random part of the augmentation runs in the training step, where a resumed run draws the same
     random numbers as an uninterrupted one.
     """
 
@@ -83,7 +83,8 @@ class LensTransform:
 
     def pixel_values(self, images: Sequence[Any], channel: int | None = None) -> torch.Tensor:
         """Images -> (batch, C, H, W) float32 model inputs (uncropped in training mode with random crops);
-        with ``channel``, the stored images of that channel of a multi-channel normalisation -> (batch, 1, H, W)."""
+        with ``channel``, the stored images of that channel of a multi-channel normalisation ->
+        (batch, 1, H, W)."""
         arrays = [as_training_array(im) for im in images]
         overrides: dict[str, Any] = {"do_center_crop": False} if self.train and self.random_crop else {}
         if getattr(self.processor, "normalization", None) in NOT_IDEMPOTENT:

@@ -29,7 +29,7 @@ import transformers
 from datasets import DatasetDict
 from transformers.trainer_utils import PredictionOutput, TrainOutput
 
-from lens_hf.data.dataset import MARKER_FILE, load_any
+from lens_hf.data.dataset import MARKER_FILE, load_any, split_channels
 from lens_hf.data.splits import SIM_SEED_OFFSETS, complete_splits, limit_splits, simulate_splits
 from lens_hf.errors import USER_ERRORS, LensHFError
 from lens_hf.labels import LABELS
@@ -191,10 +191,7 @@ def _normalize_rows(batch: dict[str, list[Any]], method: str) -> dict[str, list[
         normalize_image(as_training_array(image), method, name or "a stored image")
         for image, name in zip(batch["image"], names)
     ]
-    columns = CHANNEL_COLUMNS.get(method, ("image",))
-    if len(columns) == 1:
-        return {"image": images}
-    return {name: [image[k] for image in images] for k, name in enumerate(columns)}
+    return split_channels(images, method)
 
 
 def normalize_stored(dd: DatasetDict, method: str, workers: int | None = None) -> DatasetDict:
