@@ -33,6 +33,7 @@ from lens_hf.training import (
     build_model,
     build_processor,
     check_args,
+    check_teacher_inputs,
     exit_on_user_error,
     finish_run,
     load_splits,
@@ -101,6 +102,8 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
     # Inputs: the image processor saved with the model (resize, centre crop, per-image normalisation), the
     # dataset transforms, and the random augmentation of each training batch (D4 symmetries, random crops).
     processor = build_processor(model_args, data_args, data_info["image_size"], splits["train"])
+    if teacher is not None:  # the teacher must read what the student reads
+        check_teacher_inputs(teacher, processor, distill_args.teacher)
     random_crop = data_args.center_crop is None
     train_transform, eval_transform = make_transforms(processor, random_crop=random_crop)
     augmentation = BatchAugment.for_processor(processor, data_args.augment, random_crop=random_crop)

@@ -133,14 +133,8 @@ def test_every_recipe_end_to_end(tmp_path):
         (
             "script",
             "finetune_deit",
-            recipe_args(
-                "finetune_deit",
-                tmp_path / "finetune_deit",
-                "--dataset",
-                str(data),
-                "--teacher",
-                str(teacher_dir),
-            ),
+            # simulated Model I, as the teacher: a teacher must have read the student's inputs
+            recipe_args("finetune_deit", tmp_path / "finetune_deit", "--teacher", str(teacher_dir)),
         ),
         (
             "script",
@@ -168,8 +162,6 @@ def test_every_recipe_end_to_end(tmp_path):
             recipe_args(
                 "train_vit_spt_lsa",
                 tmp_path / "spt_distilled",
-                "--dataset",
-                str(data),
                 "--teacher",
                 str(teacher_dir),
                 "--distillation_type",
@@ -238,8 +230,7 @@ def test_every_recipe_end_to_end(tmp_path):
         "distillation_temperature": 1.0,
     }
     assert deit["model_class"] == "DeiTForImageClassificationWithTeacher"
-    assert deit["dataset"]["source"] == "data"  # outside the working directory: its name only
-    assert "train_per_class" not in deit["data_args"] and "preset" not in deit["data_args"]
+    assert deit["dataset"]["source"] == "simulated"
     metrics = json.loads((tmp_path / "finetune_deit" / "metrics.json").read_text())
     assert {"cls_head", "dist_head"} <= set(metrics) and "roc_auc_macro" in metrics["dist_head"]
     history = json.loads((tmp_path / "finetune_deit" / "trainer_state.json").read_text())["log_history"]
@@ -247,6 +238,8 @@ def test_every_recipe_end_to_end(tmp_path):
 
     vit = check_run(tmp_path / "finetune_vit", "finetune_vit")
     assert vit["input_size"] == 32 and vit["dataset"]["image_size"] == [40, 40]
+    assert vit["dataset"]["source"] == "data"  # outside the working directory: its name only
+    assert "train_per_class" not in vit["data_args"] and "preset" not in vit["data_args"]
     processor = json.loads((tmp_path / "finetune_vit" / "preprocessor_config.json").read_text())
     assert processor["size"] == {"height": 36, "width": 36} and processor["crop_size"] == {
         "height": 32,

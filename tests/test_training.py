@@ -818,6 +818,55 @@ def test_teacher_must_be_a_saved_classifier_of_the_three_classes(tmp_path):
             load_teacher(DistillationArguments(teacher=str(classifier), **bad))
 
 
+def test_teacher_must_read_the_students_inputs(tmp_path):
+    """A teacher trained on other inputs than the student's (channels, normalisation, stretch, field of view) is
+    refused with one line naming it; another image size with the same field of view is fine (it is resized)."""
+    from lens_hf.processing import save_model_folder
+    from lens_hf.training import DistillationArguments, check_teacher_inputs, load_teacher
+
+    def processor(size: int, crop: int | None, **kwargs) -> LensImageProcessor:
+        return LensImageProcessor(
+            size={"height": size, "width": size},
+            crop_size=None if crop is None else {"height": crop, "width": crop},
+            do_center_crop=crop is not None,
+            **kwargs,
+        )
+
+    folder = save_model_folder(tiny_vit(), processor(40, SIZE), tmp_path / "teacher")
+    teacher = load_teacher(DistillationArguments(teacher=str(folder)))
+    check_teacher_inputs(teacher, processor(40, SIZE), "teacher")  # the same inputs
+    check_teacher_inputs(teacher, processor(80, 2 * SIZE), "teacher")  # twice the pixels, the same field
+    for student, message in (
+        (
+            processor(40, SIZE, normalization="residual_lens_model_i", num_channels=2),
+            "teacher: the teacher reads 1-channel images but the student's inputs "
+            ".--normalization residual_lens_model_i. have 2",
+        ),
+        (
+            processor(40, SIZE, normalization="none"),
+            "trained with normalization 'minmax', the student's .* 'none'",
+        ),
+        (
+            processor(40, SIZE, stretch="asinh"),
+            "trained with stretch 'none', the student's inputs use 'asinh'",
+        ),
+        (
+            processor(SIZE, None),
+            "the teacher sees 40% of each image's side .its centre crop., the student 100%",
+        ),
+    ):
+        with pytest.raises(LensHFError, match=message):
+            check_teacher_inputs(teacher, student, "teacher")
+    # A classifier saved without the record: only its channels can be checked.
+    tiny_vit().save_pretrained(tmp_path / "plain")
+    plain = load_teacher(DistillationArguments(teacher=str(tmp_path / "plain")))
+    check_teacher_inputs(plain, processor(SIZE, None, normalization="none"), "plain")
+    with pytest.raises(LensHFError, match="plain: the teacher reads 1-channel images"):
+        check_teacher_inputs(
+            plain, processor(40, SIZE, normalization="residual_lens_model_i", num_channels=2), "plain"
+        )
+
+
 def _train_slowly(args: LensTrainingArguments) -> tuple[LensTrainer, LrRecorder]:
     """Train the tiny ViT with 0.2 s optimizer steps, recording the learning rate of each update."""
     train_ds, _, proc = datasets_for(n_train=4)

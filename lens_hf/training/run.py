@@ -474,6 +474,68 @@ def load_teacher(
     return teacher
 
 
+def _field_of_view(settings: Mapping[str, Any]) -> float:
+    """The share of the (resized) image's side that a processor's output keeps: crop / size, 1 without a crop."""
+    size, crop = settings.get("size") or {}, settings.get("crop_size") or {}
+    if not settings.get("do_center_crop") or not crop or not size.get("width"):
+        return 1.0
+    return float(crop["width"]) / float(size["width"])
+
+
+def _same_standardisation(teacher: Mapping[str, Any], student: Mapping[str, Any]) -> bool:
+    """Both unstandardised, or standardised alike: means within 0.1 of the student's spread, spreads within
+    10 % (statistics measured on the same data through other crops or sizes differ a little)."""
+    t_mean, t_std, s_mean, s_std = (
+        d.get(key) for d in (teacher, student) for key in ("image_mean", "image_std")
+    )
+    if t_mean is None or s_mean is None:
+        return t_mean is None and s_mean is None
+    pairs = list(zip(t_mean, t_std or [], s_mean, s_std or [], strict=False))
+    return len(pairs) == len(s_mean) and all(
+        abs(tm - sm) <= 0.1 * ss and abs(ts / ss - 1.0) <= 0.1 for tm, ts, sm, ss in pairs
+    )
+
+
+def check_teacher_inputs(teacher: torch.nn.Module, processor: LensImageProcessor, source: str) -> None:
+    """Refuse a ``--teacher`` that reads other inputs than the student's processor gives: another number of
+    channels, or (where its config records its preprocessing, ``lens_preprocessing``) another normalisation,
+    stretch, standardisation or field of view. The image size may differ: the teacher's inputs are resized."""
+    config = getattr(teacher, "config", None)
+    channels = getattr(config, "num_channels", None)
+    if isinstance(channels, int) and channels != processor.num_channels:
+        raise LensHFError(
+            f"{source}: the teacher reads {channels}-channel images but the student's inputs "
+            f"(--normalization {processor.normalization}) have {processor.num_channels}"
+        )
+    record = getattr(config, "lens_preprocessing", None)
+    if not isinstance(record, dict):
+        return
+    student = processor.settings()
+    for key in ("normalization", "stretch"):
+        if key in record and record[key] != student.get(key):
+            raise LensHFError(
+                f"{source}: the teacher was trained with {key} {record[key]!r}, the student's inputs use "
+                f"{student.get(key)!r}; distil from a teacher trained on the same preprocessing"
+            )
+    if "image_mean" in record and not _same_standardisation(record, student):
+        raise LensHFError(
+            f"{source}: the teacher's inputs were standardised with mean {record.get('image_mean')} and spread "
+            f"{record.get('image_std')}, the student's with {student.get('image_mean')} and "
+            f"{student.get('image_std')}; distil from a teacher trained on the same data and --standardize"
+        )
+    if record.get("stretch") == "asinh" and record.get("asinh_softening") != student.get("asinh_softening"):
+        raise LensHFError(
+            f"{source}: the teacher was trained with asinh_softening {record.get('asinh_softening')!r}, the "
+            f"student's inputs use {student.get('asinh_softening')!r}"
+        )
+    teacher_view, student_view = _field_of_view(record), _field_of_view(student)
+    if abs(teacher_view - student_view) > 1e-3:
+        raise LensHFError(
+            f"{source}: the teacher sees {teacher_view:.0%} of each image's side (its centre crop), the student "
+            f"{student_view:.0%}; distil from a teacher trained on the same field of view"
+        )
+
+
 def build_model(
     model_args: ModelArguments,
     image_size: int,
@@ -635,6 +697,7 @@ __all__ = [
     "build_model",
     "build_processor",
     "check_args",
+    "check_teacher_inputs",
     "config_overrides",
     "exit_on_user_error",
     "finish_run",
