@@ -549,7 +549,8 @@ def main(argv: list[str] | None = None) -> dict:
     if args.start == "blind":
         compare_line = compare_with_truth_start(report, args.out / f"{NAME_FIT}.json", args.grid, lo, hi)
     lines = [
-        "# Axion mass on Model I: an observer that also has to find the source",
+        "# Axion mass on Model I: an observer that also has to find the source"
+        + ("" if args.start == "truth" else " (fits started blind)"),
         "",
         f"`{report['command']}`",
         "",
