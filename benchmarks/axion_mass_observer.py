@@ -91,6 +91,8 @@ def model_answers(model: Path, archive: Path, work: Path) -> dict[str, float]:
     vortices = work / f"{archive.name}-vortices"
     vortices.mkdir(parents=True, exist_ok=True)
     link = vortices / "axion"
+    if link.is_symlink() and not link.exists():  # the archive moved: point at it again
+        link.unlink()
     if not link.exists():
         link.symlink_to((archive / "axion").resolve(), target_is_directory=True)
     out = work / f"{archive.name}-model"

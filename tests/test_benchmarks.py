@@ -493,3 +493,68 @@ def test_inference_speed_benchmark_writes_the_cards_speed_table(model_dir, tmp_p
     assert "| d4 |" in (tmp_path / "results" / "inference_speed.md").read_text()
     body = ModelCard(render_model_card(model)).text
     assert "### CPU inference speed" in body and "| with `--tta d4` |" in body
+
+
+def _observer_cache(work: Path, seed: int, truth, centres, model_answers, width: float = 0.3) -> None:
+    """What axion_mass_observer.py caches for ``len(truth)`` vortices of ``seed``: Gaussian likelihood grids of
+    ``width`` dex at ``centres`` (three angles), and the regression model's answers as its predictions.csv."""
+    import numpy as np
+
+    from lens_hf.processing.vortex_likelihood import GRID
+
+    num = len(truth)
+    names = [f"axion_sim_{i}.npy" for i in range(num)]
+    ll = np.stack([np.repeat((-0.5 * ((GRID - c) / width) ** 2)[:, None], 3, axis=1) for c in centres])
+    np.savez(work / f"observer-seed{seed}-{num}.npz", names=np.array(names), truth=truth, ll=ll)
+    out = work / f"model_i-seed{seed}-{num}-model"
+    out.mkdir(parents=True)
+    rows = [f"axion/{n},vortex,1.0,-23.0,{a:.6f}" for n, a in zip(names, model_answers)]
+    (out / "predictions.csv").write_text("\n".join(["file,label,x,y,log10_axion_mass", *rows]) + "\n")
+
+
+def test_observer_prior_posterior_median_and_a_better_model_is_chosen_as_prior(tmp_path, capsys):
+    """The prior comparison of axion_mass_observer_prior.py: the posterior median of a tempered Gaussian likelihood
+    times a Gaussian prior is the precision-weighted mean; on cached vortices where the model is far better than
+    the likelihood, validation chooses a narrow prior, which also wins on the test vortices."""
+    import numpy as np
+
+    from lens_hf.processing.vortex_likelihood import GRID
+
+    prior = _load_benchmark("axion_mass_observer_prior")
+    ll = np.repeat((-0.5 * ((GRID + 23.0) / 0.2) ** 2)[:, None], 3, axis=1)
+    assert prior.median(ll, 1.0, 0.0, 0.0, "laplace") == pytest.approx(-23.0, abs=0.006)
+    # tempered by 2: variance 0.08; the prior's 0.04 at -23.3: (-23 / 0.08 - 23.3 / 0.04) / (1/0.08 + 1/0.04)
+    assert prior.median(ll, 2.0, -23.3, 0.2, "gaussian") == pytest.approx(-23.2, abs=0.006)
+
+    rng = np.random.default_rng(0)
+    for seed, num in ((prior.VAL_SEED, 120), (prior.TEST_SEED, 200)):
+        truth = rng.uniform(-23.9, -22.1, num)
+        centres = truth + rng.normal(0.0, 0.3, num)  # a poor likelihood ...
+        model = truth + rng.normal(0.0, 0.03, num)  # ... a good model
+        _observer_cache(tmp_path, seed, truth, centres, model)
+    prior.main(
+        ["--model", str(tmp_path / "unused"), "--work", str(tmp_path), "--num", "200", "--val-num", "120"]
+    )
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "| prior | temperature | width (dex) | validation MAE (120) | test MAE (200) |"
+    settings = [line.strip("|").split("|") for line in lines[2:7]]
+    averages = [float(line.strip("|").split("|")[-1]) for line in lines[7:]]
+    assert len(settings) == 5 and len(averages) == 3
+    best_kind, _, best_width, best_val, best_test = (cell.strip() for cell in settings[0])
+    assert best_kind in ("laplace", "gaussian") and float(best_width) <= 0.15
+    assert [float(row[3]) for row in settings] == sorted(float(row[3]) for row in settings)
+    # the averages lean on the good model as the weight on the likelihood falls
+    assert averages[0] < averages[1] < averages[2]
+    assert float(best_test) < averages[0]
+
+    # a model that answers at random: only the likelihood alone or the widest priors (which barely change it)
+    # come first on validation, never a narrow prior centred on the model
+    work = tmp_path / "random"
+    work.mkdir()
+    for seed, num in ((prior.VAL_SEED, 120), (prior.TEST_SEED, 200)):
+        truth = rng.uniform(-23.9, -22.1, num)
+        centres = truth + rng.normal(0.0, 0.1, num)  # a good likelihood, a model answering at random
+        _observer_cache(work, seed, truth, centres, rng.uniform(-24.0, -22.0, num), width=0.1)
+    prior.main(["--model", str(tmp_path / "unused"), "--work", str(work), "--num", "200", "--val-num", "120"])
+    widths = [float(line.split("|")[3]) for line in capsys.readouterr().out.splitlines()[2:7]]
+    assert len(widths) == 5 and all(w == 0 or w >= 0.4 for w in widths) and 0 in widths, widths
