@@ -55,6 +55,9 @@ TRAINING_FILES: tuple[str, ...] = ("lens_hf_training.json", "training_args.json"
 # The same evaluation with D4 test-time augmentation (`lens-hf evaluate --tta d4`'s metrics.json), shown beside
 # metrics.json; and the CPU inference speed written by benchmarks/bench_inference.py.
 TTA_METRICS_FILE = "metrics_tta_d4.json"
+# The same evaluation of a Model I axion-mass model with the likelihood in place of the network's answer
+# (`lens-hf evaluate --refine likelihood`'s metrics.json), shown beside metrics.json.
+REFINE_METRICS_FILE = "metrics_refine_likelihood.json"
 SPEED_FILE = "inference_speed.json"
 
 # What each class contains, when no preset says more (images read from a folder).
@@ -588,34 +591,60 @@ def _evaluation_data(metrics: Mapping[str, Any]) -> str:
     return text
 
 
-def _regression_results(metrics: Mapping[str, Any], model_dir: Path) -> dict[str, Any]:
+def _regression_results(
+    metrics: Mapping[str, Any],
+    model_dir: Path,
+    tta_metrics: Mapping[str, Any] | None = None,
+    refine_metrics: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     unit = " dex" if metrics["transform"] == "log10" else ""
-    rows = [
-        ("MAE", f"{float(metrics['mae']):.4f}{unit}"),
-        ("RMSE", f"{float(metrics['rmse']):.4f}{unit}"),
-        ("bias (predicted - true)", f"{float(metrics['bias']):+.4f}{unit}"),
-        ("R2", "n/a" if metrics["r2"] is None else f"{float(metrics['r2']):.4f}"),
+
+    def values(m: Mapping[str, Any]) -> list[str]:
+        return [
+            f"{float(m['mae']):.4f}{unit}",
+            f"{float(m['rmse']):.4f}{unit}",
+            f"{float(m['bias']):+.4f}{unit}",
+            "n/a" if m["r2"] is None else f"{float(m['r2']):.4f}",
+            *[f"{float(m.get(k, float('nan'))):.3f}" for k in metrics if k.startswith("within_")],
+            *[_fmt_auc(b["mae"]) for b in m["mae_binned"]],
+        ]
+
+    names = [
+        "MAE",
+        "RMSE",
+        "bias (predicted - true)",
+        "R2",
+        *[f"within {k[7:]}{unit}" for k in metrics if k.startswith("within_")],
         *[
-            (f"within {k[7:]}{unit}", f"{float(v):.3f}")
-            for k, v in metrics.items()
-            if k.startswith("within_")
-        ],
-        *[
-            (
-                f"MAE, true in [{b['low']:.2f}, {b['high']:.2f}] ({b['num_samples']} images)",
-                _fmt_auc(b["mae"]),
-            )
+            f"MAE, true in [{b['low']:.2f}, {b['high']:.2f}] ({b['num_samples']} images)"
             for b in metrics["mae_binned"]
         ],
     ]
+    columns, headers = [values(metrics)], ["value"]
+    if tta_metrics is not None or refine_metrics is not None:
+        headers = ["the network"]
+    if tta_metrics is not None:
+        columns.append(values(tta_metrics))
+        headers.append("with `--tta d4` (mean of 8 views)")
+    if refine_metrics is not None:
+        columns.append(values(refine_metrics))
+        headers.append("with `--refine likelihood`")
+    intro = (
+        f"Errors of `{metrics['quantity']}` on the `{metrics.get('split', 'test')}` split"
+        f"{_evaluation_data(metrics)}: {int(metrics['num_samples']):,} images that have a value of "
+        f"`{metrics['target']}`{_tta_text(metrics)}."
+    )
+    if refine_metrics is not None:
+        intro += (
+            " `--refine likelihood` (`lens-hf predict` and `lens-hf evaluate`, Model I raw counts only) answers "
+            "instead the posterior median of log10 m_a from a likelihood of the image: the smooth lens fitted, "
+            "the vortex rendered on a grid of masses and angles, the angle marginalised (about 2 s an image on "
+            "one CPU core); the network's answer is not used."
+        )
     return {
-        "intro": (
-            f"Errors of `{metrics['quantity']}` on the `{metrics.get('split', 'test')}` split"
-            f"{_evaluation_data(metrics)}: {int(metrics['num_samples']):,} images that have a value of "
-            f"`{metrics['target']}`{_tta_text(metrics)}."
-        ),
-        "headers": ["value"],
-        "rows": [(name, [value]) for name, value in rows],
+        "intro": intro,
+        "headers": headers,
+        "rows": [(name, [col[i] for col in columns]) for i, name in enumerate(names)],
         "figures": [
             (file, alt)
             for file, alt in (
@@ -625,6 +654,27 @@ def _regression_results(metrics: Mapping[str, Any], model_dir: Path) -> dict[str
             if (model_dir / file).is_file()
         ],
     }
+
+
+def _check_refine_pair(metrics: Mapping[str, Any], refine_metrics: Mapping[str, Any]) -> None:
+    """The refined metrics must be the same evaluation as ``metrics`` (data, split, images, TTA) of a regression
+    model, with ``refine`` likelihood, beside metrics without it."""
+    if not (_is_regression(metrics) and _is_regression(refine_metrics)):
+        raise LensHFError("--refine likelihood metrics are for regression models, beside regression metrics")
+    if refine_metrics.get("refine") != "likelihood":
+        raise LensHFError(
+            f"the refined metrics were not measured with --refine likelihood (refine: {refine_metrics.get('refine')!r})"
+        )
+    if metrics.get("refine", "none") != "none":
+        raise LensHFError(
+            f"the metrics beside the --refine likelihood ones must be without it (refine: {metrics.get('refine')!r})"
+        )
+    for key in ("data", "split", "num_samples", "tta"):
+        if metrics.get(key) != refine_metrics.get(key):
+            raise LensHFError(
+                f"the metrics with and without --refine likelihood are not from the same evaluation ({key}: "
+                f"{metrics.get(key)!r} vs {refine_metrics.get(key)!r})"
+            )
 
 
 def _check_tta_pair(metrics: Mapping[str, Any], tta_metrics: Mapping[str, Any]) -> None:
@@ -654,12 +704,15 @@ def _tta_text(metrics: Mapping[str, Any]) -> str:
 
 
 def _results(
-    metrics: Mapping[str, Any] | None, model_dir: Path, tta_metrics: Mapping[str, Any] | None = None
+    metrics: Mapping[str, Any] | None,
+    model_dir: Path,
+    tta_metrics: Mapping[str, Any] | None = None,
+    refine_metrics: Mapping[str, Any] | None = None,
 ) -> dict[str, Any] | None:
     if metrics is None:
         return None
     if _is_regression(metrics):
-        return _regression_results(metrics, model_dir)
+        return _regression_results(metrics, model_dir, tta_metrics, refine_metrics)
 
     def values(m: Mapping[str, Any]) -> list[str]:
         return [
@@ -916,6 +969,7 @@ def render_model_card(
     params: int | None = None,
     tta_metrics: Mapping[str, Any] | None = None,
     speed: Mapping[str, Any] | None = None,
+    refine_metrics: Mapping[str, Any] | None = None,
 ) -> str:
     """The README.md text for a saved model folder.
 
@@ -932,6 +986,9 @@ def render_model_card(
             folder's ``metrics_tta_d4.json`` (when the card reads the folder's ``metrics.json``).
         speed: the CPU inference speed record of ``benchmarks/bench_inference.py``; default: the folder's
             ``inference_speed.json``.
+        refine_metrics: for a regression model, the same evaluation as ``metrics`` with ``--refine
+            likelihood``, shown beside it; default: the folder's ``metrics_refine_likelihood.json`` (when the
+            card reads the folder's ``metrics.json``).
 
     Returns:
         Markdown with YAML front matter (license, library, pipeline tag, tags, datasets, model-index).
@@ -955,6 +1012,18 @@ def render_model_card(
             raise LensHFError("test-time augmentation metrics need the metrics without it (metrics.json)")
         _check_metrics(tta_metrics, TTA_METRICS_FILE)
         _check_tta_pair(metrics, tta_metrics)
+    if (
+        refine_metrics is None
+        and from_folder
+        and metrics is not None
+        and (root / REFINE_METRICS_FILE).is_file()
+    ):
+        refine_metrics = _read_json(root / REFINE_METRICS_FILE)
+    if refine_metrics is not None:
+        if metrics is None:
+            raise LensHFError("--refine likelihood metrics need the metrics without it (metrics.json)")
+        _check_metrics(refine_metrics, REFINE_METRICS_FILE)
+        _check_refine_pair(metrics, refine_metrics)
     if speed is None and (root / SPEED_FILE).is_file():
         speed = _read_json(root / SPEED_FILE)
 
@@ -1025,7 +1094,7 @@ def render_model_card(
         settings=_settings_rows(flat, data["simulated"]),
         training_file=_training_file_text(training_file),
         record=None if training_file or not info else json.dumps(info, indent=2, sort_keys=True, default=str),
-        results=_results(metrics, root, tta_metrics),
+        results=_results(metrics, root, tta_metrics, refine_metrics),
         speed=_speed(speed),
         published=_published(preset, metrics, info, tta_metrics),
         model_ref=repo_id or f"path/to/{name}",

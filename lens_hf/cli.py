@@ -396,10 +396,17 @@ def cmd_card(args: argparse.Namespace) -> int:
         return metrics
 
     metrics, tta_metrics = read_metrics(args.metrics), read_metrics(args.tta_metrics)
+    refine_metrics = read_metrics(args.refine_metrics)
     if not (model / "config.json").is_file():
         raise _user_error(f"{model}: no config.json; not a saved model folder")
     cleaned = redact_records(model)
-    path = write_model_card(model, metrics=metrics, tta_metrics=tta_metrics, repo_id=args.repo_id)
+    path = write_model_card(
+        model,
+        metrics=metrics,
+        tta_metrics=tta_metrics,
+        refine_metrics=refine_metrics,
+        repo_id=args.repo_id,
+    )
     if cleaned:
         print(f"masked secrets and local paths in {', '.join(p.name for p in cleaned)}")
     print(f"wrote {path}")
@@ -755,6 +762,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="metrics.json of the same evaluation with --tta d4, shown beside it (default: the folder's "
         "metrics_tta_d4.json when the card reads the folder's metrics.json)",
+    )
+    p.add_argument(
+        "--refine-metrics",
+        default=None,
+        help="metrics.json of the same evaluation of a regression model with --refine likelihood, shown beside "
+        "it (default: the folder's metrics_refine_likelihood.json when the card reads the folder's metrics.json)",
     )
     p.add_argument("--repo-id", default=None, help="Hub id used in the card's usage snippets")
     p.set_defaults(func=cmd_card)

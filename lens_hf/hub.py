@@ -63,6 +63,7 @@ MODEL_UPLOAD_PATTERNS: tuple[str, ...] = (
     "README.md",
     "metrics.json",
     "metrics_tta_d4.json",
+    "metrics_refine_likelihood.json",
     "inference_speed.json",
     "*_results.json",
     "training_args.json",

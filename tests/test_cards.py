@@ -616,10 +616,9 @@ def test_dataset_card_configs_load_with_datasets(tmp_path, monkeypatch) -> None:
     assert card.data.configs == yaml["configs"]
 
 
-def test_regression_model_card_has_a_model_index_of_its_errors(tmp_path) -> None:
-    from lens_hf.metrics import write_regression_evaluation
-
-    folder = _model_folder(tmp_path / "regressor", with_metrics=False)
+def _regressor_folder(folder: Path) -> Path:
+    """A saved tiny model folder turned into an axion-mass regressor (config and training record)."""
+    folder = _model_folder(folder, with_metrics=False)
     config = json.loads((folder / "config.json").read_text())
     config.update(
         id2label={"0": "axion_mass"},
@@ -634,6 +633,14 @@ def test_regression_model_card_has_a_model_index_of_its_errors(tmp_path) -> None
         "regression": {"target": "axion_mass", "splits": {"train": 40, "test": 30}, "skipped": {"train": 80}},
     }
     _write_record(folder, record)
+    return folder
+
+
+def test_regression_model_card_has_a_model_index_of_its_errors(tmp_path) -> None:
+    from lens_hf.metrics import write_regression_evaluation
+
+    folder = _regressor_folder(tmp_path / "regressor")
+    record = _record(folder)
     rng = np.random.default_rng(0)
     y = rng.uniform(-24, -22, 30)
     metrics = write_regression_evaluation(
@@ -657,6 +664,55 @@ def test_regression_model_card_has_a_model_index_of_its_errors(tmp_path) -> None
     assert "std 0.58 (L1 loss)" in ModelCard(render_model_card(folder, repo_id="someone/axion-mass")).text
     with pytest.raises(LensHFError, match="missing metric key"):
         render_model_card(folder, metrics={"mae": 0.1})
+
+
+def test_regression_card_shows_the_likelihood_refinement_beside_the_network(tmp_path) -> None:
+    """metrics_refine_likelihood.json (``lens-hf evaluate --refine likelihood`` on the same data) is a second
+    column of the regression table; the model-index keeps the network's errors; a refined evaluation of other
+    data, or one not refined, is refused in one line."""
+    from lens_hf.cards import REFINE_METRICS_FILE
+    from lens_hf.metrics import write_regression_evaluation
+
+    folder = _regressor_folder(tmp_path / "regressor")
+    rng = np.random.default_rng(0)
+    y = rng.uniform(-24, -22, 40)
+    common = {"split": "test", "data": "vortices_seed4321", "model": "m", "tta": "none"}
+    plain = write_regression_evaluation(
+        folder, y, y + rng.normal(0, 0.3, 40), target="axion_mass", transform="log10",
+        extra={**common, "refine": "none"},
+    )  # fmt: skip
+    refined = write_regression_evaluation(
+        folder / "refined", y, y + rng.normal(0, 0.1, 40), target="axion_mass", transform="log10",
+        extra={**common, "refine": "likelihood"},
+    )  # fmt: skip
+    (folder / REFINE_METRICS_FILE).write_text((folder / "refined" / "metrics.json").read_text())
+    card = ModelCard(render_model_card(folder))
+    body = card.text
+    assert "| metric | the network | with `--refine likelihood` |" in body
+    assert f"| MAE | {plain['mae']:.4f} dex | {refined['mae']:.4f} dex |" in body
+    assert refined["mae"] < plain["mae"] and "the network's answer is not used" in body
+    assert "of `vortices_seed4321`: 40 images that have a value of `axion_mass`" in body
+    assert {r.metric_type: r.metric_value for r in card.data.eval_results}["mae"] == pytest.approx(
+        plain["mae"], abs=1e-6
+    )
+    for change, message in (
+        ({"refine": "none"}, "not measured with --refine likelihood .refine: 'none'."),
+        (
+            {"data": "other_vortices"},
+            "not from the same evaluation .data: 'vortices_seed4321' vs 'other_vortices'.",
+        ),
+        ({"num_samples": 39}, "not from the same evaluation .num_samples"),
+    ):
+        (folder / REFINE_METRICS_FILE).write_text(json.dumps({**refined, **change}))
+        with pytest.raises(LensHFError, match=message):
+            render_model_card(folder)
+    # a classifier's metrics beside refined ones
+    (folder / REFINE_METRICS_FILE).write_text(json.dumps(refined))
+    classifier = _model_folder(tmp_path / "classifier")
+    with pytest.raises(LensHFError, match="for regression models"):
+        render_model_card(classifier, refine_metrics=refined)
+    (folder / REFINE_METRICS_FILE).unlink()
+    assert "| metric | value |" in ModelCard(render_model_card(folder)).text
 
 
 def test_card_lists_the_distillation_settings_that_took_part(tmp_path) -> None:
