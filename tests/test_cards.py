@@ -711,7 +711,17 @@ def test_regression_card_shows_the_likelihood_refinement_beside_the_network(tmp_
     classifier = _model_folder(tmp_path / "classifier")
     with pytest.raises(LensHFError, match="for regression models"):
         render_model_card(classifier, refine_metrics=refined)
+    # with the D4 evaluation as well: three columns
+    tta = write_regression_evaluation(
+        folder / "tta", y, y + rng.normal(0, 0.25, 40), target="axion_mass", transform="log10",
+        extra={**common, "tta": "d4", "refine": "none"},
+    )  # fmt: skip
+    (folder / TTA_METRICS_FILE).write_text((folder / "tta" / "metrics.json").read_text())
+    body = ModelCard(render_model_card(folder)).text
+    assert "| metric | the network | with `--tta d4` (mean of 8 views) | with `--refine likelihood` |" in body
+    assert f"| MAE | {plain['mae']:.4f} dex | {tta['mae']:.4f} dex | {refined['mae']:.4f} dex |" in body
     (folder / REFINE_METRICS_FILE).unlink()
+    (folder / TTA_METRICS_FILE).unlink()
     assert "| metric | value |" in ModelCard(render_model_card(folder)).text
 
 
