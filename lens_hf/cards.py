@@ -58,6 +58,7 @@ TTA_METRICS_FILE = "metrics_tta_d4.json"
 # The same evaluation of a Model I axion-mass model with the likelihood in place of the network's answer
 # (`lens-hf evaluate --refine likelihood`'s metrics.json), shown beside metrics.json.
 REFINE_METRICS_FILE = "metrics_refine_likelihood.json"
+REFINE_PLOT_FILE = "regression_refine_likelihood.png"  # that evaluation's regression.png
 SPEED_FILE = "inference_speed.json"
 
 # What each class contains, when no preset says more (images read from a folder).
@@ -649,9 +650,10 @@ def _regression_results(
             (file, alt)
             for file, alt in (
                 ("regression.png", "Predicted vs true"),
+                (REFINE_PLOT_FILE, "Predicted vs true with --refine likelihood"),
                 ("learning_curves.png", "Learning curves"),
             )
-            if (model_dir / file).is_file()
+            if (model_dir / file).is_file() and (file != REFINE_PLOT_FILE or refine_metrics is not None)
         ],
     }
 

@@ -8,6 +8,7 @@ import dataclasses
 import json
 import os
 import shlex
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -670,7 +671,7 @@ def test_regression_card_shows_the_likelihood_refinement_beside_the_network(tmp_
     """metrics_refine_likelihood.json (``lens-hf evaluate --refine likelihood`` on the same data) is a second
     column of the regression table; the model-index keeps the network's errors; a refined evaluation of other
     data, or one not refined, is refused in one line."""
-    from lens_hf.cards import REFINE_METRICS_FILE
+    from lens_hf.cards import REFINE_METRICS_FILE, REFINE_PLOT_FILE
     from lens_hf.metrics import write_regression_evaluation
 
     folder = _regressor_folder(tmp_path / "regressor")
@@ -686,8 +687,10 @@ def test_regression_card_shows_the_likelihood_refinement_beside_the_network(tmp_
         extra={**common, "refine": "likelihood"},
     )  # fmt: skip
     (folder / REFINE_METRICS_FILE).write_text((folder / "refined" / "metrics.json").read_text())
+    shutil.copy(folder / "refined" / "regression.png", folder / REFINE_PLOT_FILE)
     card = ModelCard(render_model_card(folder))
     body = card.text
+    assert "![Predicted vs true with --refine likelihood](regression_refine_likelihood.png)" in body
     assert "| metric | the network | with `--refine likelihood` |" in body
     assert f"| MAE | {plain['mae']:.4f} dex | {refined['mae']:.4f} dex |" in body
     assert refined["mae"] < plain["mae"] and "the network's answer is not used" in body
@@ -722,7 +725,10 @@ def test_regression_card_shows_the_likelihood_refinement_beside_the_network(tmp_
     assert f"| MAE | {plain['mae']:.4f} dex | {tta['mae']:.4f} dex | {refined['mae']:.4f} dex |" in body
     (folder / REFINE_METRICS_FILE).unlink()
     (folder / TTA_METRICS_FILE).unlink()
-    assert "| metric | value |" in ModelCard(render_model_card(folder)).text
+    body = ModelCard(render_model_card(folder)).text
+    assert (
+        "| metric | value |" in body and REFINE_PLOT_FILE not in body
+    )  # the plot without its numbers: left out
 
 
 def test_card_lists_the_distillation_settings_that_took_part(tmp_path) -> None:
