@@ -492,7 +492,7 @@ def _same_standardisation(teacher: Mapping[str, Any], student: Mapping[str, Any]
         return t_mean is None and s_mean is None
     pairs = list(zip(t_mean, t_std or [], s_mean, s_std or [], strict=False))
     return len(pairs) == len(s_mean) and all(
-        abs(tm - sm) <= 0.1 * ss and abs(ts / ss - 1.0) <= 0.1 for tm, ts, sm, ss in pairs
+        abs(tm - sm) <= 0.1 * ss and abs(ts - ss) <= 0.1 * ss for tm, ts, sm, ss in pairs
     )
 
 
