@@ -57,6 +57,7 @@ class VortexObserver:
         self._beta = self.smooth._beta[0] + 1j * self.smooth._beta[1]
         self._half_lengths = [vortex_half_length(10**m, p.vortex_length_coeff) for m in GRID]
         self._n = p.vortex_n_elements
+        self._line_grid: np.ndarray | None = None
 
     def _line(self, half_length: float, angle: float) -> np.ndarray:
         """Deflection (complex, arcsec) of the vortex line minus the central point mass, at every pixel."""
@@ -64,6 +65,18 @@ class VortexObserver:
         rot = np.exp(-1j * angle)
         zc = np.conj(self._z * rot)
         return self._theta_e2 / (2 * length) * np.log((zc + length) / (zc - length)) / rot - self._point
+
+    def _lines(self) -> np.ndarray:
+        """(len(GRID), len(ANGLES), pixels) :meth:`_line` of every grid point, computed on the first image and
+        kept (265 MB): the closed form's complex logarithms do not depend on the image and were two thirds of
+        each image's time (2.9 s an image without them kept, 1.1 s with them, one core)."""
+        if self._line_grid is None:
+            grid = np.empty((len(GRID), len(ANGLES), self._z.size), dtype=np.complex128)
+            for i, half_length in enumerate(self._half_lengths):
+                for j, angle in enumerate(ANGLES):
+                    grid[i, j] = self._line(half_length, angle)
+            self._line_grid = grid
+        return self._line_grid
 
     def _rate(self, beta: np.ndarray, cx: float, cy: float) -> np.ndarray:
         source = {**self.smooth._source, "center_x": cx, "center_y": cy}
@@ -89,10 +102,11 @@ class VortexObserver:
             ]
         )
         basis = np.linalg.qr((nuisance / sigma).T)[0].T  # orthonormal: projected out of every residual
+        lines = self._lines()
         out = np.empty((len(GRID), len(ANGLES)))
-        for i, half_length in enumerate(self._half_lengths):
-            for j, angle in enumerate(ANGLES):
-                e = (c - t * self._rate(self._beta - self._line(half_length, angle), cx, cy)) / sigma
+        for i in range(len(GRID)):
+            for j in range(len(ANGLES)):
+                e = (c - t * self._rate(self._beta - lines[i, j], cx, cy)) / sigma
                 out[i, j] = -0.5 * (e @ e - np.sum((basis @ e) ** 2))
         return out
 
