@@ -11,7 +11,7 @@ vortex on a grid of log10 m_a (41 values on [-24, -22]) and of its angle (18 val
 rendering with the source and exposure profiled, and answers the median of the posterior of log10 m_a under the
 simulator's uniform prior, the angle marginalised.
 
-About 2 s per vortex on one core. The likelihood's temperature (``TEMPERATURE`` of the module: the
+About 0.5 s per vortex on one core (the first about 3 s). The likelihood's temperature (``TEMPERATURE`` of the module: the
 log-likelihood is divided by it before the posterior is formed) is chosen on the validation vortices and scored on
 the test vortices; ``lens-hf evaluate --refine likelihood`` gives the same answers. Writes
 ``results/axion_mass_observer.{json,md,png}``; the per-vortex likelihood grids are cached in ``--work`` so that a

@@ -639,8 +639,8 @@ def _regression_results(
         intro += (
             " `--refine likelihood` (`lens-hf predict` and `lens-hf evaluate`, Model I raw counts only) answers "
             "instead the posterior median of log10 m_a from a likelihood of the image: the smooth lens fitted, "
-            "the vortex rendered on a grid of masses and angles, the angle marginalised (about 2 s an image on "
-            "one CPU core); the network's answer is not used."
+            "the vortex rendered on a grid of masses and angles, the angle marginalised (about 0.5 s an image "
+            "on one CPU core after the first); the network's answer is not used."
         )
     return {
         "intro": intro,

@@ -236,7 +236,7 @@ def _refiner(loaded: Any, refine: str) -> Any:
 
 REFINE_HELP = (
     "likelihood: for a Model I axion-mass model, answer with the posterior median of a likelihood fit of the "
-    "vortex instead (source and exposure fitted, vortex angle marginalised; about 2 s per image; 0.190 dex "
+    "vortex instead (source and exposure fitted, vortex angle marginalised; about 0.5 s per image on one core; 0.190 dex "
     "against the shipped model's 0.224 on 1,000 test vortices); none: the model's answer (default)"
 )
 

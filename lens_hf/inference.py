@@ -209,7 +209,7 @@ class LoadedModel:
 
 def likelihood_refiner(loaded: LoadedModel) -> Callable[[Any, float], float]:
     """``refine(image, m_a)`` for :func:`classify`: the axion mass of a raw Model I image by likelihood
-    (:func:`lens_hf.processing.vortex_likelihood.likelihood_log10_mass`, about 2 s per image) instead of the
+    (:func:`lens_hf.processing.vortex_likelihood.likelihood_log10_mass`, about 0.5 s per image) instead of the
     model's ``m_a``. Only for an axion-mass model on raw Model I counts (its processor's normalisation is a
     smooth-lens residual, so the inputs are checked to be raw counts); :class:`LensHFError` otherwise."""
     scaling = loaded.scaling

@@ -14,8 +14,9 @@ For an image of raw Model I photon counts, :class:`VortexObserver`
    exposure time linearly around the fit (their three derivative images projected out of the residual);
 
 and :func:`posterior_median` answers the median of log10 m_a under the simulator's uniform prior, the angle
-marginalised (the likelihood tempered by :data:`TEMPERATURE`). About 2 s per image on one core (41 x 18
-renderings of about 2.5 ms each).
+marginalised (the likelihood tempered by :data:`TEMPERATURE`). On one core the first image takes about 3 s
+(the line deflections of the grid are computed and kept, 265 MB), every other about 0.5 s (41 x 18 renderings of
+about 0.65 ms each; 1,000 test vortices through ``lens-hf evaluate --refine likelihood`` in 9 min).
 
 On 1,000 independent test vortices it errs by 0.190 dex on log10 m_a, against 0.224 for the regression model
 ``checkpoints/axion-mass-model-i`` (``benchmarks/results/axion_mass_observer.md``): far better where the vortex is
