@@ -1,6 +1,7 @@
 """The axion mass by likelihood (lens_hf.processing.vortex_likelihood): the closed-form line deflection is the
 simulator's 100 point masses, a long vortex's mass is recovered and a short one is not taken for a long one, and
-`--refine likelihood` answers with it through predict and refuses models it does not apply to in one line."""
+`--refine likelihood` answers with it through predict (in one process or several, the same answers) and refuses
+models it does not apply to in one line."""
 
 from __future__ import annotations
 
@@ -74,8 +75,12 @@ def test_refine_likelihood_through_predict(tmp_path):
     write_deeplense(archive, "model_i", 2, SEED, workers=1, progress=False)
     cli = [sys.executable, "-m", "lens_hf.cli", "predict", str(archive / "axion")]
     model = str(ROOT / "checkpoints" / "axion-mass-model-i")
-    plain, refined = tmp_path / "plain.csv", tmp_path / "refined.csv"
-    for out, extra in ((plain, []), (refined, ["--refine", "likelihood"])):
+    plain, refined, parallel = tmp_path / "plain.csv", tmp_path / "refined.csv", tmp_path / "parallel.csv"
+    for out, extra in (
+        (plain, []),
+        (refined, ["--refine", "likelihood"]),
+        (parallel, ["--refine", "likelihood", "--workers", "2"]),  # two processes: the same answers
+    ):
         done = subprocess.run(
             [*cli, "--model", model, "--output", str(out), *extra], capture_output=True, text=True
         )
@@ -86,6 +91,7 @@ def test_refine_likelihood_through_predict(tmp_path):
     for row in refined_rows:  # the likelihood's answer, in both columns
         assert float(row[1]) == pytest.approx(likelihood_log10_mass(read_image(row[0])[0]), abs=1e-9)
         assert float(row[2]) == pytest.approx(10 ** float(row[1]), rel=1e-9)
+    assert parallel.read_text() == refined.read_text()
     classifier = str(ROOT / "checkpoints" / "vit-spt-lsa-model-i")
     done = subprocess.run(
         [*cli, "--model", classifier, "--refine", "likelihood", "--output", str(tmp_path / "c.csv")],
@@ -95,3 +101,9 @@ def test_refine_likelihood_through_predict(tmp_path):
     assert done.returncode != 0 and "Traceback" not in done.stderr
     assert "axion-mass regression models" in done.stderr and len(done.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "c.csv").exists()
+    done = subprocess.run(
+        [*cli, "--model", model, "--refine", "likelihood", "--workers", "0"], capture_output=True, text=True
+    )
+    assert done.returncode != 0 and done.stderr.strip().splitlines() == [
+        "lens-hf: error: --workers must be at least 1, got 0"
+    ]
