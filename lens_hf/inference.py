@@ -207,6 +207,15 @@ class LoadedModel:
         return self.pipeline.target_scaling
 
 
+def _one_thread_worker() -> None:
+    """Start of a likelihood worker: one BLAS/OpenMP thread (two processes of two threads each on two cores took
+    longer than one process; one thread each: 114 s for 300 vortices against 168 s in one process)."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
+    torch.set_num_threads(1)
+
+
 def _likelihood_axion_mass(image: Any) -> tuple[float | None, str, str]:
     """``(m_a, "", "")`` of one raw Model I image (a path or an array) by likelihood, or ``(None, source,
     reason)`` for one that is not raw counts: a worker's answer, which a :class:`LensFileError` (two arguments)
@@ -242,18 +251,23 @@ class LikelihoodRefiner:
         return value
 
     def __call__(self, image: Any, value: float) -> float:
-        return self._answer(_likelihood_axion_mass(image))
+        return self.map([image])[0]
 
     def map(self, images: Sequence[Any]) -> list[float]:
         """The axion mass of each image, in order; :class:`LensFileError` for the first that is not raw counts."""
         if self.workers == 1 or len(images) < 2:
-            return [self._answer(_likelihood_axion_mass(image)) for image in images]
+            from threadpoolctl import threadpool_limits
+
+            with threadpool_limits(1):  # as in the workers: the same sums, the same answers to the last digit
+                return [self._answer(_likelihood_axion_mass(image)) for image in images]
         if self._pool is None:
             import multiprocessing
             from concurrent.futures import ProcessPoolExecutor
 
             # spawn, not fork: this process runs torch, whose threads a forked child would inherit locked
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
+            self._pool = ProcessPoolExecutor(
+                self.workers, mp_context=multiprocessing.get_context("spawn"), initializer=_one_thread_worker
+            )
         return [self._answer(r) for r in self._pool.map(_likelihood_axion_mass, images)]
 
     def close(self) -> None:
