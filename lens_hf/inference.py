@@ -209,7 +209,7 @@ class LoadedModel:
 
 def _one_thread_worker() -> None:
     """Start of a likelihood worker: one BLAS/OpenMP thread (two processes of two threads each on two cores took
-    longer than one process; one thread each: 114 s for 300 vortices against 168 s in one process)."""
+    longer than one process; one thread each: 114 s for 300 vortices against 184 s in one process)."""
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(1)
