@@ -20,8 +20,10 @@ bounded by ``batch_size`` whatever the number of files.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 from safetensors import safe_open
+from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 from transformers import AutoConfig, PreTrainedConfig, PreTrainedModel, pipeline
 from transformers.modeling_outputs import ImageClassifierOutput
@@ -210,8 +213,6 @@ class LoadedModel:
 def _one_thread_worker() -> None:
     """Start of a likelihood worker: one BLAS/OpenMP thread (two processes of two threads each on two cores took
     longer than one process; one thread each: 114 s for 300 vortices against 184 s in one process)."""
-    from threadpoolctl import threadpool_limits
-
     threadpool_limits(1)
     torch.set_num_threads(1)
 
@@ -256,14 +257,9 @@ class LikelihoodRefiner:
     def map(self, images: Sequence[Any]) -> list[float]:
         """The axion mass of each image, in order; :class:`LensFileError` for the first that is not raw counts."""
         if self.workers == 1 or len(images) < 2:
-            from threadpoolctl import threadpool_limits
-
             with threadpool_limits(1):  # as in the workers: the same sums, the same answers to the last digit
                 return [self._answer(_likelihood_axion_mass(image)) for image in images]
         if self._pool is None:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor
-
             # spawn, not fork: this process runs torch, whose threads a forked child would inherit locked
             self._pool = ProcessPoolExecutor(
                 self.workers, mp_context=multiprocessing.get_context("spawn"), initializer=_one_thread_worker
