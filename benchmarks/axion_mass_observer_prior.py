@@ -17,9 +17,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from scipy.special import logsumexp
 
-from lens_hf.processing.vortex_likelihood import FINE_GRID, GRID
+from lens_hf.processing.vortex_likelihood import FINE_GRID, posterior_median
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from axion_mass_observer import (  # noqa: E402 - the sibling benchmark's cache and scoring
@@ -48,12 +47,10 @@ def load(model: Path, work: Path, seed: int, num: int) -> tuple[np.ndarray, np.n
 
 def median(ll: np.ndarray, temperature: float, centre: float, width: float, kind: str) -> float:
     """Posterior median of log10 m_a: the tempered likelihood (angle marginalised) times the prior."""
-    log_post = np.interp(FINE_GRID, GRID, logsumexp(ll / temperature, axis=1))
-    if width:
-        dist = (FINE_GRID - centre) / width
-        log_post = log_post - (np.abs(dist) if kind == "laplace" else 0.5 * dist**2)
-    weights = np.exp(log_post - log_post.max())
-    return float(np.interp(0.5, np.cumsum(weights) / weights.sum(), FINE_GRID))
+    if not width:
+        return posterior_median(ll, temperature)
+    dist = (FINE_GRID - centre) / width
+    return posterior_median(ll, temperature, -(np.abs(dist) if kind == "laplace" else 0.5 * dist**2))
 
 
 def answers(data: tuple, temperature: float, width: float, kind: str) -> np.ndarray:

@@ -671,11 +671,20 @@ def _check_refine_pair(metrics: Mapping[str, Any], refine_metrics: Mapping[str, 
         raise LensHFError(
             f"the metrics beside the --refine likelihood ones must be without it (refine: {metrics.get('refine')!r})"
         )
-    for key in ("data", "split", "num_samples", "tta"):
-        if metrics.get(key) != refine_metrics.get(key):
+    _check_same_evaluation(
+        metrics, refine_metrics, ("data", "split", "num_samples", "tta"), "--refine likelihood"
+    )
+
+
+def _check_same_evaluation(
+    metrics: Mapping[str, Any], other: Mapping[str, Any], keys: tuple[str, ...], option: str
+) -> None:
+    """``other`` (the evaluation with ``option``) must be of the same data as ``metrics``: the same ``keys``."""
+    for key in keys:
+        if metrics.get(key) != other.get(key):
             raise LensHFError(
-                f"the metrics with and without --refine likelihood are not from the same evaluation ({key}: "
-                f"{metrics.get(key)!r} vs {refine_metrics.get(key)!r})"
+                f"the metrics with and without {option} are not from the same evaluation ({key}: "
+                f"{metrics.get(key)!r} vs {other.get(key)!r})"
             )
 
 
@@ -693,12 +702,7 @@ def _check_tta_pair(metrics: Mapping[str, Any], tta_metrics: Mapping[str, Any]) 
         raise LensHFError(
             f"the metrics beside the --tta d4 ones must be without it (tta: {metrics.get('tta')!r})"
         )
-    for key in ("data", "split", "num_samples"):
-        if metrics.get(key) != tta_metrics.get(key):
-            raise LensHFError(
-                f"the metrics with and without --tta d4 are not from the same evaluation ({key}: "
-                f"{metrics.get(key)!r} vs {tta_metrics.get(key)!r})"
-            )
+    _check_same_evaluation(metrics, tta_metrics, ("data", "split", "num_samples"), "--tta d4")
 
 
 def _tta_text(metrics: Mapping[str, Any]) -> str:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -233,10 +233,10 @@ def _likelihood_axion_mass(image: Any) -> tuple[float | None, str, str]:
 
 
 class LikelihoodRefiner:
-    """``refine(image, m_a)`` for :func:`classify`: the axion mass of a raw Model I image by likelihood
-    (:func:`lens_hf.processing.vortex_likelihood.likelihood_log10_mass`, about 0.5 s per image on one core)
-    instead of the model's ``m_a``; ``refine.map(images)`` answers a batch, in ``workers`` processes when more
-    than one (each builds its own observer: about 3 s and 265 MB). ``close()`` (or ``with``) ends them."""
+    """``refine`` of :func:`classify`: ``refine.map(images)`` is the axion mass of each raw Model I image by
+    likelihood (:func:`lens_hf.processing.vortex_likelihood.likelihood_log10_mass`, about 0.5 s per image on one
+    core) instead of the model's, in ``workers`` processes when more than one (each builds its own observer:
+    about 3 s and 265 MB). ``close()`` (or ``with``) ends them."""
 
     def __init__(self, workers: int = 1):
         if workers < 1:
@@ -250,9 +250,6 @@ class LikelihoodRefiner:
         if value is None:
             raise LensFileError(source, reason)
         return value
-
-    def __call__(self, image: Any, value: float) -> float:
-        return self.map([image])[0]
 
     def map(self, images: Sequence[Any]) -> list[float]:
         """The axion mass of each image, in order; :class:`LensFileError` for the first that is not raw counts."""
@@ -537,11 +534,11 @@ def classify(
     total: int | None = None,
     desc: str = "predict",
     progress: bool | None = None,
-    refine: Callable[[Any, float], float] | None = None,
+    refine: LikelihoodRefiner | None = None,
 ) -> tuple[np.ndarray, list[str], list[tuple[str, str]]]:
     """Classify ``(source, image)`` items through the pipeline, ``batch_size`` images per forward pass.
-    ``refine`` (a regression model's only): ``refine(image, value)`` replaces each predicted value, or, where
-    it has one, ``refine.map(images)`` those of a whole batch (:class:`LikelihoodRefiner`).
+    ``refine`` (a regression model's only, :func:`likelihood_refiner`): ``refine.map(images)`` replaces the
+    predicted values of each batch.
 
     ``image`` is anything the pipeline takes (a file path, an (H, W) array, ...); ``source`` names it in
     errors and results. Returns the probabilities (N, num_labels) float64 in label-id order (a regression
@@ -571,15 +568,13 @@ def classify(
             for item in part:  # find the bad one(s); keep the others
                 forward([item])
             return
-        refined = refine.map([image for _, _, image in part]) if hasattr(refine, "map") else None
-        for i, (source, _, image) in enumerate(part):
+        refined = refine.map([image for _, _, image in part]) if refine is not None else None
+        for i, (source, _, _) in enumerate(part):
             scores = pipe.postprocess({"logits": logits[i : i + 1]}, top_k=len(labels))
             by_label = {r["label"]: r["score"] for r in scores}
             values = [by_label[name] for name in labels]
             if refined is not None:
                 values = [refined[i]]
-            elif refine is not None:
-                values = [refine(image, values[0])]
             probs.append(values)
             sources.append(source)
 
@@ -629,7 +624,7 @@ def predict_files(
     tta: str = "none",
     skip_bad: bool = False,
     progress: bool | None = None,
-    refine: Callable[[Any, float], float] | None = None,
+    refine: LikelihoodRefiner | None = None,
 ) -> Predictions:
     """Read every file with the safe loader and classify it (``refine``: see :func:`classify`).
 
@@ -766,7 +761,7 @@ def evaluate_regression_data(
     tta: str = "none",
     skip_bad: bool = False,
     progress: bool | None = None,
-    refine: Callable[[Any, float], float] | None = None,
+    refine: LikelihoodRefiner | None = None,
 ) -> tuple[np.ndarray, Predictions, int]:
     """Predict the target of a regression model on data that record it, and return the true values.
 

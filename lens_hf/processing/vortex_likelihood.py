@@ -112,10 +112,15 @@ class VortexObserver:
         return out
 
 
-def posterior_median(loglike: np.ndarray, temperature: float = TEMPERATURE) -> float:
+def posterior_median(
+    loglike: np.ndarray, temperature: float = TEMPERATURE, log_prior: np.ndarray | None = None
+) -> float:
     """Median of log10 m_a under the uniform prior, the angle marginalised: the log-likelihood grid divided by
-    ``temperature``, marginalised over the angles, interpolated onto a 0.005 dex grid."""
+    ``temperature``, marginalised over the angles, interpolated onto a 0.005 dex grid (``FINE_GRID``), plus
+    ``log_prior`` on that grid when given."""
     marginal = np.interp(FINE_GRID, GRID, logsumexp(np.asarray(loglike) / temperature, axis=1))
+    if log_prior is not None:
+        marginal = marginal + log_prior
     weights = np.exp(marginal - marginal.max())
     return float(np.interp(0.5, np.cumsum(weights) / weights.sum(), FINE_GRID))
 
